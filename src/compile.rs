@@ -1,0 +1,584 @@
+//! Compiles a validated profile into a plan. Pure: it reads nothing from the
+//! host, so the same profiles give the same plan on every machine. The phase
+//! order is written out in `compile`, top to bottom.
+
+use crate::paths::{ContainerPath, HostPath};
+use crate::plan::{
+    BindWhen, DeviceNumber, Guest, Namespace, Op, PLAN_FORMAT, Phase, Plan, Step, Supervise,
+};
+use crate::profile::Origin;
+use crate::profile::model::{Device, NamedDevice, NodeKind, Profile};
+use crate::profile::raw::{NodeMethod, ProcMode, SysMode};
+use crate::profile::values::{derived_mac, format_mac};
+
+/// Capabilities PID 1 runs without (LXD's list for privileged containers).
+pub const DROPPED_CAPABILITIES: &[&str] = &[
+    "CAP_SYS_TIME",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_MAC_ADMIN",
+    "CAP_MAC_OVERRIDE",
+];
+
+fn cpath(s: &str) -> ContainerPath {
+    ContainerPath::new(s).expect("a static container path")
+}
+
+struct Builder {
+    steps: Vec<Step>,
+}
+
+impl Builder {
+    fn push(&mut self, phase: Phase, origin: &Origin, op: Op) {
+        self.steps.push(Step {
+            phase,
+            side: op.side(),
+            origin: origin.clone(),
+            op,
+        });
+    }
+}
+
+/// Where a device's steps belong: nodes, links and filesystems under `/dev`
+/// are built with `/dev`; everything else is a mount of its own.
+fn device_phase(path: &ContainerPath) -> Phase {
+    if path.starts_with(&cpath("/dev")) {
+        Phase::Dev
+    } else {
+        Phase::Mounts
+    }
+}
+
+pub fn compile(p: &Profile) -> Plan {
+    let mut b = Builder { steps: Vec::new() };
+    let name = &p.name.value;
+    let name_origin = &p.name.origin;
+    let rootfs_origin = &p.rootfs.origin;
+
+    // Rootfs checks (host side, before anything is mounted).
+    b.push(
+        Phase::Checks,
+        &p.dev.create.origin,
+        Op::CheckDirectory {
+            path: cpath("/dev"),
+            create: p.dev.create.value,
+        },
+    );
+    b.push(
+        Phase::Checks,
+        &p.proc.create.origin,
+        Op::CheckDirectory {
+            path: cpath("/proc"),
+            create: p.proc.create.value,
+        },
+    );
+    b.push(
+        Phase::Checks,
+        &p.sys.create.origin,
+        Op::CheckDirectory {
+            path: cpath("/sys"),
+            create: p.sys.create.value,
+        },
+    );
+    let init_path = ContainerPath::new(&p.init.command.value[0]).expect("checked when loaded");
+    b.push(
+        Phase::Checks,
+        &p.init.command.origin,
+        Op::CheckInit { path: init_path },
+    );
+
+    // Namespaces and the cgroup: the cgroup exists and holds the child in
+    // every hierarchy before the child unshares its cgroup namespace.
+    let (device_allow, device_allow_from_host) = device_rules(p);
+    b.push(
+        Phase::Namespaces,
+        &p.cgroup.parent.origin,
+        Op::CreateCgroup {
+            parent: p.cgroup.parent.value.clone(),
+            name: name.clone(),
+            limits: p.limits.clone(),
+            device_allow,
+            device_allow_from_host,
+        },
+    );
+    b.push(
+        Phase::Namespaces,
+        name_origin,
+        Op::CloneChild {
+            namespaces: vec![
+                Namespace::Mount,
+                Namespace::Pid,
+                Namespace::Uts,
+                Namespace::Ipc,
+                Namespace::Net,
+            ],
+        },
+    );
+    b.push(Phase::Namespaces, &p.cgroup.parent.origin, Op::AttachCgroup);
+    if p.cgroup.namespace.value {
+        b.push(
+            Phase::Namespaces,
+            &p.cgroup.namespace.origin,
+            Op::UnshareCgroupNamespace,
+        );
+    }
+    b.push(
+        Phase::Namespaces,
+        name_origin,
+        Op::SetHostname {
+            hostname: name.clone(),
+        },
+    );
+
+    // The rootfs becomes a mount of its own, invisible to the host.
+    b.push(Phase::Rootfs, rootfs_origin, Op::MakeMountsSlave);
+    b.push(Phase::Rootfs, rootfs_origin, Op::BindRootfs);
+
+    // /proc and /sys.
+    let proc_o = &p.proc.mode.origin;
+    b.push(
+        Phase::ProcSys,
+        proc_o,
+        Op::MountProc {
+            target: cpath("/proc"),
+            mode: p.proc.mode.value,
+        },
+    );
+    if p.proc.mode.value == ProcMode::Mixed {
+        b.push(
+            Phase::ProcSys,
+            proc_o,
+            Op::BindSelf {
+                target: cpath("/proc/sys"),
+            },
+        );
+        b.push(
+            Phase::ProcSys,
+            proc_o,
+            Op::BindSelf {
+                target: cpath("/proc/sys/net"),
+            },
+        );
+        b.push(
+            Phase::ProcSys,
+            proc_o,
+            Op::BindSelf {
+                target: cpath("/proc/sysrq-trigger"),
+            },
+        );
+    }
+    let sys_o = &p.sys.mode.origin;
+    b.push(
+        Phase::ProcSys,
+        sys_o,
+        Op::MountSysfs {
+            target: cpath("/sys"),
+        },
+    );
+    if p.sys.mode.value == SysMode::Mixed {
+        b.push(
+            Phase::ProcSys,
+            sys_o,
+            Op::BindSelf {
+                target: cpath("/sys/devices/virtual/net"),
+            },
+        );
+    }
+    b.push(
+        Phase::ProcSys,
+        &p.cgroup.namespace.origin,
+        Op::MountCgroups {
+            target: cpath("/sys/fs/cgroup"),
+            namespace: p.cgroup.namespace.value,
+        },
+    );
+
+    // /dev: a tmpfs, then devpts, ptmx, the console, then every device in
+    // device order, then the sockets envc serves.
+    b.push(
+        Phase::Dev,
+        &p.dev.size.origin,
+        Op::MountTmpfs {
+            target: cpath("/dev"),
+            size: Some(p.dev.size.value),
+            mode: p.dev.mode.value,
+            readonly: false,
+        },
+    );
+    let pts_o = &p.dev.pts_options.origin;
+    b.push(
+        Phase::Dev,
+        pts_o,
+        Op::MountDevpts {
+            target: cpath("/dev/pts"),
+            options: p.dev.pts_options.value.clone(),
+        },
+    );
+    b.push(
+        Phase::Dev,
+        pts_o,
+        Op::BindPtmx {
+            path: cpath("/dev/ptmx"),
+        },
+    );
+    b.push(
+        Phase::Dev,
+        pts_o,
+        Op::MakeConsole {
+            path: cpath("/dev/console"),
+        },
+    );
+
+    // Devices: those under /dev now (in device order); mounts elsewhere in
+    // the mounts phase, parents before children.
+    let mut mounts: Vec<&NamedDevice> = Vec::new();
+    let mut nics: Vec<&NamedDevice> = Vec::new();
+    for d in &p.devices {
+        match d.device.path() {
+            Some(path) if device_phase(path) == Phase::Dev => device_steps(&mut b, Phase::Dev, d),
+            Some(_) => mounts.push(d),
+            None => nics.push(d),
+        }
+    }
+    use crate::profile::raw::LogMode;
+    match p.dev.log.value {
+        LogMode::None => {}
+        mode => b.push(
+            Phase::Dev,
+            &p.dev.log.origin,
+            Op::MakeLogSocket {
+                path: cpath("/dev/log"),
+                unless_systemd: mode == LogMode::Auto,
+            },
+        ),
+    }
+    if p.devlxd.value {
+        b.push(
+            Phase::Dev,
+            &p.devlxd.origin,
+            Op::MakeGuestApiSocket {
+                path: cpath("/dev/lxd/sock"),
+            },
+        );
+    }
+
+    // Mounts and conditional host paths, shallow before deep (a mount must
+    // not hide one made before it), otherwise in device order.
+    mounts.sort_by_key(|d| d.device.path().map_or(0, ContainerPath::depth));
+    for d in mounts {
+        device_steps(&mut b, Phase::Mounts, d);
+    }
+
+    // LXCFS, if it runs on the host.
+    if p.lxcfs.enabled.value {
+        b.push(
+            Phase::Lxcfs,
+            &p.lxcfs.enabled.origin,
+            Op::OverlayLxcfs {
+                source: p.lxcfs.path.value.clone(),
+            },
+        );
+    }
+
+    // Network: lo, then every NIC in device order, named ethN by LXD's rule
+    // (the first free index) unless the profile names it.
+    b.push(Phase::Network, name_origin, Op::BringUpLoopback);
+    let taken: Vec<&str> = nics
+        .iter()
+        .filter_map(|d| match &d.device {
+            Device::Nic(n) => n.name.as_deref(),
+            _ => None,
+        })
+        .collect();
+    let mut assigned: Vec<String> = Vec::new();
+    for d in &nics {
+        let Device::Nic(n) = &d.device else { continue };
+        let ifname = match &n.name {
+            Some(x) => x.clone(),
+            None => {
+                let mut i = 0;
+                loop {
+                    let candidate = format!("eth{i}");
+                    if !taken.contains(&candidate.as_str()) && !assigned.contains(&candidate) {
+                        break candidate;
+                    }
+                    i += 1;
+                }
+            }
+        };
+        assigned.push(ifname.clone());
+        let hwaddr = format_mac(n.hwaddr.unwrap_or_else(|| derived_mac(name, &d.name)));
+        let host_name = match n.nictype {
+            crate::profile::raw::NicType::P2p | crate::profile::raw::NicType::Bridged => Some(
+                n.host_name
+                    .clone()
+                    .unwrap_or_else(|| veth_name(name, &d.name)),
+            ),
+            _ => None,
+        };
+        b.push(
+            Phase::Network,
+            &d.origin,
+            Op::CreateNic {
+                device: d.name.clone(),
+                nictype: n.nictype,
+                parent: n.parent.clone(),
+                host_name,
+                name: ifname.clone(),
+                hwaddr,
+                mtu: n.mtu,
+            },
+        );
+        b.push(
+            Phase::Network,
+            &d.origin,
+            Op::ConfigureNic {
+                name: ifname,
+                ipv4_address: n.ipv4_address.map(|(a, l)| format!("{a}/{l}")),
+                ipv4_gateway: n.ipv4_gateway.map(|g| g.to_string()),
+            },
+        );
+    }
+
+    // Deferred read-only remounts: only now, so nothing above was refused.
+    if p.proc.mode.value == ProcMode::Mixed {
+        b.push(
+            Phase::ReadOnly,
+            proc_o,
+            Op::RemountReadOnly {
+                target: cpath("/proc/sys"),
+                recursive: false,
+            },
+        );
+        b.push(
+            Phase::ReadOnly,
+            proc_o,
+            Op::RemountReadOnly {
+                target: cpath("/proc/sysrq-trigger"),
+                recursive: false,
+            },
+        );
+    }
+    if matches!(p.sys.mode.value, SysMode::Mixed | SysMode::Ro) {
+        b.push(
+            Phase::ReadOnly,
+            sys_o,
+            Op::RemountReadOnly {
+                target: cpath("/sys"),
+                recursive: false,
+            },
+        );
+    }
+
+    // Pivot and exec.
+    b.push(Phase::Finish, rootfs_origin, Op::PivotRoot);
+    let mut env = vec!["container=lxc".to_string()];
+    for (k, v) in &p.environment {
+        env.retain(|e| e.split_once('=').map(|(n, _)| n) != Some(k.as_str()));
+        env.push(format!("{k}={}", v.value));
+    }
+    b.push(
+        Phase::Finish,
+        &p.init.command.origin,
+        Op::ExecInit {
+            command: p.init.command.value.clone(),
+            env,
+            drop_capabilities: DROPPED_CAPABILITIES.iter().map(|s| s.to_string()).collect(),
+        },
+    );
+
+    let mut guest = Guest::default();
+    for (k, v) in &p.config {
+        if k.starts_with("user.") || k.starts_with("cloud-init.") {
+            guest.config.insert(k.clone(), v.value.clone());
+        }
+    }
+    for d in p.devices.iter().filter(|d| d.from_user) {
+        let mut entry = d.raw.clone();
+        if let Device::Nic(_) = d.device
+            && let Some(Op::CreateNic { name, hwaddr, .. }) = b
+                .steps
+                .iter()
+                .map(|s| &s.op)
+                .find(|op| matches!(op, Op::CreateNic { device, .. } if *device == d.name))
+        {
+            entry.insert("name".into(), name.clone());
+            entry.insert("hwaddr".into(), hwaddr.clone());
+        }
+        guest.devices.insert(d.name.clone(), entry);
+    }
+
+    Plan {
+        format: PLAN_FORMAT,
+        name: name.clone(),
+        rootfs: p.rootfs.value.clone(),
+        layers: p.layers.clone(),
+        supervise: Supervise {
+            stop_signal: p.init.stop_signal.value,
+            reboot_signal: p.init.reboot_signal.value,
+            stop_timeout_secs: p.init.stop_timeout.value,
+            origin: p.init.stop_signal.origin.clone(),
+        },
+        guest,
+        steps: b.steps,
+    }
+}
+
+/// The steps of one non-NIC device.
+fn device_steps(b: &mut Builder, phase: Phase, d: &NamedDevice) {
+    let o = &d.origin;
+    match &d.device {
+        Device::Unix {
+            kind,
+            path,
+            source,
+            number,
+            mode,
+            uid,
+            gid,
+            required,
+            method,
+        } => match (method, source) {
+            (NodeMethod::Bind, Some(source)) => b.push(
+                phase,
+                o,
+                Op::BindDevice {
+                    source: source.clone(),
+                    path: path.clone(),
+                    required: *required,
+                },
+            ),
+            _ => {
+                let number = match (number, source) {
+                    (Some((major, minor)), _) => DeviceNumber::Fixed {
+                        major: *major,
+                        minor: *minor,
+                    },
+                    (None, Some(s)) => DeviceNumber::FromHost { source: s.clone() },
+                    (None, None) => unreachable!("checked when loaded"),
+                };
+                b.push(
+                    phase,
+                    o,
+                    Op::MakeDevice {
+                        path: path.clone(),
+                        kind: *kind,
+                        number,
+                        fallback: source.clone(),
+                        mode: *mode,
+                        uid: *uid,
+                        gid: *gid,
+                        required: *required,
+                    },
+                );
+            }
+        },
+        Device::Disk {
+            path,
+            source,
+            readonly,
+            required,
+            recursive,
+            only_if_mounted,
+        } => b.push(
+            phase,
+            o,
+            Op::BindMount {
+                source: source.clone(),
+                target: path.clone(),
+                recursive: *recursive,
+                readonly: *readonly,
+                when: if *only_if_mounted {
+                    BindWhen::IfMounted
+                } else if *required {
+                    BindWhen::Always
+                } else {
+                    BindWhen::IfExists
+                },
+            },
+        ),
+        Device::Tmpfs {
+            path,
+            size,
+            mode,
+            readonly,
+        } => b.push(
+            phase,
+            o,
+            Op::MountTmpfs {
+                target: path.clone(),
+                size: *size,
+                mode: *mode,
+                readonly: *readonly,
+            },
+        ),
+        Device::Symlink { path, target } => b.push(
+            phase,
+            o,
+            Op::MakeSymlink {
+                path: path.clone(),
+                target: target.clone(),
+            },
+        ),
+        Device::Mqueue { path } => b.push(
+            phase,
+            o,
+            Op::MountMqueue {
+                target: path.clone(),
+            },
+        ),
+        Device::Nic(_) => {}
+    }
+}
+
+/// The devices controller's rules: the profile's list, plus every unix
+/// device the profile makes (numbers known now, or read from a host node).
+fn device_rules(p: &Profile) -> (Vec<String>, Vec<HostPath>) {
+    let mut rules = p.cgroup.device_allow.value.clone();
+    let mut from_host = Vec::new();
+    for d in &p.devices {
+        if let Device::Unix {
+            kind,
+            number,
+            source,
+            method,
+            ..
+        } = &d.device
+        {
+            let t = match kind {
+                NodeKind::Char => 'c',
+                NodeKind::Block => 'b',
+            };
+            match (number, source, method) {
+                (Some((ma, mi)), _, NodeMethod::Mknod) => {
+                    let rule = format!("{t} {ma}:{mi} rwm");
+                    if !rules.contains(&rule) {
+                        rules.push(rule);
+                    }
+                }
+                (_, Some(s), _) => {
+                    if !from_host.contains(s) {
+                        from_host.push(s.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    (rules, from_host)
+}
+
+/// The default host-side name of a veth: `veth` + 8 hex digits derived from
+/// the container and device names (stable, so a plan is reproducible).
+fn veth_name(container: &str, device: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in container
+        .bytes()
+        .chain(std::iter::once(0))
+        .chain(device.bytes())
+    {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("veth{h:08x}")
+}

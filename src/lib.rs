@@ -1,0 +1,7 @@
+//! envc: LXD-style system containers from declarative TOML profiles.
+
+pub mod compile;
+pub mod diag;
+pub mod paths;
+pub mod plan;
+pub mod profile;

@@ -1,0 +1,602 @@
+//! The structural check: walks a parsed TOML document against the profile's
+//! JSON Schema (the very one shipped in `schema/`), reports every mismatch with
+//! the span of the offending key or value, and prunes what it reported so the
+//! rest of the file can still be read and checked.
+//!
+//! Only the JSON Schema keywords the generated schema uses are understood:
+//! `type`, `properties`, `additionalProperties`, `patternProperties` (prefix
+//! patterns), `required`, `enum`, `const`, `oneOf` discriminated by a `const`
+//! property, `anyOf`, `$ref`, `items`, `minimum`, `maximum`.
+
+use crate::diag::{Problem, Source, did_you_mean};
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::ops::Range;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// Where each key and value of a document is, by dotted path.
+#[derive(Debug, Default, Clone)]
+pub struct Spans {
+    map: HashMap<String, (Range<usize>, Range<usize>)>,
+}
+
+impl Spans {
+    /// The key's span for `path` (`devices.eth0.hwaddr`; config keys are quoted:
+    /// `config."limits.cpu"`).
+    pub fn key(&self, path: &str) -> Option<Range<usize>> {
+        self.map.get(path).map(|(k, _)| k.clone())
+    }
+    /// The value's span for `path`.
+    pub fn value(&self, path: &str) -> Option<Range<usize>> {
+        self.map.get(path).map(|(_, v)| v.clone())
+    }
+    /// The span of the whole entry (key and value), or the value for array items.
+    pub fn entry(&self, path: &str) -> Option<Range<usize>> {
+        self.map
+            .get(path)
+            .map(|(k, v)| k.start.min(v.start)..k.end.max(v.end))
+    }
+}
+
+/// Joins a path segment the way `Spans` keys are written.
+pub fn join(parent: &str, key: &str) -> String {
+    let seg = if !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    };
+    if parent.is_empty() {
+        seg
+    } else {
+        format!("{parent}.{seg}")
+    }
+}
+
+pub struct Checker<'a> {
+    root: &'a Json,
+    source: &'a Source,
+    pub problems: Vec<Problem>,
+    pub spans: Spans,
+}
+
+fn type_name(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+fn json_type_matches(t: &str, v: &DeValue<'_>) -> bool {
+    matches!(
+        (t, v),
+        ("string", DeValue::String(_))
+            | ("integer", DeValue::Integer(_))
+            | ("number", DeValue::Integer(_) | DeValue::Float(_))
+            | ("boolean", DeValue::Boolean(_))
+            | ("array", DeValue::Array(_))
+            | ("object", DeValue::Table(_))
+    )
+}
+
+fn describe_type(t: &str) -> &str {
+    match t {
+        "string" => "a string",
+        "integer" => "an integer",
+        "number" => "a number",
+        "boolean" => "a boolean (`true` or `false`)",
+        "array" => "an array",
+        "object" => "a table",
+        other => other,
+    }
+}
+
+fn int_value(v: &DeValue<'_>) -> Option<i128> {
+    match v {
+        DeValue::Integer(i) => {
+            let s = i.as_str().replace('_', "");
+            let (digits, radix) = (s.as_str(), i.radix());
+            let (neg, digits) = match digits.strip_prefix('-') {
+                Some(d) => (true, d),
+                None => (false, digits.strip_prefix('+').unwrap_or(digits)),
+            };
+            let digits = digits
+                .strip_prefix("0x")
+                .or_else(|| digits.strip_prefix("0o"))
+                .or_else(|| digits.strip_prefix("0b"))
+                .unwrap_or(digits);
+            i128::from_str_radix(digits, radix)
+                .ok()
+                .map(|n| if neg { -n } else { n })
+        }
+        _ => None,
+    }
+}
+
+/// `^prefix.+$` with `\.` escapes: the only pattern form the schema uses.
+fn pattern_matches(pattern: &str, key: &str) -> bool {
+    let Some(body) = pattern
+        .strip_prefix('^')
+        .and_then(|p| p.strip_suffix(".+$"))
+    else {
+        return false;
+    };
+    let prefix = body.replace("\\.", ".");
+    key.len() > prefix.len() && key.starts_with(&prefix)
+}
+
+fn quoted_list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The outcome of checking one value.
+enum Verdict {
+    Ok,
+    /// The value is wrong as a whole: the caller removes it.
+    Drop,
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(root: &'a Json, source: &'a Source) -> Checker<'a> {
+        Checker {
+            root,
+            source,
+            problems: Vec::new(),
+            spans: Spans::default(),
+        }
+    }
+
+    fn resolve(&self, mut schema: &'a Json) -> &'a Json {
+        for _ in 0..16 {
+            if let Some([only]) = schema
+                .get("allOf")
+                .and_then(Json::as_array)
+                .map(Vec::as_slice)
+            {
+                schema = only;
+                continue;
+            }
+            match schema.get("$ref").and_then(Json::as_str) {
+                Some(r) => {
+                    let ptr = r.trim_start_matches('#');
+                    match self.root.pointer(ptr) {
+                        Some(s) => schema = s,
+                        None => return schema,
+                    }
+                }
+                None => return schema,
+            }
+        }
+        schema
+    }
+
+    fn problem(&mut self, span: Range<usize>, message: String, label: &str, help: Option<String>) {
+        self.problems.push(
+            Problem::new(message)
+                .at(self.source, span, label)
+                .help_opt(help),
+        );
+    }
+
+    /// Checks the whole document; returns it with the reported parts removed.
+    pub fn check_document(&mut self, doc: &mut Spanned<DeTable<'_>>) {
+        let root = self.root;
+        let span = doc.span();
+        self.check_table("", span, doc.get_mut(), root);
+    }
+
+    fn check_value(
+        &mut self,
+        path: &str,
+        value: &mut Spanned<DeValue<'_>>,
+        schema: &'a Json,
+    ) -> Verdict {
+        let schema = self.resolve(schema);
+        let span = value.span();
+        if let Some(any) = schema.get("anyOf").and_then(Json::as_array) {
+            return self.check_any_of(path, value, any);
+        }
+        if let Some(one) = schema.get("oneOf").and_then(Json::as_array) {
+            return self.check_one_of(path, value, one);
+        }
+        if let Some(types) = schema.get("type") {
+            let list: Vec<&str> = match types {
+                Json::String(s) => vec![s.as_str()],
+                Json::Array(a) => a.iter().filter_map(Json::as_str).collect(),
+                _ => vec![],
+            };
+            if !list.is_empty() && !list.iter().any(|t| json_type_matches(t, value.get_ref())) {
+                let want: Vec<&str> = list.iter().map(|t| describe_type(t)).collect();
+                self.problem(
+                    span,
+                    format!(
+                        "`{}` must be {}, not {}",
+                        display_path(path),
+                        want.join(" or "),
+                        type_name(value.get_ref())
+                    ),
+                    &format!("expected {}", want.join(" or ")),
+                    type_hint(&list, value.get_ref()),
+                );
+                return Verdict::Drop;
+            }
+        }
+        if let Some(c) = schema.get("const") {
+            if let (Some(want), DeValue::String(s)) = (c.as_str(), value.get_ref())
+                && s.as_ref() != want
+            {
+                self.problem(
+                    span,
+                    format!("`{}` must be `{want}`", display_path(path)),
+                    "here",
+                    None,
+                );
+                return Verdict::Drop;
+            }
+        }
+        if let Some(options) = schema.get("enum").and_then(Json::as_array) {
+            let names: Vec<&str> = options.iter().filter_map(Json::as_str).collect();
+            if let DeValue::String(s) = value.get_ref()
+                && !names.contains(&s.as_ref())
+            {
+                let s = s.to_string();
+                let help = match did_you_mean(&s, names.iter().copied()) {
+                    Some(m) => format!("did you mean `{m}`?"),
+                    None => format!("expected one of {}", quoted_list(&names)),
+                };
+                self.problem(
+                    span,
+                    format!("`{}` has no value `{s}`", display_path(path)),
+                    "unknown value",
+                    Some(help),
+                );
+                return Verdict::Drop;
+            }
+        }
+        if let Some(n) = int_value(value.get_ref()) {
+            let min = schema.get("minimum").and_then(Json::as_i64);
+            let max = schema.get("maximum").and_then(Json::as_i64);
+            let low = min.is_some_and(|m| n < m as i128);
+            let high = max.is_some_and(|m| n > m as i128);
+            if low || high {
+                let range = match (min, max) {
+                    (Some(a), Some(b)) => format!("from {a} to {b}"),
+                    (Some(a), None) => format!("at least {a}"),
+                    (None, Some(b)) => format!("at most {b}"),
+                    (None, None) => String::new(),
+                };
+                self.problem(
+                    span,
+                    format!("`{}` is out of range: {n}", display_path(path)),
+                    &format!("must be {range}"),
+                    None,
+                );
+                return Verdict::Drop;
+            }
+        }
+        match value.get_mut() {
+            DeValue::Table(t) => {
+                if schema.get("properties").is_some()
+                    || schema.get("additionalProperties").is_some()
+                    || schema.get("patternProperties").is_some()
+                {
+                    return self.check_table(path, span, t, schema);
+                }
+                Verdict::Ok
+            }
+            DeValue::Array(items) => {
+                if let Some(item_schema) = schema.get("items") {
+                    let mut bad = Vec::new();
+                    for (i, item) in items.iter_mut().enumerate() {
+                        let p = format!("{path}[{i}]");
+                        let s = item.span();
+                        self.spans.map.insert(p.clone(), (s.clone(), s));
+                        if let Verdict::Drop = self.check_value(&p, item, item_schema) {
+                            bad.push(i);
+                        }
+                    }
+                    if !bad.is_empty() {
+                        return Verdict::Drop;
+                    }
+                }
+                Verdict::Ok
+            }
+            _ => Verdict::Ok,
+        }
+    }
+
+    fn check_any_of(
+        &mut self,
+        path: &str,
+        value: &mut Spanned<DeValue<'_>>,
+        any: &'a [Json],
+    ) -> Verdict {
+        // Try each alternative quietly; the first that fits wins.
+        for alt in any {
+            let mut probe = Checker::new(self.root, self.source);
+            let mut copy = value.clone();
+            if let Verdict::Ok = probe.check_value(path, &mut copy, alt)
+                && probe.problems.is_empty()
+            {
+                return self.check_value(path, value, alt);
+            }
+        }
+        // None fits. If exactly one alternative has the value's type, its
+        // errors are the useful ones; otherwise say which types would do.
+        let fitting: Vec<&'a Json> = any
+            .iter()
+            .filter(|alt| {
+                let alt = self.resolve(alt);
+                let mut types = Vec::new();
+                match alt.get("type") {
+                    Some(Json::String(s)) => types.push(s.as_str()),
+                    Some(Json::Array(a)) => types.extend(a.iter().filter_map(Json::as_str)),
+                    _ => {
+                        if alt.get("enum").is_some() || alt.get("const").is_some() {
+                            types.push("string");
+                        }
+                        if alt.get("oneOf").is_some() || alt.get("properties").is_some() {
+                            types.push("object");
+                        }
+                    }
+                }
+                types.iter().any(|t| json_type_matches(t, value.get_ref()))
+            })
+            .collect();
+        if fitting.len() == 1 {
+            return self.check_value(path, value, fitting[0]);
+        }
+        let mut types: Vec<String> = Vec::new();
+        for alt in any {
+            let alt = self.resolve(alt);
+            let t = match alt.get("type") {
+                Some(Json::String(s)) => describe_type(s).to_string(),
+                Some(Json::Array(a)) => a
+                    .iter()
+                    .filter_map(Json::as_str)
+                    .map(describe_type)
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                _ if alt.get("enum").is_some() => "a string".to_string(),
+                _ => "a table".to_string(),
+            };
+            if !types.contains(&t) {
+                types.push(t);
+            }
+        }
+        self.problem(
+            value.span(),
+            format!(
+                "`{}` must be {}, not {}",
+                display_path(path),
+                types.join(" or "),
+                type_name(value.get_ref())
+            ),
+            "wrong type",
+            None,
+        );
+        Verdict::Drop
+    }
+
+    /// `oneOf` as schemars writes an internally tagged enum: every variant
+    /// has a `const` tag property.
+    fn check_one_of(
+        &mut self,
+        path: &str,
+        value: &mut Spanned<DeValue<'_>>,
+        one: &'a [Json],
+    ) -> Verdict {
+        let span = value.span();
+        let mut tag_key = None;
+        let mut variants: Vec<(&'a str, &'a Json)> = Vec::new();
+        for v in one {
+            let v = self.resolve(v);
+            if let Some(props) = v.get("properties").and_then(Json::as_object) {
+                for (k, p) in props {
+                    if let Some(c) = p.get("const").and_then(Json::as_str) {
+                        tag_key = Some(k.as_str());
+                        variants.push((c, v));
+                    }
+                }
+            }
+        }
+        let Some(tag_key) = tag_key else {
+            return Verdict::Ok;
+        };
+        let names: Vec<&str> = variants.iter().map(|(n, _)| *n).collect();
+        let DeValue::Table(t) = value.get_mut() else {
+            self.problem(
+                span,
+                format!(
+                    "`{}` must be a table, not {}",
+                    display_path(path),
+                    type_name(value.get_ref())
+                ),
+                "expected a table",
+                None,
+            );
+            return Verdict::Drop;
+        };
+        let tag = t
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == tag_key)
+            .map(|(k, v)| (k.span(), v.clone()));
+        match tag {
+            None => {
+                self.problem(
+                    span,
+                    format!("`{}` has no `{tag_key}`", display_path(path)),
+                    &format!("`{tag_key}` missing"),
+                    Some(format!("set `{tag_key}` to one of {}", quoted_list(&names))),
+                );
+                Verdict::Drop
+            }
+            Some((_, tv)) => {
+                let DeValue::String(s) = tv.get_ref() else {
+                    self.problem(
+                        tv.span(),
+                        format!("`{}` must be a string", display_path(&join(path, tag_key))),
+                        "expected a string",
+                        Some(format!("one of {}", quoted_list(&names))),
+                    );
+                    return Verdict::Drop;
+                };
+                match variants.iter().find(|(n, _)| *n == s.as_ref()) {
+                    Some((_, schema)) => self.check_table(path, span, t, schema),
+                    None => {
+                        let s = s.to_string();
+                        let help = match did_you_mean(&s, names.iter().copied()) {
+                            Some(m) => format!("did you mean `{m}`?"),
+                            None => format!("expected one of {}", quoted_list(&names)),
+                        };
+                        self.problem(
+                            tv.span(),
+                            format!("unknown {tag_key} `{s}` for `{}`", display_path(path)),
+                            "unknown value",
+                            Some(help),
+                        );
+                        Verdict::Drop
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_table(
+        &mut self,
+        path: &str,
+        span: Range<usize>,
+        table: &mut DeTable<'_>,
+        schema: &'a Json,
+    ) -> Verdict {
+        let schema = self.resolve(schema);
+        static EMPTY: std::sync::OnceLock<serde_json::Map<String, Json>> =
+            std::sync::OnceLock::new();
+        let empty = EMPTY.get_or_init(serde_json::Map::new);
+        let props = schema
+            .get("properties")
+            .and_then(Json::as_object)
+            .unwrap_or(empty);
+        let patterns = schema
+            .get("patternProperties")
+            .and_then(Json::as_object)
+            .unwrap_or(empty);
+        let additional = schema.get("additionalProperties");
+        let mut drop_keys = Vec::new();
+        for (key, value) in table.iter_mut() {
+            let k = key.get_ref().to_string();
+            let p = join(path, &k);
+            self.spans.map.insert(p.clone(), (key.span(), value.span()));
+            let sub = props.get(&k).or_else(|| {
+                patterns
+                    .iter()
+                    .find(|(pat, _)| pattern_matches(pat, &k))
+                    .map(|(_, s)| s)
+            });
+            let sub = match (sub, additional) {
+                (Some(s), _) => Some(s),
+                (None, Some(Json::Bool(false))) => None,
+                (None, Some(s)) if s.is_object() => Some(s),
+                (None, _) => continue,
+            };
+            match sub {
+                Some(s) => {
+                    if let Verdict::Drop = self.check_value(&p, value, s) {
+                        drop_keys.push(k);
+                    }
+                }
+                None => {
+                    let mut candidates: Vec<String> = props.keys().cloned().collect();
+                    for pat in patterns.keys() {
+                        if let Some(body) =
+                            pat.strip_prefix('^').and_then(|b| b.strip_suffix(".+$"))
+                        {
+                            candidates.push(format!("{}…", body.replace("\\.", ".")));
+                        }
+                    }
+                    let tag_free: Vec<&str> = candidates
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|c| *c != "type")
+                        .collect();
+                    let help = match did_you_mean(&k, tag_free.iter().copied()) {
+                        Some(m) if !m.ends_with('…') => format!("did you mean `{m}`?"),
+                        _ if tag_free.is_empty() => "this table takes no keys".to_string(),
+                        _ => format!("expected one of {}", quoted_list(&tag_free)),
+                    };
+                    let where_ = if path.is_empty() {
+                        "at the top level".to_string()
+                    } else {
+                        format!("in `{}`", display_path(path))
+                    };
+                    self.problem(
+                        key.span(),
+                        format!("unknown key `{k}` {where_}"),
+                        "unknown key",
+                        Some(help),
+                    );
+                    drop_keys.push(k);
+                }
+            }
+        }
+        if !drop_keys.is_empty() {
+            let old = std::mem::take(table);
+            for (key, value) in old {
+                if !drop_keys
+                    .iter()
+                    .any(|k| k.as_str() == key.get_ref().as_ref())
+                {
+                    table.insert(key, value);
+                }
+            }
+        }
+        if let Some(required) = schema.get("required").and_then(Json::as_array) {
+            for r in required.iter().filter_map(Json::as_str) {
+                if !table.keys().any(|k| k.get_ref().as_ref() == r) {
+                    self.problem(
+                        span.clone(),
+                        format!("`{}` needs `{r}`", display_path(path)),
+                        &format!("`{r}` missing"),
+                        None,
+                    );
+                    return Verdict::Drop;
+                }
+            }
+        }
+        Verdict::Ok
+    }
+}
+
+fn display_path(path: &str) -> &str {
+    if path.is_empty() { "the profile" } else { path }
+}
+
+fn type_hint(want: &[&str], got: &DeValue<'_>) -> Option<String> {
+    match got {
+        DeValue::Integer(_) if want.contains(&"string") => {
+            Some("quote it: modes are octal strings like \"0660\", sizes like \"64MiB\"".into())
+        }
+        DeValue::String(s)
+            if want.contains(&"boolean") && matches!(s.as_ref(), "true" | "false") =>
+        {
+            Some(format!("write it without quotes: {s}"))
+        }
+        DeValue::String(s) if want.contains(&"integer") && s.parse::<i64>().is_ok() => {
+            Some(format!("write it without quotes: {s}"))
+        }
+        _ => None,
+    }
+}
