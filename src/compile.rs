@@ -202,6 +202,7 @@ pub fn compile(p: &Profile) -> Plan {
             target: cpath("/dev"),
             size: Some(p.dev.size.value),
             mode: p.dev.mode.value,
+            nodev: false,
             readonly: false,
         },
     );
@@ -509,6 +510,7 @@ fn device_steps(b: &mut Builder, phase: Phase, d: &NamedDevice) {
                 target: path.clone(),
                 size: *size,
                 mode: *mode,
+                nodev: true,
                 readonly: *readonly,
             },
         ),

@@ -2,6 +2,8 @@
 
 pub mod compile;
 pub mod diag;
+pub mod exec;
 pub mod paths;
 pub mod plan;
 pub mod profile;
+pub mod state;

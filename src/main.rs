@@ -51,6 +51,9 @@ enum Command {
         /// Write the report as JSON to FILE.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// Use this rootfs instead of the plan's.
+        #[arg(long, value_name = "DIR")]
+        rootfs: Option<PathBuf>,
     },
     /// Print the profile language's JSON Schema.
     Schema,
@@ -98,22 +101,38 @@ fn main() -> ExitCode {
             plan,
             dry_run,
             format,
-            report: _,
+            report,
+            rootfs,
         } => {
-            let compiled = match (&profile, &plan) {
-                (Some(p), _) => compile_profile(p),
-                (None, Some(file)) => load_plan(file),
+            let (compiled, sources, base) = match (&profile, &plan) {
+                (Some(p), _) => match envc::profile::load(p) {
+                    Ok((profile, sources)) => {
+                        let plan = envc::compile::compile(&profile);
+                        if let Err(e) = plan.check() {
+                            eprintln!(
+                                "envc: internal error: the compiled plan is inconsistent: {e}"
+                            );
+                            return ExitCode::from(125);
+                        }
+                        (plan, Some(sources), parent_dir(p))
+                    }
+                    Err(problems) => {
+                        eprint!("{}", render(&problems, Style::for_stderr()));
+                        return ExitCode::from(if dry_run { 2 } else { 125 });
+                    }
+                },
+                (None, Some(file)) => match load_plan(file) {
+                    Ok(p) => (p, None, parent_dir(file)),
+                    Err(_) if !dry_run => return ExitCode::from(125),
+                    Err(code) => return code,
+                },
                 (None, None) => unreachable!("clap requires one"),
             };
-            let plan = match compiled {
-                Ok(p) => p,
-                Err(code) => return code,
-            };
             if dry_run {
-                return emit_plan(&plan, format, None);
+                return emit_plan(&compiled, format, None);
             }
-            eprintln!("envc: apply is not implemented yet; use --dry-run to see the plan");
-            ExitCode::from(125)
+            let rootfs = rootfs.unwrap_or_else(|| base.join(&compiled.rootfs));
+            apply(&compiled, rootfs, sources.as_ref(), report.as_deref())
         }
         Command::Schema => {
             print!("{}", envc::profile::raw::schema_text());
@@ -124,6 +143,75 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+fn parent_dir(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn apply(
+    plan: &Plan,
+    rootfs: PathBuf,
+    sources: Option<&envc::profile::Sources>,
+    report_file: Option<&Path>,
+) -> ExitCode {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "envc: apply needs root: envc runs privileged containers (the host's root is the container's root)"
+        );
+        return ExitCode::from(125);
+    }
+    let state = match envc::state::State::acquire(&plan.name) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("envc: {e}");
+            return ExitCode::from(125);
+        }
+    };
+    let logs = envc::state::log_dir().join(&plan.name);
+    let opts = envc::exec::supervise::ApplyOptions {
+        rootfs,
+        console_log: Some(logs.join("console.log")),
+        syslog: Some(logs.join("syslog.log")),
+        echo_console: true,
+    };
+    let applied = envc::exec::supervise::apply(plan, &opts);
+    state.release();
+    let report = &applied.report;
+    if let Some(f) = report.failure() {
+        let message = match &f.status {
+            envc::exec::report::Status::Failed { error, .. } => {
+                format!("step {} ({}) failed: {error}", f.step, f.op)
+            }
+            _ => unreachable!("a failure"),
+        };
+        let problem = match sources {
+            Some(s) => s.problem(&f.origin, message, "this asked for it", false),
+            None => Problem::new(format!("{message} (asked for by {})", f.origin)),
+        };
+        eprint!("{}", render_failure(&problem));
+    }
+    eprint!("{}", report.summary());
+    if let Some(path) = report_file
+        && let Err(e) = std::fs::write(path, report.to_json())
+    {
+        eprintln!("envc: cannot write the report to {}: {e}", path.display());
+    }
+    ExitCode::from(applied.exit_code)
+}
+
+fn render_failure(p: &Problem) -> String {
+    let text = render(std::slice::from_ref(p), Style::for_stderr());
+    // The summary line of `render` speaks of profile problems; a failed
+    // start says so in the report's summary instead.
+    text.lines()
+        .filter(|l| !l.starts_with("error: 1 problem"))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 fn compile_profile(path: &Path) -> Result<Plan, ExitCode> {

@@ -209,6 +209,8 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         size: Option<u64>,
         mode: u32,
+        /// Device nodes may not be used (`nodev`): true except for `/dev`.
+        nodev: bool,
         readonly: bool,
     },
     /// Make a device node (`mknod`); where that is refused and a host node is

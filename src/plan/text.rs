@@ -87,11 +87,15 @@ fn what(op: &Op) -> String {
             target,
             size,
             mode,
+            nodev,
             readonly,
         } => {
             let mut s = format!("{target} mode={mode:04o}");
             if let Some(sz) = size {
                 let _ = write!(s, " size={sz}");
+            }
+            if *nodev {
+                s.push_str(" nodev");
             }
             if *readonly {
                 s.push_str(" ro");

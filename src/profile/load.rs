@@ -95,9 +95,8 @@ pub fn load(top: &Path) -> Result<(Profile, Sources), Vec<Problem>> {
         &mut layers,
         &mut problems,
     );
-    if !problems.is_empty() {
-        return Err(problems);
-    }
+    // Even when a stacked file is missing or broken, the meaning of every
+    // file that did parse is checked, so all problems show at once.
     let mut sources = Sources::default();
     for l in &layers {
         sources
@@ -108,6 +107,8 @@ pub fn load(top: &Path) -> Result<(Profile, Sources), Vec<Problem>> {
     for l in &layers {
         parts.push(convert(l, &top_dir, &mut problems));
     }
+    // (Layers that failed their structural check are not in `layers`: their
+    // meaning was checked, and reported, by `parse_layer`.)
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -370,6 +371,22 @@ impl Cx<'_> {
                 .help_opt(help),
         );
     }
+    /// Reports that something `absent` is needed, at `at`, unless the
+    /// structural check already reported one of those keys (a wrong type, or
+    /// an unknown key that was probably meant to be it): one mistake, one problem.
+    fn needs(
+        &mut self,
+        at: &str,
+        absent: &[&str],
+        message: String,
+        label: &str,
+        help: Option<String>,
+    ) {
+        if absent.iter().any(|k| self.layer.spans.pruned(k)) {
+            return;
+        }
+        self.bad_key(at, message, label, help);
+    }
     fn at<T>(&self, key: &str, value: T) -> At<T> {
         At::new(value, self.origin(key))
     }
@@ -427,18 +444,62 @@ impl Cx<'_> {
         match r {
             Ok(n) => Some(n),
             Err(e) => {
-                let help = match s {
-                    RawSignal::Name(n) => {
-                        let up = n.to_ascii_uppercase();
-                        did_you_mean(&up, signal_names()).map(|m| format!("did you mean `{m}`?"))
-                    }
-                    RawSignal::Number(_) => None,
+                let uncatchable = matches!(s, RawSignal::Number(9 | 19))
+                    || matches!(s, RawSignal::Name(n) if matches!(
+                        n.trim().to_ascii_uppercase().as_str(),
+                        "SIGKILL" | "KILL" | "SIGSTOP" | "STOP" | "9" | "19"
+                    ));
+                let (label, help) = if uncatchable {
+                    (
+                        "cannot be caught",
+                        Some(if key == "init.stop-signal" {
+                            "envc kills the container with SIGKILL itself after `stop-timeout`; ask init to stop with e.g. `SIGTERM`, `SIGPWR` or `auto`".to_string()
+                        } else {
+                            "ask init with a signal it can catch, e.g. `SIGINT` or `SIGTERM`"
+                                .to_string()
+                        }),
+                    )
+                } else {
+                    let help = match s {
+                        RawSignal::Name(n) => {
+                            // Compare without the `SIG` every name shares, or
+                            // `SIGFOO` would look close to `SIGIO`.
+                            let up = n.trim().to_ascii_uppercase();
+                            let bare = up.strip_prefix("SIG").unwrap_or(&up);
+                            let extra = (key == "init.stop-signal").then_some("auto");
+                            let names: Vec<&str> = signal_names().chain(extra).collect();
+                            did_you_mean(
+                                bare,
+                                names.iter().map(|s| s.strip_prefix("SIG").unwrap_or(s)),
+                            )
+                            .and_then(|m| {
+                                names
+                                    .iter()
+                                    .find(|s| s.strip_prefix("SIG").unwrap_or(s) == m)
+                            })
+                            .map(|m| format!("did you mean `{m}`?"))
+                        }
+                        RawSignal::Number(_) => None,
+                    };
+                    ("not a signal", help)
                 };
-                self.bad(key, format!("`{key}`: {e}"), "not a signal", help);
+                self.bad(key, format!("`{key}`: {e}"), label, help);
                 None
             }
         }
     }
+}
+
+/// The closest valid variable name: invalid characters become `_`.
+fn env_name_fixed(var: &str) -> String {
+    let mut s: String = var
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    s
 }
 
 fn bool_config(v: &ConfigValue) -> Option<bool> {
@@ -511,16 +572,33 @@ fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
                 }
                 None => Err("must be true or false".to_string()),
             },
-            _ => match k.strip_prefix("environment.") {
-                Some(var) => check_env_name(var),
-                None => Ok(()),
+            _ => match k.strip_prefix("environment.").map(check_env_name) {
+                Some(Err(e)) => {
+                    cx.bad_key(
+                        &key,
+                        format!("`{k}`: {e}"),
+                        "invalid variable name",
+                        Some(format!(
+                            "did you mean `environment.{}`?",
+                            env_name_fixed(&k["environment.".len()..])
+                        )),
+                    );
+                    continue;
+                }
+                _ => Ok(()),
             },
         };
         match ok {
             Ok(()) => {
                 part.config.insert(k.clone(), cx.at(&key, text));
             }
-            Err(e) => cx.bad(&key, format!("`{k}`: {e}"), "invalid value", None),
+            Err(e) => {
+                let help = CONFIG_KEYS
+                    .iter()
+                    .find(|(name, _, _)| name == k)
+                    .map(|(_, _, desc)| (*desc).to_string());
+                cx.bad(&key, format!("`{k}`: {e}"), "invalid value", help)
+            }
         }
     }
 
@@ -712,8 +790,9 @@ fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
                 let path = match &d.path {
                     Some(p) => cx.container_path(&key("path"), p),
                     None => {
-                        cx.bad_key(
+                        cx.needs(
                             &base,
+                            &[&key("path")],
                             format!("disk device `{name}` needs `path`"),
                             "`path` missing",
                             Some("where it appears in the container, e.g. path = \"/srv\"".into()),
@@ -733,8 +812,9 @@ fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
                     }
                     Some(s) => cx.host_path(&key("source"), s),
                     None => {
-                        cx.bad_key(
+                        cx.needs(
                             &base,
+                            &[&key("source")],
                             format!("disk device `{name}` needs `source`"),
                             "`source` missing",
                             Some("the host path to bind, e.g. source = \"/srv/data\"".into()),
@@ -759,8 +839,9 @@ fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
                 let path = match &t.path {
                     Some(p) => cx.container_path(&key("path"), p),
                     None => {
-                        cx.bad_key(
+                        cx.needs(
                             &base,
+                            &[&key("path")],
                             format!("tmpfs device `{name}` needs `path`"),
                             "`path` missing",
                             None,
@@ -806,8 +887,9 @@ fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
                 let path = match &s.path {
                     Some(p) => cx.container_path(&key("path"), p),
                     None => {
-                        cx.bad_key(
+                        cx.needs(
                             &base,
+                            &[&key("path")],
                             format!("symlink device `{name}` needs `path`"),
                             "`path` missing",
                             None,
@@ -827,8 +909,9 @@ fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
                     }
                     Some(t) => Some(t.clone()),
                     None => {
-                        cx.bad_key(
+                        cx.needs(
                             &base,
+                            &[&key("target")],
                             format!("symlink device `{name}` needs `target`"),
                             "`target` missing",
                             None,
@@ -846,8 +929,9 @@ fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
                     .container_path(&key("path"), p)
                     .map(|path| Device::Mqueue { path }),
                 None => {
-                    cx.bad_key(
+                    cx.needs(
                         &base,
+                        &[&key("path")],
                         format!("mqueue device `{name}` needs `path`"),
                         "`path` missing",
                         None,
@@ -918,8 +1002,9 @@ fn unix_device(cx: &mut Cx<'_>, base: &str, kind: NodeKind, u: &RawUnixDevice) -
         (Some(p), true) => cx.container_path(&key("path"), p),
         (Some(p), false) => ContainerPath::new(p).ok(),
         (None, _) => {
-            cx.bad_key(
+            cx.needs(
                 base,
+                &[&key("path"), &key("source")],
                 "a unix device needs `path` (or `source`)".into(),
                 "`path` missing",
                 None,
@@ -966,8 +1051,9 @@ fn unix_device(cx: &mut Cx<'_>, base: &str, kind: NodeKind, u: &RawUnixDevice) -
             Some((ma as u32, mi as u32))
         }
         (Some(_), None) => {
-            cx.bad_key(
+            cx.needs(
                 &key("major"),
+                &[&key("minor")],
                 "`major` needs `minor` too".into(),
                 "`minor` missing",
                 None,
@@ -976,8 +1062,9 @@ fn unix_device(cx: &mut Cx<'_>, base: &str, kind: NodeKind, u: &RawUnixDevice) -
             None
         }
         (None, Some(_)) => {
-            cx.bad_key(
+            cx.needs(
                 &key("minor"),
+                &[&key("major")],
                 "`minor` needs `major` too".into(),
                 "`major` missing",
                 None,
@@ -989,8 +1076,9 @@ fn unix_device(cx: &mut Cx<'_>, base: &str, kind: NodeKind, u: &RawUnixDevice) -
     };
     let method = u.method.unwrap_or(NodeMethod::Mknod);
     if number.is_none() && u.source.is_none() && u.major.is_none() && u.minor.is_none() {
-        cx.bad_key(
+        cx.needs(
             base,
+            &[&key("major"), &key("minor"), &key("source")],
             "a unix device needs `major` and `minor`, or a host `source` node".into(),
             "no device number",
             Some("e.g. major = 10, minor = 200, or source = \"/dev/net/tun\"".into()),
@@ -998,12 +1086,14 @@ fn unix_device(cx: &mut Cx<'_>, base: &str, kind: NodeKind, u: &RawUnixDevice) -
         ok = false;
     }
     if method == NodeMethod::Bind && u.source.is_none() {
-        cx.bad(
-            &key("method"),
-            "`method = \"bind\"` needs a host `source` node to bind".into(),
-            "no source",
-            None,
-        );
+        if !cx.layer.spans.pruned(&key("source")) {
+            cx.bad(
+                &key("method"),
+                "`method = \"bind\"` needs a host `source` node to bind".into(),
+                "no source",
+                None,
+            );
+        }
         ok = false;
     }
     let mode = match &u.mode {
@@ -1031,8 +1121,9 @@ fn nic_device(cx: &mut Cx<'_>, base: &str, n: &RawNic) -> Option<Device> {
     let key = |k: &str| join(base, k);
     let mut ok = true;
     let Some(nictype) = n.nictype else {
-        cx.bad_key(
+        cx.needs(
             base,
+            &[&key("nictype")],
             "a nic needs `nictype`".into(),
             "`nictype` missing",
             Some("one of `p2p`, `bridged`, `macvlan`, `physical`".into()),
@@ -1044,15 +1135,17 @@ fn nic_device(cx: &mut Cx<'_>, base: &str, n: &RawNic) -> Option<Device> {
         NicType::Bridged | NicType::Macvlan | NicType::Physical
     );
     if needs_parent && n.parent.is_none() {
-        cx.bad(
-            &key("nictype"),
-            format!("a `{}` nic needs `parent`", nictype_name(nictype)),
-            "`parent` missing",
-            Some(match nictype {
-                NicType::Bridged => "the host bridge to join, e.g. parent = \"br0\"".into(),
-                _ => "the host interface, e.g. parent = \"eth1\"".into(),
-            }),
-        );
+        if !cx.layer.spans.pruned(&key("parent")) {
+            cx.bad(
+                &key("nictype"),
+                format!("a `{}` nic needs `parent`", nictype_name(nictype)),
+                "`parent` missing",
+                Some(match nictype {
+                    NicType::Bridged => "the host bridge to join, e.g. parent = \"br0\"".into(),
+                    _ => "the host interface, e.g. parent = \"eth1\"".into(),
+                }),
+            );
+        }
         ok = false;
     }
     if !needs_parent && n.parent.is_some() {
@@ -1138,12 +1231,13 @@ fn nic_device(cx: &mut Cx<'_>, base: &str, n: &RawNic) -> Option<Device> {
         },
         None => None,
     };
-    if ipv4_gateway.is_some() && ipv4_address.is_none() {
-        cx.bad_key(
+    if n.ipv4_gateway.is_some() && n.ipv4_address.is_none() {
+        cx.needs(
             &key("ipv4.gateway"),
+            &[&key("ipv4.address")],
             "`ipv4.gateway` needs `ipv4.address`".into(),
             "no address",
-            None,
+            Some("a static gateway goes with a static address, e.g. \"ipv4.address\" = \"10.0.3.2/24\"".into()),
         );
         ok = false;
     }
@@ -1183,23 +1277,25 @@ fn stack_layers(
             parts.iter().rev().find_map(|p| p.$field.clone())
         };
     }
-    let top = layers
-        .last()
-        .map(|l| l.source.name.clone())
-        .unwrap_or_default();
+    let top = layers.last().expect("the top profile is a layer");
+    // A missing key has no span: point at the top file's start.
+    let at_top = |p: Problem, label: &str| p.at(&top.source, 0..0, label);
     let name = last!(name);
     let rootfs = last!(rootfs);
     if name.is_none() {
-        problems.push(Problem::new(format!("the profile has no `name`")).help(format!(
-            "add a line like `name = \"web\"` to {top} (the name is also the container's hostname)"
-        )));
+        problems.push(at_top(
+            Problem::new("the profile has no `name`").help(
+                "add a line like `name = \"web\"` (the name is also the container's hostname)",
+            ),
+            "no `name` here or in the files it stacks",
+        ));
     }
     if rootfs.is_none() {
-        problems.push(
-            Problem::new("the profile has no `rootfs`".to_string()).help(format!(
-                "add a line like `rootfs = \"rootfs\"` to {top} (relative to the file)"
-            )),
-        );
+        problems.push(at_top(
+            Problem::new("the profile has no `rootfs`")
+                .help("add a line like `rootfs = \"rootfs\"` (relative to the file that sets it)"),
+            "no `rootfs` here or in the files it stacks",
+        ));
     }
     let mut config: IndexMap<String, At<String>> = IndexMap::new();
     for p in &parts {

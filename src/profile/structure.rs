@@ -10,7 +10,7 @@
 
 use crate::diag::{Problem, Source, did_you_mean};
 use serde_json::Value as Json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -19,6 +19,10 @@ use toml::de::{DeTable, DeValue};
 #[derive(Debug, Default, Clone)]
 pub struct Spans {
     map: HashMap<String, (Range<usize>, Range<usize>)>,
+    /// Paths whose value was reported and removed, or that an unknown key
+    /// was probably meant to be (`sorce` → `devices.data.source`): a later
+    /// "needs `source`" about them would report the same mistake twice.
+    pruned: HashSet<String>,
 }
 
 impl Spans {
@@ -30,6 +34,11 @@ impl Spans {
     /// The value's span for `path`.
     pub fn value(&self, path: &str) -> Option<Range<usize>> {
         self.map.get(path).map(|(_, v)| v.clone())
+    }
+    /// True if the structural check already reported the value at `path`
+    /// (or an unknown key that probably meant it) and removed it.
+    pub fn pruned(&self, path: &str) -> bool {
+        self.pruned.contains(path)
     }
     /// The span of the whole entry (key and value), or the value for array items.
     pub fn entry(&self, path: &str) -> Option<Range<usize>> {
@@ -229,7 +238,7 @@ impl<'a> Checker<'a> {
                         type_name(value.get_ref())
                     ),
                     &format!("expected {}", want.join(" or ")),
-                    type_hint(&list, value.get_ref()),
+                    type_hint(path, &list, value.get_ref()),
                 );
                 return Verdict::Drop;
             }
@@ -259,7 +268,7 @@ impl<'a> Checker<'a> {
                 };
                 self.problem(
                     span,
-                    format!("`{}` has no value `{s}`", display_path(path)),
+                    format!("unknown value `{s}` for `{}`", display_path(path)),
                     "unknown value",
                     Some(help),
                 );
@@ -414,6 +423,13 @@ impl<'a> Checker<'a> {
             }
         }
         let Some(tag_key) = tag_key else {
+            let consts: Vec<&str> = one
+                .iter()
+                .filter_map(|v| self.resolve(v).get("const").and_then(Json::as_str))
+                .collect();
+            if !consts.is_empty() && consts.len() == one.len() {
+                return self.check_const_one_of(path, value, &consts);
+            }
             return Verdict::Ok;
         };
         let names: Vec<&str> = variants.iter().map(|(n, _)| *n).collect();
@@ -475,6 +491,91 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// `limits.memory = "1GiB"` in `[config]`: TOML reads the unquoted dotted
+    /// key as nested tables, so the schema sees an unknown key `limits`. Say
+    /// what happened instead of guessing at `limits`.
+    fn dotted_key(
+        &self,
+        key: &str,
+        span: Range<usize>,
+        value: &Spanned<DeValue<'_>>,
+        props: &serde_json::Map<String, Json>,
+        patterns: &serde_json::Map<String, Json>,
+    ) -> Option<Problem> {
+        let DeValue::Table(_) = value.get_ref() else {
+            return None;
+        };
+        let prefix = format!("{key}.");
+        let dotted_names = props.keys().any(|p| p.starts_with(&prefix))
+            || patterns.keys().any(|p| {
+                p.strip_prefix('^')
+                    .is_some_and(|b| b.replace("\\.", ".").starts_with(&prefix))
+            });
+        if !dotted_names {
+            return None;
+        }
+        let mut leaves = Vec::new();
+        fn walk(prefix: &str, v: &DeValue<'_>, out: &mut Vec<String>) {
+            match v {
+                DeValue::Table(t) => {
+                    for (k, v) in t.iter() {
+                        walk(&format!("{prefix}.{}", k.get_ref()), v.get_ref(), out);
+                    }
+                }
+                _ => out.push(prefix.to_string()),
+            }
+        }
+        walk(key, value.get_ref(), &mut leaves);
+        let quoted: Vec<String> = leaves.iter().map(|l| format!("\"{l}\" = …")).collect();
+        Some(
+            Problem::new(format!(
+                "`{}` is read as a table: TOML splits an unquoted dotted key",
+                leaves.first().map_or(key, String::as_str)
+            ))
+            .at(self.source, span, "unquoted dotted key")
+            .help(format!("quote config keys: {}", quoted.join(", "))),
+        )
+    }
+
+    /// `oneOf` of string constants: how schemars writes a unit enum whose
+    /// variants have doc comments.
+    fn check_const_one_of(
+        &mut self,
+        path: &str,
+        value: &Spanned<DeValue<'_>>,
+        names: &[&str],
+    ) -> Verdict {
+        let DeValue::String(s) = value.get_ref() else {
+            self.problem(
+                value.span(),
+                format!(
+                    "`{}` must be one of {}, not {}",
+                    display_path(path),
+                    quoted_list(names),
+                    type_name(value.get_ref())
+                ),
+                "expected a string",
+                None,
+            );
+            return Verdict::Drop;
+        };
+        if names.contains(&s.as_ref()) {
+            return Verdict::Ok;
+        }
+        let s = s.to_string();
+        let help = match did_you_mean(&s, names.iter().copied()) {
+            Some(m) => format!("did you mean `{m}`?"),
+            None => format!("expected one of {}", quoted_list(names)),
+        };
+        self.problem(
+            value.span(),
+            format!("unknown value `{s}` for `{}`", display_path(path)),
+            "unknown value",
+            Some(help),
+        );
+        Verdict::Drop
+    }
+
     fn check_table(
         &mut self,
         path: &str,
@@ -515,10 +616,16 @@ impl<'a> Checker<'a> {
             match sub {
                 Some(s) => {
                     if let Verdict::Drop = self.check_value(&p, value, s) {
+                        self.spans.pruned.insert(p);
                         drop_keys.push(k);
                     }
                 }
                 None => {
+                    if let Some(problem) = self.dotted_key(&k, key.span(), value, props, patterns) {
+                        self.problems.push(problem);
+                        drop_keys.push(k);
+                        continue;
+                    }
                     let mut candidates: Vec<String> = props.keys().cloned().collect();
                     for pat in patterns.keys() {
                         if let Some(body) =
@@ -532,9 +639,22 @@ impl<'a> Checker<'a> {
                         .map(String::as_str)
                         .filter(|c| *c != "type")
                         .collect();
-                    let help = match did_you_mean(&k, tag_free.iter().copied()) {
+                    let meant = did_you_mean(&k, tag_free.iter().copied());
+                    if let Some(m) = meant {
+                        self.spans.pruned.insert(join(path, m));
+                    }
+                    let help = match meant {
                         Some(m) if !m.ends_with('…') => format!("did you mean `{m}`?"),
-                        _ if tag_free.is_empty() => "this table takes no keys".to_string(),
+                        _ if tag_free.is_empty() => match props
+                            .get("type")
+                            .and_then(|t| t.get("const"))
+                            .and_then(Json::as_str)
+                        {
+                            Some(t) => format!(
+                                "a device of type `{t}` takes no other keys (it removes the inherited device of the same name)"
+                            ),
+                            None => "this table takes no keys".to_string(),
+                        },
                         _ => format!("expected one of {}", quoted_list(&tag_free)),
                     };
                     let where_ = if path.is_empty() {
@@ -584,10 +704,23 @@ fn display_path(path: &str) -> &str {
     if path.is_empty() { "the profile" } else { path }
 }
 
-fn type_hint(want: &[&str], got: &DeValue<'_>) -> Option<String> {
+fn type_hint(path: &str, want: &[&str], got: &DeValue<'_>) -> Option<String> {
     match got {
-        DeValue::Integer(_) if want.contains(&"string") => {
-            Some("quote it: modes are octal strings like \"0660\", sizes like \"64MiB\"".into())
+        DeValue::Integer(i) if want.contains(&"string") => {
+            let last = path.rsplit('.').next().unwrap_or(path);
+            if last == "mode" {
+                // TOML's 0o660 is octal already; a bare 660 was surely meant as octal too.
+                let digits = i.as_str().replace('_', "");
+                let digits = digits.strip_prefix("0o").unwrap_or(&digits);
+                if !digits.is_empty() && digits.chars().all(|c| ('0'..='7').contains(&c)) {
+                    let d = digits.trim_start_matches('0');
+                    return Some(format!(
+                        "modes are octal strings (a bare number is decimal in TOML): write mode = \"{d:0>4}\""
+                    ));
+                }
+                return Some("modes are octal strings, like mode = \"0660\"".into());
+            }
+            Some(format!("quote it: \"{}\"", i.as_str()))
         }
         DeValue::String(s)
             if want.contains(&"boolean") && matches!(s.as_ref(), "true" | "false") =>
@@ -596,6 +729,20 @@ fn type_hint(want: &[&str], got: &DeValue<'_>) -> Option<String> {
         }
         DeValue::String(s) if want.contains(&"integer") && s.parse::<i64>().is_ok() => {
             Some(format!("write it without quotes: {s}"))
+        }
+        DeValue::String(s) if want.contains(&"array") => {
+            let last = path.rsplit('.').next().unwrap_or(path);
+            let items: Vec<String> = if last == "command" {
+                s.split_whitespace().map(|a| format!("{a:?}")).collect()
+            } else {
+                vec![format!("{:?}", s.as_ref())]
+            };
+            let what = if last == "command" {
+                "a list, one element per argument"
+            } else {
+                "a list"
+            };
+            Some(format!("write {what}: {last} = [{}]", items.join(", ")))
         }
         _ => None,
     }

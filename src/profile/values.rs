@@ -218,7 +218,7 @@ pub fn parse_processes(s: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a whole number of processes"))?;
     if n == 0 {
-        return Err("`limits.processes` must be at least 1".into());
+        return Err("must be at least 1".into());
     }
     Ok(n)
 }
@@ -299,7 +299,7 @@ pub fn parse_signal(s: &str) -> Result<i32, String> {
         format!("SIG{t}")
     };
     if let Some((_, n)) = SIGNALS.iter().find(|(n, _)| *n == name) {
-        return Ok(*n);
+        return check_signal_number(*n as i64);
     }
     if let Some(rest) = name.strip_prefix("SIGRTMIN") {
         let off = if rest.is_empty() {

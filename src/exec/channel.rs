@@ -1,0 +1,160 @@
+//! The supervisor and the container's first process talk over a
+//! `SOCK_SEQPACKET` socketpair: one JSON message per packet, fds passed with
+//! `SCM_RIGHTS`. Whoever holds the baton runs its side's steps; when the
+//! next step belongs to the other side, it passes the baton.
+
+use super::report::Status;
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Msg {
+    /// Host → child: run your steps from `step` (0-based) on.
+    Go { step: usize },
+    /// Child → host: done up to `step`, which is the host's.
+    Reached {
+        step: usize,
+        results: Vec<(usize, Status)>,
+    },
+    /// Child → host: every container step done; exec follows. Carries the
+    /// console, `/dev/log` and guest API fds (the flags say which).
+    Exec {
+        results: Vec<(usize, Status)>,
+        console: bool,
+        log: bool,
+        guest_api: bool,
+    },
+    /// Child → host: a step failed; the child exits.
+    Failed {
+        results: Vec<(usize, Status)>,
+        step: usize,
+        error: String,
+    },
+    /// Child → host: execve failed.
+    ExecFailed { error: String, exit_code: u8 },
+}
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+fn check(r: isize) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+impl Channel {
+    /// A connected pair (close-on-exec).
+    pub fn pair() -> io::Result<(Channel, Channel)> {
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: fds is a valid array of two ints.
+        let r = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: socketpair returned two new fds nothing else owns.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok((Channel { fd: a }, Channel { fd: b }))
+    }
+
+    pub fn send(&self, msg: &Msg, fds: &[RawFd]) -> io::Result<()> {
+        let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        let mut iov = libc::iovec {
+            iov_base: body.as_ptr() as *mut libc::c_void,
+            iov_len: body.len(),
+        };
+        // SAFETY: CMSG_SPACE is a pure computation.
+        let space =
+            unsafe { libc::CMSG_SPACE((fds.len() * std::mem::size_of::<RawFd>()) as u32) } as usize;
+        let mut cbuf = vec![0u8; space.max(1)];
+        // SAFETY: a zeroed msghdr is valid; pointers set below stay alive for the call.
+        let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+        hdr.msg_iov = &mut iov;
+        hdr.msg_iovlen = 1;
+        if !fds.is_empty() {
+            hdr.msg_control = cbuf.as_mut_ptr().cast();
+            hdr.msg_controllen = space as _;
+            // SAFETY: the control buffer has room for one cmsg with these fds.
+            unsafe {
+                let c = libc::CMSG_FIRSTHDR(&hdr);
+                (*c).cmsg_level = libc::SOL_SOCKET;
+                (*c).cmsg_type = libc::SCM_RIGHTS;
+                (*c).cmsg_len =
+                    libc::CMSG_LEN((fds.len() * std::mem::size_of::<RawFd>()) as u32) as _;
+                std::ptr::copy_nonoverlapping(
+                    fds.as_ptr(),
+                    libc::CMSG_DATA(c) as *mut RawFd,
+                    fds.len(),
+                );
+            }
+        }
+        loop {
+            // SAFETY: hdr points at live buffers.
+            let r = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &hdr, libc::MSG_NOSIGNAL) };
+            match check(r) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+                Ok(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// The next message and any fds it carried; `None` at end of file.
+    pub fn recv(&self) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
+        let mut body = vec![0u8; 1 << 20];
+        let mut iov = libc::iovec {
+            iov_base: body.as_mut_ptr().cast(),
+            iov_len: body.len(),
+        };
+        let mut cbuf = [0u8; 256];
+        // SAFETY: a zeroed msghdr is valid; the buffers outlive the call.
+        let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+        hdr.msg_iov = &mut iov;
+        hdr.msg_iovlen = 1;
+        hdr.msg_control = cbuf.as_mut_ptr().cast();
+        hdr.msg_controllen = cbuf.len() as _;
+        let n = loop {
+            // SAFETY: hdr points at live buffers.
+            let r = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut hdr, libc::MSG_CMSG_CLOEXEC) };
+            match check(r) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        let mut fds = Vec::new();
+        // SAFETY: walking the control messages the kernel filled in.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&hdr);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                    let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                    let count = len / std::mem::size_of::<RawFd>();
+                    let data = libc::CMSG_DATA(c) as *const RawFd;
+                    for i in 0..count {
+                        fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                    }
+                }
+                c = libc::CMSG_NXTHDR(&hdr, c);
+            }
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        if hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            return Err(io::Error::other("message truncated"));
+        }
+        let msg = serde_json::from_slice(&body[..n]).map_err(io::Error::other)?;
+        Ok(Some((msg, fds)))
+    }
+}

@@ -1,0 +1,181 @@
+//! The one trait through which the executor touches the kernel. The real
+//! implementation (`linux.rs`) makes system calls; the recording one keeps an
+//! ordered list of calls and can fail any of them. Which one runs is chosen
+//! where the executor is built.
+//!
+//! Container paths are always resolved inside the rootfs by the
+//! implementation, never following a symlink out of it.
+
+use crate::paths::{ContainerPath, HostPath};
+use crate::plan::Namespace;
+use crate::profile::model::NodeKind;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+/// What a rootfs directory check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirState {
+    Empty,
+    NotEmpty,
+    Created,
+}
+
+/// What the init program resolves to inside the rootfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitInfo {
+    /// The resolved path, inside the rootfs.
+    pub resolved: String,
+    pub is_systemd: bool,
+}
+
+/// Why init cannot run.
+#[derive(Debug)]
+pub enum InitProblem {
+    NotFound(String),
+    NotExecutable(String),
+    Other(io::Error),
+}
+
+/// A host path as a bind sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostPathState {
+    Absent,
+    Present {
+        is_dir: bool,
+        /// A filesystem is mounted right there.
+        mounted: bool,
+    },
+}
+
+/// The result of creating the container's process.
+#[derive(Debug)]
+pub enum Spawned {
+    /// In envc: the child's pid (on the host) and a pidfd for it.
+    Parent { pid: i32, pidfd: Option<OwnedFd> },
+    /// In the child, inside its new namespaces.
+    Child,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketKind {
+    Datagram,
+    Stream,
+}
+
+/// Mount flags the executor asks for (a subset of `MS_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MountFlags {
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+    pub readonly: bool,
+}
+
+impl MountFlags {
+    pub const NONE: MountFlags = MountFlags {
+        nosuid: false,
+        nodev: false,
+        noexec: false,
+        readonly: false,
+    };
+    pub const SECURE: MountFlags = MountFlags {
+        nosuid: true,
+        nodev: true,
+        noexec: true,
+        readonly: false,
+    };
+}
+
+/// The fds the container's first process hands to the supervisor.
+#[derive(Debug, Default)]
+pub struct Handoff {
+    pub console: Option<OwnedFd>,
+    pub log: Option<OwnedFd>,
+    pub guest_api: Option<OwnedFd>,
+}
+
+/// Every effect the executor has on the kernel.
+pub trait Kernel {
+    // ---- host side, before the container exists ----
+
+    /// Opens the rootfs directory; later container paths resolve inside it.
+    fn open_rootfs(&mut self, rootfs: &Path) -> io::Result<()>;
+    /// Checks that `path` is a directory inside the rootfs (creating it if allowed).
+    fn inspect_dir(&mut self, path: &ContainerPath, create: bool) -> io::Result<DirState>;
+    /// Resolves the init program inside the rootfs and checks it can be executed.
+    fn inspect_init(&mut self, path: &ContainerPath) -> Result<InitInfo, InitProblem>;
+    /// Creates the container's first process in new namespaces (fork-like:
+    /// returns in both processes).
+    fn spawn(&mut self, namespaces: &[Namespace]) -> io::Result<Spawned>;
+
+    // ---- container side ----
+
+    /// Makes every mount a slave, so nothing propagates back to the host.
+    fn make_mounts_slave(&mut self) -> io::Result<()>;
+    /// Binds the rootfs onto itself and resolves later paths in the new mount.
+    fn bind_rootfs(&mut self) -> io::Result<()>;
+    fn unshare_cgroup_namespace(&mut self) -> io::Result<()>;
+    fn set_hostname(&mut self, name: &str) -> io::Result<()>;
+    /// Creates a directory and its missing parents inside the rootfs.
+    fn make_dir_all(&mut self, path: &ContainerPath, mode: u32) -> io::Result<()>;
+    /// Creates an empty file (and missing parents) to mount a file over.
+    fn make_placeholder(&mut self, path: &ContainerPath) -> io::Result<()>;
+    /// Mounts a fresh filesystem on `target` (which must exist).
+    fn mount_fs(
+        &mut self,
+        fstype: &str,
+        target: &ContainerPath,
+        flags: MountFlags,
+        data: &str,
+    ) -> io::Result<()>;
+    /// Binds a path onto itself.
+    fn bind_self(&mut self, target: &ContainerPath) -> io::Result<()>;
+    /// Binds a host path onto `target`; read-only before it is attached when asked.
+    fn bind_host(
+        &mut self,
+        source: &HostPath,
+        target: &ContainerPath,
+        recursive: bool,
+        readonly: bool,
+    ) -> io::Result<()>;
+    /// Binds one container path onto another.
+    fn bind_inside(&mut self, source: &ContainerPath, target: &ContainerPath) -> io::Result<()>;
+    /// Whether `path` exists on the host, is a directory, and has a filesystem mounted there.
+    fn host_path_state(&mut self, path: &HostPath) -> io::Result<HostPathState>;
+    /// The kind and numbers of a host device node; `None` if it is absent.
+    fn host_device(&mut self, path: &HostPath) -> io::Result<Option<(NodeKind, u32, u32)>>;
+    fn mknod(
+        &mut self,
+        path: &ContainerPath,
+        kind: NodeKind,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    ) -> io::Result<()>;
+    fn chown(&mut self, path: &ContainerPath, uid: u32, gid: u32) -> io::Result<()>;
+    fn symlink(&mut self, target: &str, path: &ContainerPath) -> io::Result<()>;
+    /// Removes a file (not a directory) inside the rootfs.
+    fn unlink(&mut self, path: &ContainerPath) -> io::Result<()>;
+    /// Allocates a pty from the devpts whose `ptmx` is given, binds its
+    /// terminal end onto `console`, and keeps both ends for the hand-off and exec.
+    fn make_console(&mut self, ptmx: &ContainerPath, console: &ContainerPath) -> io::Result<()>;
+    /// Creates a Unix socket bound at `path` with `mode`, kept for the hand-off.
+    fn make_socket(&mut self, path: &ContainerPath, kind: SocketKind, mode: u32) -> io::Result<()>;
+    /// Makes the mount at `target` read-only (its subtree too, if `recursive`).
+    fn set_readonly(&mut self, target: &ContainerPath, recursive: bool) -> io::Result<()>;
+    fn loopback_up(&mut self) -> io::Result<()>;
+    /// Makes the rootfs the root and detaches the old one.
+    fn pivot_root(&mut self) -> io::Result<()>;
+    /// The fds made for the supervisor.
+    fn take_handoff(&mut self) -> Handoff;
+    /// Becomes init: session, console as stdio, signals reset, capabilities,
+    /// fds, exec. The real kernel returns only on failure; the recording one
+    /// returns `Ok` to say the exec was recorded.
+    fn exec_init(
+        &mut self,
+        command: &[String],
+        env: &[String],
+        drop_caps: &[u32],
+    ) -> io::Result<()>;
+}

@@ -1,0 +1,252 @@
+//! The report: what every step did, and what the host had.
+
+use crate::plan::{Op, Plan};
+use crate::profile::Origin;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+
+/// The report format's version.
+pub const REPORT_FORMAT: u32 = 1;
+
+/// What happened to one step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    Done {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    Skipped {
+        reason: String,
+    },
+    Failed {
+        error: String,
+        /// A fatal failure stopped the start; a non-fatal one (a conditional
+        /// host path) was only reported.
+        fatal: bool,
+    },
+    NotRun,
+    /// Not implemented in this version of envc; nothing was done.
+    NotYet {
+        what: String,
+    },
+}
+
+impl Status {
+    pub fn done() -> Status {
+        Status::Done { detail: None }
+    }
+    pub fn detail(d: impl Into<String>) -> Status {
+        Status::Done {
+            detail: Some(d.into()),
+        }
+    }
+    pub fn word(&self) -> &'static str {
+        match self {
+            Status::Done { .. } => "done",
+            Status::Skipped { .. } => "skipped",
+            Status::Failed { .. } => "failed",
+            Status::NotRun => "not run",
+            Status::NotYet { .. } => "not yet",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// 1-based, as `envc plan` numbers steps.
+    pub step: usize,
+    pub op: String,
+    pub origin: Origin,
+    #[serde(flatten)]
+    pub status: Status,
+}
+
+/// A conditional host path and what was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathFact {
+    pub path: String,
+    /// `mounted`, `present, not mounted`, `absent`, or `error: ...`.
+    pub state: String,
+}
+
+/// What the host supplied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFacts {
+    /// What init resolved to inside the rootfs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+    pub conditional_paths: Vec<PathFact>,
+    /// Host devices bound or skipped (`/dev/fuse`: found / not found).
+    pub host_devices: Vec<PathFact>,
+    /// `/dev/log`: served, or why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev_log: Option<String>,
+}
+
+/// How the container ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub exit_code: u8,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub format: u32,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    pub steps: Vec<StepReport>,
+    pub host: HostFacts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+impl Report {
+    /// A report with every step `not run`.
+    pub fn new(plan: &Plan) -> Report {
+        Report {
+            format: REPORT_FORMAT,
+            name: plan.name.clone(),
+            pid: None,
+            steps: plan
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| StepReport {
+                    step: i + 1,
+                    op: s.op.name().to_string(),
+                    origin: s.origin.clone(),
+                    status: Status::NotRun,
+                })
+                .collect(),
+            host: HostFacts::default(),
+            outcome: None,
+        }
+    }
+
+    /// Records a step's status, and the host facts it carries.
+    pub fn set(&mut self, plan: &Plan, index: usize, status: Status) {
+        if let Some(step) = plan.steps.get(index) {
+            match &step.op {
+                Op::BindMount {
+                    source,
+                    when: crate::plan::BindWhen::IfMounted,
+                    ..
+                } => {
+                    let state = match &status {
+                        Status::Done { .. } => "mounted".to_string(),
+                        Status::Skipped { reason } => reason.clone(),
+                        Status::Failed { error, .. } => format!("error: {error}"),
+                        Status::NotRun | Status::NotYet { .. } => "not checked".to_string(),
+                    };
+                    upsert(&mut self.host.conditional_paths, source.as_str(), state);
+                }
+                Op::BindDevice { source, .. } => {
+                    let state = match &status {
+                        Status::Done { .. } => "found, bound".to_string(),
+                        Status::Skipped { reason } => reason.clone(),
+                        Status::Failed { error, .. } => format!("error: {error}"),
+                        _ => "not checked".to_string(),
+                    };
+                    upsert(&mut self.host.host_devices, source.as_str(), state);
+                }
+                Op::MakeLogSocket { .. } => {
+                    self.host.dev_log = Some(match &status {
+                        Status::Done { .. } => "a socket served by envc".to_string(),
+                        Status::Skipped { reason } => format!("none ({reason})"),
+                        Status::Failed { error, .. } => format!("error: {error}"),
+                        _ => "not made".to_string(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = self.steps.get_mut(index) {
+            s.status = status;
+        }
+    }
+
+    /// The first fatal failure, if any.
+    pub fn failure(&self) -> Option<&StepReport> {
+        self.steps
+            .iter()
+            .find(|s| matches!(s.status, Status::Failed { fatal: true, .. }))
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("reports serialise");
+        s.push('\n');
+        s
+    }
+
+    /// The short human summary.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let count = |w: &str| self.steps.iter().filter(|s| s.status.word() == w).count();
+        let _ = writeln!(
+            out,
+            "envc: {}: {} steps: {} done, {} skipped, {} failed, {} not yet, {} not run",
+            self.name,
+            self.steps.len(),
+            count("done"),
+            count("skipped"),
+            count("failed"),
+            count("not yet"),
+            count("not run")
+        );
+        if let Some(init) = &self.host.init {
+            let _ = writeln!(out, "  init           {init}");
+        }
+        for f in &self.host.conditional_paths {
+            let _ = writeln!(out, "  host path      {:<28} {}", f.path, f.state);
+        }
+        for f in &self.host.host_devices {
+            let _ = writeln!(out, "  host device    {:<28} {}", f.path, f.state);
+        }
+        if let Some(l) = &self.host.dev_log {
+            let _ = writeln!(out, "  /dev/log       {l}");
+        }
+        let mut not_yet: Vec<&str> = Vec::new();
+        for s in &self.steps {
+            match &s.status {
+                Status::Failed { error, fatal } => {
+                    let _ = writeln!(
+                        out,
+                        "  {} step {} {} [{}]: {error}",
+                        if *fatal {
+                            "FAILED"
+                        } else {
+                            "failed (not fatal)"
+                        },
+                        s.step,
+                        s.op,
+                        s.origin
+                    );
+                }
+                Status::NotYet { what } if !not_yet.contains(&what.as_str()) => {
+                    not_yet.push(what);
+                }
+                _ => {}
+            }
+        }
+        if !not_yet.is_empty() {
+            let _ = writeln!(out, "  not yet        {}", not_yet.join("; "));
+        }
+        if let Some(o) = &self.outcome {
+            let _ = writeln!(out, "  outcome        {} (exit {})", o.summary, o.exit_code);
+        }
+        out
+    }
+}
+
+fn upsert(list: &mut Vec<PathFact>, path: &str, state: String) {
+    match list.iter_mut().find(|f| f.path == path) {
+        Some(f) => f.state = state,
+        None => list.push(PathFact {
+            path: path.to_string(),
+            state,
+        }),
+    }
+}

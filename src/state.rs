@@ -1,0 +1,114 @@
+//! Per-container state on the host: `RUN_DIR/NAME/` (default
+//! `/run/envc/NAME/`), held under an exclusive lock for as long as the
+//! supervisor runs, and removed when it ends. A second container with the
+//! same name is refused; a directory whose lock nobody holds was left by a
+//! supervisor that died, and is taken over.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// The run directory: `ENVC_RUN_DIR`, else `/run/envc`.
+pub fn run_dir() -> PathBuf {
+    std::env::var_os("ENVC_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/envc"))
+}
+
+/// The log directory: `ENVC_LOG_DIR`, else `/var/log/envc`.
+pub fn log_dir() -> PathBuf {
+    std::env::var_os("ENVC_LOG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/log/envc"))
+}
+
+/// A container's state directory, locked.
+pub struct State {
+    pub dir: PathBuf,
+    lock: Option<File>,
+    /// Whether the run directory itself was created by us (and is removed if empty).
+    created_run_dir: bool,
+}
+
+#[derive(Debug)]
+pub enum StateError {
+    Running(String),
+    Io(io::Error),
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateError::Running(n) => write!(f, "a container named `{n}` is already running"),
+            StateError::Io(e) => write!(f, "state directory: {e}"),
+        }
+    }
+}
+
+impl State {
+    pub fn acquire(name: &str) -> Result<State, StateError> {
+        let run = run_dir();
+        let created_run_dir = !run.exists();
+        std::fs::create_dir_all(&run).map_err(StateError::Io)?;
+        let dir = run.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StateError::Io(e)),
+        }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))
+            .map_err(StateError::Io)?;
+        // SAFETY: flock on our own fd.
+        let r = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r < 0 {
+            return Err(StateError::Running(name.to_string()));
+        }
+        Ok(State {
+            dir,
+            lock: Some(lock),
+            created_run_dir,
+        })
+    }
+
+    pub fn write(&self, file: &str, contents: &str) -> io::Result<()> {
+        std::fs::write(self.dir.join(file), contents)
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// Removes the directory (and the run directory, if we made it and it is empty).
+    pub fn release(mut self) {
+        self.remove();
+    }
+
+    fn remove(&mut self) {
+        if self.lock.is_none() {
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        self.lock = None;
+        if self.created_run_dir
+            && let Some(parent) = self.dir.parent()
+        {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Whether a state directory exists for `name`.
+pub fn exists(name: &str) -> bool {
+    Path::new(&run_dir()).join(name).exists()
+}
