@@ -558,11 +558,7 @@ fn device_rules(p: &Profile) -> (Vec<String>, Vec<HostPath>) {
                         rules.push(rule);
                     }
                 }
-                (_, Some(s), _) => {
-                    if !from_host.contains(s) {
-                        from_host.push(s.clone());
-                    }
-                }
+                (_, Some(s), _) if !from_host.contains(s) => from_host.push(s.clone()),
                 _ => {}
             }
         }

@@ -75,8 +75,7 @@ impl Channel {
             iov_len: body.len(),
         };
         // SAFETY: CMSG_SPACE is a pure computation.
-        let space =
-            unsafe { libc::CMSG_SPACE((fds.len() * std::mem::size_of::<RawFd>()) as u32) } as usize;
+        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(fds) as u32) } as usize;
         let mut cbuf = vec![0u8; space.max(1)];
         // SAFETY: a zeroed msghdr is valid; pointers set below stay alive for the call.
         let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -90,8 +89,7 @@ impl Channel {
                 let c = libc::CMSG_FIRSTHDR(&hdr);
                 (*c).cmsg_level = libc::SOL_SOCKET;
                 (*c).cmsg_type = libc::SCM_RIGHTS;
-                (*c).cmsg_len =
-                    libc::CMSG_LEN((fds.len() * std::mem::size_of::<RawFd>()) as u32) as _;
+                (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as _;
                 std::ptr::copy_nonoverlapping(
                     fds.as_ptr(),
                     libc::CMSG_DATA(c) as *mut RawFd,

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command (README, CI): every layer, root tests included. Run as
+# root; installs what the tests need if it is missing. Root tests fail
+# instead of skipping (ENVC_REQUIRE_ROOT=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v busybox >/dev/null || need+=(busybox-static)
+command -v cc >/dev/null || need+=(gcc)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+export ENVC_REQUIRE_ROOT=1
+exec cargo test --locked "$@"
