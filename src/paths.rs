@@ -90,6 +90,10 @@ macro_rules! typed_path {
                     Some(i) => $name(self.0[..i].to_string()),
                 }
             }
+            /// `self/rel`, checked like any other path.
+            pub fn join(&self, rel: &str) -> Result<Self, PathError> {
+                $name::new(&format!("{}/{rel}", self.0))
+            }
             /// The path relative to `/`, for use with `*at` calls on a root fd
             /// (`.` for the root itself).
             pub fn relative(&self) -> &str {

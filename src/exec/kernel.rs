@@ -109,6 +109,16 @@ pub trait Kernel {
     /// returns in both processes).
     fn spawn(&mut self, namespaces: &[Namespace]) -> io::Result<Spawned>;
 
+    // ---- host files: cgroupfs and /proc, paths envc builds itself ----
+
+    fn read_host_file(&mut self, path: &Path) -> io::Result<String>;
+    fn write_host_file(&mut self, path: &Path, value: &str) -> io::Result<()>;
+    /// Creates a directory; `Ok(false)` if it was already there.
+    fn make_host_dir(&mut self, path: &Path) -> io::Result<bool>;
+    fn remove_host_dir(&mut self, path: &Path) -> io::Result<()>;
+    /// The names in a host directory (sorted); `None` if it does not exist.
+    fn list_host_dir(&mut self, path: &Path) -> io::Result<Option<Vec<String>>>;
+
     // ---- container side ----
 
     /// Makes every mount a slave, so nothing propagates back to the host.

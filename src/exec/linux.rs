@@ -295,9 +295,12 @@ impl Kernel for LinuxKernel {
             )
         };
         let fd = check(fd).map_err(|e| with_context(e, rootfs.display()))?;
-        self.rootfs = rootfs.to_path_buf();
         // SAFETY: a new fd nothing else owns.
-        self.root = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // The real path, with no symlink in it, for the bind and for reports.
+        self.rootfs = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map_err(|e| with_context(e, rootfs.display()))?;
+        self.root = Some(fd);
         Ok(())
     }
 
@@ -443,6 +446,48 @@ impl Kernel for LinuxKernel {
             pid: pid as i32,
             pidfd,
         })
+    }
+
+    fn read_host_file(&mut self, path: &Path) -> io::Result<String> {
+        std::fs::read_to_string(path).map_err(|e| with_context(e, path.display()))
+    }
+
+    fn write_host_file(&mut self, path: &Path, value: &str) -> io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| with_context(e, path.display()))?;
+        f.write_all(value.as_bytes())
+            .map_err(|e| with_context(e, format!("writing {value:?} to {}", path.display())))
+    }
+
+    fn make_host_dir(&mut self, path: &Path) -> io::Result<bool> {
+        match std::fs::create_dir(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(with_context(e, format!("mkdir {}", path.display()))),
+        }
+    }
+
+    fn remove_host_dir(&mut self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir(path).map_err(|e| with_context(e, format!("rmdir {}", path.display())))
+    }
+
+    fn list_host_dir(&mut self, path: &Path) -> io::Result<Option<Vec<String>>> {
+        match std::fs::read_dir(path) {
+            Ok(rd) => {
+                let mut names: Vec<String> = rd
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                Ok(Some(names))
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound) => Ok(None),
+            Err(e) if errno(&e) == Some(libc::ENOTDIR) => Ok(None),
+            Err(e) => Err(with_context(e, path.display())),
+        }
     }
 
     fn make_mounts_slave(&mut self) -> io::Result<()> {

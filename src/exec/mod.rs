@@ -1,6 +1,7 @@
 //! The executor: replays a plan through a `Kernel`, records a report, and
 //! undoes what it did on the host when a step fails.
 
+pub mod cgroup;
 pub mod channel;
 pub mod kernel;
 pub mod linux;
@@ -12,6 +13,20 @@ use crate::paths::ContainerPath;
 use crate::plan::{BindWhen, DeviceNumber, Op, Plan, Side};
 use kernel::*;
 use report::{Report, Status};
+use std::path::{Path, PathBuf};
+
+/// Copies `cpuset.cpus` and `cpuset.mems` from `from` to `to` where `to`'s are
+/// empty: a v1 cpuset refuses tasks until both are set.
+fn copy_cpuset<K: Kernel>(k: &mut K, from: &Path, to: &Path) -> std::io::Result<()> {
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let have = k.read_host_file(&to.join(f))?;
+        if have.trim().is_empty() {
+            let v = k.read_host_file(&from.join(f))?;
+            k.write_host_file(&to.join(f), v.trim())?;
+        }
+    }
+    Ok(())
+}
 
 /// Capability numbers by name (the five the contract drops, and a few more).
 pub fn capability_number(name: &str) -> Option<u32> {
@@ -51,8 +66,6 @@ impl From<std::io::Error> for Failure {
 }
 
 /// What the issue tracker calls the parts that are not built yet.
-const NOT_YET_CGROUP: &str = "cgroups (the host-dependent parts)";
-const NOT_YET_LXCFS: &str = "LXCFS overlays";
 const NOT_YET_NETWORK: &str = "NICs (network)";
 const NOT_YET_GUEST_API: &str = "the guest API (/dev/lxd/sock)";
 
@@ -62,13 +75,334 @@ fn not_yet(what: &str) -> Status {
     }
 }
 
+/// Something on the host to undo at stop or after a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undo {
+    /// A cgroup (or a parent envc created for it).
+    RemoveCgroupDir(PathBuf),
+}
+
+/// The container's cgroup, once made.
+#[derive(Debug, Clone)]
+pub struct CgroupState {
+    pub layout: cgroup::Layout,
+    /// Each hierarchy and the container's cgroup in it.
+    pub paths: Vec<(cgroup::Hierarchy, PathBuf)>,
+    /// `PARENT/NAME`, relative to each hierarchy's root.
+    pub relative: String,
+}
+
 /// Runs the steps that need no special handling by the driver.
 pub struct Runner<'k, K: Kernel> {
     pub k: &'k mut K,
     pub init: Option<InitInfo>,
+    /// The container's first process, once it exists (host side).
+    pub child_pid: Option<i32>,
+    pub cgroup: Option<CgroupState>,
+    /// Whether this process unshared its cgroup namespace.
+    pub cgroup_namespace: bool,
+    /// What to undo on the host, in the order it was done.
+    pub undo: Vec<Undo>,
 }
 
-impl<K: Kernel> Runner<'_, K> {
+impl<'k, K: Kernel> Runner<'k, K> {
+    pub fn new(k: &'k mut K) -> Runner<'k, K> {
+        Runner {
+            k,
+            init: None,
+            child_pid: None,
+            cgroup: None,
+            cgroup_namespace: false,
+            undo: Vec::new(),
+        }
+    }
+
+    /// Undoes everything on the host, newest first. Returns what could not be undone.
+    pub fn teardown(&mut self) -> Vec<String> {
+        let mut left = Vec::new();
+        while let Some(u) = self.undo.pop() {
+            match u {
+                Undo::RemoveCgroupDir(path) => {
+                    // The container's processes leave their cgroups as they
+                    // exit, just after PID 1: allow them a moment.
+                    let mut tries = 0;
+                    loop {
+                        match self.k.remove_host_dir(&path) {
+                            Ok(()) => break,
+                            Err(e) if linux::errno(&e) == Some(libc::ENOENT) => break,
+                            Err(e) if linux::errno(&e) == Some(libc::EBUSY) && tries < 200 => {
+                                tries += 1;
+                                std::thread::sleep(std::time::Duration::from_millis(5));
+                            }
+                            // A shared parent still holding other containers.
+                            Err(e) if linux::errno(&e) == Some(libc::ENOTEMPTY) => break,
+                            Err(e) => {
+                                left.push(format!("{}: {e}", path.display()));
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        left
+    }
+
+    fn create_cgroup(
+        &mut self,
+        parent: &str,
+        name: &str,
+        limits: &crate::profile::model::Limits,
+        device_allow: &[String],
+        device_allow_from_host: &[crate::paths::HostPath],
+    ) -> Result<Status, Failure> {
+        use std::path::Path;
+        let k = &mut *self.k;
+        let mountinfo = k.read_host_file(Path::new("/proc/self/mountinfo"))?;
+        let layout = cgroup::parse_layout(&mountinfo)
+            .ok_or_else(|| Failure::new("the host has no cgroup hierarchy mounted"))?;
+        let mut paths = Vec::new();
+        for h in &layout.hierarchies {
+            let cpuset = h.has("cpuset");
+            let mut dir = h.mountpoint.clone();
+            for comp in parent.split('/') {
+                let up = dir.clone();
+                dir.push(comp);
+                if k.make_host_dir(&dir)? {
+                    self.undo.push(Undo::RemoveCgroupDir(dir.clone()));
+                }
+                if cpuset {
+                    copy_cpuset(k, &up, &dir)?;
+                }
+            }
+            let cg = dir.join(name);
+            if !k.make_host_dir(&cg)? {
+                // Left by a supervisor that died (the state lock says no
+                // container of this name runs): take it over if it is empty.
+                k.remove_host_dir(&cg).map_err(|e| {
+                    Failure::new(format!("the cgroup {} exists and cannot be removed ({e}); is something still running in it?", cg.display()))
+                })?;
+                k.make_host_dir(&cg)?;
+            }
+            self.undo.push(Undo::RemoveCgroupDir(cg.clone()));
+            if cpuset {
+                copy_cpuset(k, &dir, &cg)?;
+            }
+            if h.v2 && layout.kind == cgroup::LayoutKind::Unified {
+                // Delegate every controller the host offers down to the container.
+                let mut level = h.mountpoint.clone();
+                let comps: Vec<&str> = parent.split('/').collect();
+                for i in 0..=comps.len() {
+                    let available = k.read_host_file(&level.join("cgroup.controllers"))?;
+                    let enable: Vec<String> = available
+                        .split_whitespace()
+                        .map(|c| format!("+{c}"))
+                        .collect();
+                    if !enable.is_empty() {
+                        k.write_host_file(
+                            &level.join("cgroup.subtree_control"),
+                            &enable.join(" "),
+                        )?;
+                    }
+                    if i < comps.len() {
+                        level.push(comps[i]);
+                    }
+                }
+            }
+            paths.push((h.clone(), cg));
+        }
+        let mut detail = vec![layout.describe()];
+        // Limits, in the names the layout uses.
+        if !limits.is_empty() {
+            let v2 = layout.kind == cgroup::LayoutKind::Unified;
+            let host_memory = match limits.memory {
+                Some(crate::profile::values::MemoryLimit::PercentHundredths(_)) => {
+                    cgroup::mem_total(&k.read_host_file(Path::new("/proc/meminfo"))?).unwrap_or(0)
+                }
+                _ => 0,
+            };
+            let parent_cpus = match paths.iter().find(|(h, _)| h.has("cpuset") || (v2 && h.v2)) {
+                Some((h, cg)) if limits.cpu.is_some() => {
+                    let file = if h.v2 {
+                        "cpuset.cpus.effective"
+                    } else {
+                        "cpuset.cpus"
+                    };
+                    let parent_dir = cg.parent().unwrap_or(cg);
+                    cgroup::parse_cpu_list(&k.read_host_file(&parent_dir.join(file))?)
+                }
+                _ => Vec::new(),
+            };
+            let writes = cgroup::limit_writes(limits, v2, host_memory, &parent_cpus)
+                .map_err(Failure::new)?;
+            for w in writes {
+                let target = paths
+                    .iter()
+                    .find(|(h, _)| if v2 { h.v2 } else { h.has(w.controller) });
+                let Some((_, cg)) = target else {
+                    return Err(Failure::new(format!(
+                        "the limits need the {} controller, which this host does not have",
+                        w.controller
+                    )));
+                };
+                k.write_host_file(&cg.join(w.file), &w.value)?;
+                detail.push(format!("{}={}", w.file, w.value));
+            }
+        }
+        // The devices allow-list, where the host has a devices controller.
+        match paths.iter().find(|(h, _)| h.has("devices")) {
+            Some((_, cg)) => {
+                k.write_host_file(&cg.join("devices.deny"), "a")?;
+                let mut n = 0;
+                for rule in device_allow {
+                    k.write_host_file(&cg.join("devices.allow"), rule)?;
+                    n += 1;
+                }
+                for src in device_allow_from_host {
+                    if let Some((kind, ma, mi)) = k.host_device(src)? {
+                        let t = match kind {
+                            crate::profile::model::NodeKind::Char => 'c',
+                            crate::profile::model::NodeKind::Block => 'b',
+                        };
+                        k.write_host_file(
+                            &cg.join("devices.allow"),
+                            &format!("{t} {ma}:{mi} rwm"),
+                        )?;
+                        n += 1;
+                    }
+                }
+                detail.push(format!("devices: deny all, allow {n} rules"));
+            }
+            None => detail.push("devices: no devices controller (not restricted)".into()),
+        }
+        self.cgroup = Some(CgroupState {
+            layout,
+            paths,
+            relative: format!("{parent}/{name}"),
+        });
+        Ok(Status::detail(detail.join("; ")))
+    }
+
+    fn mount_cgroups(
+        &mut self,
+        target: &ContainerPath,
+        namespace: bool,
+    ) -> Result<Status, Failure> {
+        let Some(state) = self.cgroup.clone() else {
+            return Ok(Status::Skipped {
+                reason: "the container has no cgroup".into(),
+            });
+        };
+        let k = &mut *self.k;
+        let mut done = Vec::new();
+        let small_tmpfs =
+            |k: &mut K| k.mount_fs("tmpfs", target, MountFlags::SECURE, "mode=755,size=65536");
+        if namespace && self.cgroup_namespace {
+            if state.layout.kind == cgroup::LayoutKind::Unified {
+                k.mount_fs("cgroup2", target, MountFlags::SECURE, "")?;
+                return Ok(Status::detail(format!("cgroup2 on {target}")));
+            }
+            small_tmpfs(k)?;
+            for (h, _) in &state.paths {
+                let Some(dir) = h.dir_name() else { continue };
+                let at = target.join(&dir).map_err(|e| Failure::new(e.to_string()))?;
+                k.make_dir_all(&at, 0o755)?;
+                if h.v2 {
+                    k.mount_fs("cgroup2", &at, MountFlags::SECURE, "")?;
+                } else {
+                    k.mount_fs("cgroup", &at, MountFlags::SECURE, &h.mount_data())?;
+                }
+                done.push(format!("{dir} ({})", h.label()));
+            }
+        } else {
+            // No cgroup namespace: the host's hierarchies read-only, the
+            // container's own cgroup writable.
+            small_tmpfs(k)?;
+            for (h, cg) in &state.paths {
+                let at = match h.dir_name() {
+                    Some(dir) => target.join(&dir).map_err(|e| Failure::new(e.to_string()))?,
+                    None => target.clone(),
+                };
+                let host = crate::paths::HostPath::new(&h.mountpoint.to_string_lossy())
+                    .map_err(|e| Failure::new(e.to_string()))?;
+                let own = crate::paths::HostPath::new(&cg.to_string_lossy())
+                    .map_err(|e| Failure::new(e.to_string()))?;
+                let own_at = at
+                    .join(&state.relative)
+                    .map_err(|e| Failure::new(e.to_string()))?;
+                k.make_dir_all(&at, 0o755)?;
+                k.bind_host(&host, &at, false, true)?;
+                k.bind_host(&own, &own_at, false, false)?;
+                done.push(format!("{at} (read-only, own cgroup writable)"));
+            }
+        }
+        k.set_readonly(target, false)?;
+        Ok(Status::detail(format!(
+            "tmpfs on {target}: {}",
+            done.join(", ")
+        )))
+    }
+
+    fn overlay_lxcfs(&mut self, source: &crate::paths::HostPath) -> Result<Status, Failure> {
+        use std::path::Path;
+        let k = &mut *self.k;
+        let base = Path::new(source.as_str());
+        let Some(proc_files) = k.list_host_dir(&base.join("proc"))? else {
+            return Ok(Status::Skipped {
+                reason: format!("LXCFS not found ({source}/proc does not exist)"),
+            });
+        };
+        let mut bound = Vec::new();
+        const OFFERED: &[&str] = &[
+            "cpuinfo",
+            "meminfo",
+            "stat",
+            "uptime",
+            "diskstats",
+            "swaps",
+            "loadavg",
+            "slabinfo",
+            "pressure",
+        ];
+        for f in proc_files.iter().filter(|f| OFFERED.contains(&f.as_str())) {
+            let src = crate::paths::HostPath::new(&format!("{source}/proc/{f}"))
+                .map_err(|e| Failure::new(e.to_string()))?;
+            let dst = ContainerPath::new(&format!("/proc/{f}"))
+                .map_err(|e| Failure::new(e.to_string()))?;
+            match k.bind_host(&src, &dst, false, false) {
+                Ok(()) => bound.push(format!("/proc/{f}")),
+                // The kernel's /proc lacks it (e.g. no PSI): nothing to overlay.
+                Err(e) if linux::errno(&e) == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let cpu = base.join("sys/devices/system/cpu");
+        if let Some(entries) = k.list_host_dir(&cpu)? {
+            let dst = ContainerPath::new("/sys/devices/system/cpu").expect("static");
+            let src_root = format!("{source}/sys/devices/system/cpu");
+            if entries.iter().any(|e| e == "uevent") {
+                let src = crate::paths::HostPath::new(&src_root)
+                    .map_err(|e| Failure::new(e.to_string()))?;
+                k.bind_host(&src, &dst, false, false)?;
+                bound.push(dst.to_string());
+            } else {
+                for e in &entries {
+                    let src = crate::paths::HostPath::new(&format!("{src_root}/{e}"))
+                        .map_err(|e| Failure::new(e.to_string()))?;
+                    let d = dst.join(e).map_err(|e| Failure::new(e.to_string()))?;
+                    match k.bind_host(&src, &d, false, false) {
+                        Ok(()) => bound.push(d.to_string()),
+                        Err(e) if linux::errno(&e) == Some(libc::ENOENT) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        Ok(Status::detail(format!(
+            "LXCFS found; overlaid {}",
+            bound.join(" ")
+        )))
+    }
     /// Runs one step. `Ok` carries its status (a non-fatal failure included).
     pub fn run(&mut self, op: &Op) -> Result<Status, Failure> {
         let k = &mut *self.k;
@@ -100,11 +434,43 @@ impl<K: Kernel> Runner<'_, K> {
                 }),
                 Err(InitProblem::Other(e)) => Err(e.into()),
             },
-            Op::CreateCgroup { .. } | Op::AttachCgroup | Op::UnshareCgroupNamespace => {
-                Ok(not_yet(NOT_YET_CGROUP))
+            Op::CreateCgroup {
+                parent,
+                name,
+                limits,
+                device_allow,
+                device_allow_from_host,
+            } => self.create_cgroup(parent, name, limits, device_allow, device_allow_from_host),
+            Op::AttachCgroup => {
+                let pid = self
+                    .child_pid
+                    .ok_or_else(|| Failure::new("no container process to attach"))?;
+                let Some(state) = &self.cgroup else {
+                    return Ok(Status::Skipped {
+                        reason: "the container has no cgroup".into(),
+                    });
+                };
+                for (_, cg) in &state.paths {
+                    k.write_host_file(&cg.join("cgroup.procs"), &pid.to_string())?;
+                }
+                Ok(Status::detail(format!(
+                    "pid {pid} in {} hierarchies",
+                    state.paths.len()
+                )))
             }
-            Op::MountCgroups { .. } => Ok(not_yet(NOT_YET_CGROUP)),
-            Op::OverlayLxcfs { .. } => Ok(not_yet(NOT_YET_LXCFS)),
+            Op::UnshareCgroupNamespace => {
+                let ns = crate::paths::HostPath::new("/proc/self/ns/cgroup").expect("static");
+                if k.host_path_state(&ns)? == HostPathState::Absent {
+                    return Ok(Status::Skipped {
+                        reason: "the kernel has no cgroup namespaces".into(),
+                    });
+                }
+                k.unshare_cgroup_namespace()?;
+                self.cgroup_namespace = true;
+                Ok(Status::done())
+            }
+            Op::MountCgroups { target, namespace } => self.mount_cgroups(target, *namespace),
+            Op::OverlayLxcfs { source } => self.overlay_lxcfs(source),
             Op::CreateNic { .. } | Op::ConfigureNic { .. } => Ok(not_yet(NOT_YET_NETWORK)),
             Op::MakeGuestApiSocket { .. } => Ok(not_yet(NOT_YET_GUEST_API)),
             Op::CloneChild { .. } | Op::ExecInit { .. } => {
@@ -339,7 +705,7 @@ pub fn dropped_caps(names: &[String]) -> Result<Vec<u32>, Failure> {
 /// (the recording double): both sides run here, in plan order.
 pub fn simulate<K: Kernel>(plan: &Plan, k: &mut K) -> Report {
     let mut report = Report::new(plan);
-    let mut runner = Runner { k, init: None };
+    let mut runner = Runner::new(k);
     let rootfs = std::path::Path::new(&plan.rootfs).to_path_buf();
     if let Err(e) = runner.k.open_rootfs(&rootfs) {
         report.set(

@@ -19,7 +19,28 @@ pub struct FakeHost {
     pub devices: Vec<(String, NodeKind, u32, u32)>,
     /// Whether init resolves to systemd.
     pub init_is_systemd: bool,
+    /// What `/proc/self/mountinfo` says (the cgroup layout).
+    pub mountinfo: String,
+    /// Whether LXCFS runs (its files, relative to its mount, e.g. `proc/meminfo`).
+    pub lxcfs: Vec<String>,
 }
+
+/// The development machines' hybrid layout.
+pub const HYBRID_MOUNTINFO: &str =
+    "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+/// A pure cgroup2 host.
+pub const UNIFIED_MOUNTINFO: &str =
+    "30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup2 rw,nsdelegate
+";
 
 impl Default for FakeHost {
     fn default() -> Self {
@@ -28,6 +49,8 @@ impl Default for FakeHost {
             present: vec!["/sys/kernel/debug".into()],
             devices: vec![("/dev/fuse".into(), NodeKind::Char, 10, 229)],
             init_is_systemd: false,
+            mountinfo: HYBRID_MOUNTINFO.into(),
+            lxcfs: Vec::new(),
         }
     }
 }
@@ -85,6 +108,49 @@ impl Kernel for RecordingKernel {
             pid: 4242,
             pidfd: None,
         })
+    }
+    fn read_host_file(&mut self, path: &Path) -> io::Result<String> {
+        self.call(format!("read_host_file {}", path.display()))?;
+        let p = path.to_string_lossy();
+        Ok(if p == "/proc/self/mountinfo" {
+            self.host.mountinfo.clone()
+        } else if p.ends_with("cpuset.cpus") || p.ends_with("cpuset.cpus.effective") {
+            "0-1\n".into()
+        } else if p.ends_with("cpuset.mems") || p.ends_with("cpuset.mems.effective") {
+            "0\n".into()
+        } else if p == "/proc/meminfo" {
+            "MemTotal:       1048576 kB\n".into()
+        } else if p.ends_with("cgroup.controllers") {
+            "cpuset cpu io memory pids\n".into()
+        } else {
+            String::new()
+        })
+    }
+    fn write_host_file(&mut self, path: &Path, value: &str) -> io::Result<()> {
+        self.call(format!("write_host_file {} {value}", path.display()))
+    }
+    fn make_host_dir(&mut self, path: &Path) -> io::Result<bool> {
+        self.call(format!("make_host_dir {}", path.display()))?;
+        Ok(true)
+    }
+    fn remove_host_dir(&mut self, path: &Path) -> io::Result<()> {
+        self.call(format!("remove_host_dir {}", path.display()))
+    }
+    fn list_host_dir(&mut self, path: &Path) -> io::Result<Option<Vec<String>>> {
+        self.call(format!("list_host_dir {}", path.display()))?;
+        let p = path.to_string_lossy().into_owned();
+        let mut names: Vec<String> = Vec::new();
+        for f in &self.host.lxcfs {
+            let full = format!("/var/lib/lxcfs/{f}");
+            if let Some(rest) = full.strip_prefix(&format!("{p}/")) {
+                let first = rest.split('/').next().unwrap_or(rest).to_string();
+                if !names.contains(&first) {
+                    names.push(first);
+                }
+            }
+        }
+        names.sort();
+        Ok(if names.is_empty() { None } else { Some(names) })
     }
     fn make_mounts_slave(&mut self) -> io::Result<()> {
         self.call("make_mounts_slave".into())

@@ -82,6 +82,15 @@ pub struct HostFacts {
     /// `/dev/log`: served, or why not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev_log: Option<String>,
+    /// The cgroup layout and what was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// How `/sys/fs/cgroup` was mounted inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_mounts: Option<String>,
+    /// LXCFS: found and what was overlaid, or not found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lxcfs: Option<String>,
 }
 
 /// How the container ended.
@@ -101,6 +110,9 @@ pub struct Report {
     pub host: HostFacts,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// What teardown could not undo (empty when the host is as it was).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teardown_left: Vec<String>,
 }
 
 impl Report {
@@ -123,6 +135,7 @@ impl Report {
                 .collect(),
             host: HostFacts::default(),
             outcome: None,
+            teardown_left: Vec::new(),
         }
     }
 
@@ -152,6 +165,9 @@ impl Report {
                     };
                     upsert(&mut self.host.host_devices, source.as_str(), state);
                 }
+                Op::CreateCgroup { .. } => self.host.cgroup = Some(fact(&status)),
+                Op::MountCgroups { .. } => self.host.cgroup_mounts = Some(fact(&status)),
+                Op::OverlayLxcfs { .. } => self.host.lxcfs = Some(fact(&status)),
                 Op::MakeLogSocket { .. } => {
                     self.host.dev_log = Some(match &status {
                         Status::Done { .. } => "a socket served by envc".to_string(),
@@ -208,6 +224,15 @@ impl Report {
         if let Some(l) = &self.host.dev_log {
             let _ = writeln!(out, "  /dev/log       {l}");
         }
+        if let Some(c) = &self.host.cgroup {
+            let _ = writeln!(out, "  cgroup         {c}");
+        }
+        if let Some(c) = &self.host.cgroup_mounts {
+            let _ = writeln!(out, "  /sys/fs/cgroup {c}");
+        }
+        if let Some(l) = &self.host.lxcfs {
+            let _ = writeln!(out, "  LXCFS          {l}");
+        }
         let mut not_yet: Vec<&str> = Vec::new();
         for s in &self.steps {
             match &s.status {
@@ -234,10 +259,23 @@ impl Report {
         if !not_yet.is_empty() {
             let _ = writeln!(out, "  not yet        {}", not_yet.join("; "));
         }
+        for t in &self.teardown_left {
+            let _ = writeln!(out, "  NOT UNDONE     {t}");
+        }
         if let Some(o) = &self.outcome {
             let _ = writeln!(out, "  outcome        {} (exit {})", o.summary, o.exit_code);
         }
         out
+    }
+}
+
+fn fact(status: &Status) -> String {
+    match status {
+        Status::Done { detail } => detail.clone().unwrap_or_else(|| "done".into()),
+        Status::Skipped { reason } => reason.clone(),
+        Status::Failed { error, .. } => format!("error: {error}"),
+        Status::NotRun => "not run".into(),
+        Status::NotYet { what } => format!("not yet: {what}"),
     }
 }
 

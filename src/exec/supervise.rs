@@ -98,7 +98,9 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions) -> Applied {
         Ok(v) => v,
         Err(e) => return finish(report, 125, format!("cannot block signals: {e}")),
     };
-    let result = run(plan, opts, &mut k, ci, &mut report, &sigfd);
+    let mut runner = Runner::new(&mut k);
+    let result = run(plan, opts, &mut runner, ci, &mut report, &sigfd);
+    report.teardown_left = runner.teardown();
     restore_mask(&old_mask);
     match result {
         Ok((code, summary)) => finish(report, code, summary),
@@ -126,13 +128,12 @@ type StepErr = (Option<usize>, Failure);
 fn run(
     plan: &Plan,
     opts: &ApplyOptions,
-    k: &mut LinuxKernel,
+    runner: &mut Runner<'_, LinuxKernel>,
     ci: usize,
     report: &mut Report,
     sigfd: &OwnedFd,
 ) -> Result<(u8, String), StepErr> {
     // Host steps before the clone.
-    let mut runner = Runner { k, init: None };
     for i in 0..ci {
         let s = runner.run(&plan.steps[i].op).map_err(|f| (Some(i), f))?;
         report.set(plan, i, s);
@@ -153,13 +154,14 @@ fn run(
         }
         Spawned::Parent { pid, pidfd } => (pid, pidfd),
     };
+    runner.child_pid = Some(pid);
     drop(child_end);
     report.pid = Some(pid);
     report.set(plan, ci, Status::detail(format!("pid {pid} on the host")));
     let child = Child { pid, pidfd };
 
     // Pass the baton until the child is about to exec.
-    let handoff = match baton(plan, &mut runner, &host_end, ci + 1, report) {
+    let handoff = match baton(plan, runner, &host_end, ci + 1, report) {
         Ok(h) => h,
         Err(e) => {
             child.kill_and_reap();
@@ -284,7 +286,7 @@ struct Handoff {
 }
 
 /// The container's first process: runs its steps, then becomes init.
-fn child_main(plan: &Plan, mut runner: Runner<'_, LinuxKernel>, ch: Channel, ci: usize) -> ! {
+fn child_main(plan: &Plan, runner: &mut Runner<'_, LinuxKernel>, ch: Channel, ci: usize) -> ! {
     let exit = |code: i32| -> ! {
         // SAFETY: leaving the child without running the parent's destructors.
         unsafe { libc::_exit(code) }
