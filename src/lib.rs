@@ -6,4 +6,5 @@ pub mod exec;
 pub mod paths;
 pub mod plan;
 pub mod profile;
+pub mod lifecycle;
 pub mod state;

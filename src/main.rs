@@ -54,7 +54,31 @@ enum Command {
         /// Use this rootfs instead of the plan's.
         #[arg(long, value_name = "DIR")]
         rootfs: Option<PathBuf>,
+        /// Detach: return once PID 1 runs, leaving the supervisor in the background.
+        #[arg(short, long)]
+        detach: bool,
     },
+    /// List containers (running, or left behind by a supervisor that died).
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Stop a container cleanly (SIGRTMIN+3 or SIGPWR, then SIGKILL after the timeout).
+    Stop {
+        name: String,
+        /// Seconds to wait before killing (default: the profile's stop-timeout).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+        /// Kill at once.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Reboot a container (the profile's reboot-signal; stop and start if ignored).
+    Reboot { name: String },
+    /// Attach to a running container's console (Ctrl-a q detaches).
+    Console { name: String },
+    /// Remove what containers whose supervisor died left behind.
+    Gc,
     /// Print the profile language's JSON Schema.
     Schema,
     /// Print shell completions.
@@ -103,6 +127,7 @@ fn main() -> ExitCode {
             format,
             report,
             rootfs,
+            detach,
         } => {
             let (compiled, sources, base) = match (&profile, &plan) {
                 (Some(p), _) => match envc::profile::load(p) {
@@ -132,8 +157,13 @@ fn main() -> ExitCode {
                 return emit_plan(&compiled, format, None);
             }
             let rootfs = rootfs.unwrap_or_else(|| base.join(&compiled.rootfs));
-            apply(&compiled, rootfs, sources.as_ref(), report.as_deref())
+            envc::lifecycle::start(&compiled, rootfs, sources.as_ref(), report.as_deref(), detach)
         }
+        Command::List { format } => envc::lifecycle::list(format == Format::Json),
+        Command::Stop { name, timeout, force } => envc::lifecycle::stop(&name, timeout, force),
+        Command::Reboot { name } => envc::lifecycle::reboot(&name),
+        Command::Console { name } => envc::lifecycle::console(&name),
+        Command::Gc => envc::lifecycle::gc(),
         Command::Schema => {
             print!("{}", envc::profile::raw::schema_text());
             ExitCode::SUCCESS
@@ -150,68 +180,6 @@ fn parent_dir(p: &Path) -> PathBuf {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     }
-}
-
-fn apply(
-    plan: &Plan,
-    rootfs: PathBuf,
-    sources: Option<&envc::profile::Sources>,
-    report_file: Option<&Path>,
-) -> ExitCode {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!(
-            "envc: apply needs root: envc runs privileged containers (the host's root is the container's root)"
-        );
-        return ExitCode::from(125);
-    }
-    let state = match envc::state::State::acquire(&plan.name) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("envc: {e}");
-            return ExitCode::from(125);
-        }
-    };
-    let logs = envc::state::log_dir().join(&plan.name);
-    let opts = envc::exec::supervise::ApplyOptions {
-        rootfs,
-        console_log: Some(logs.join("console.log")),
-        syslog: Some(logs.join("syslog.log")),
-        echo_console: true,
-    };
-    let applied = envc::exec::supervise::apply(plan, &opts);
-    state.release();
-    let report = &applied.report;
-    if let Some(f) = report.failure() {
-        let message = match &f.status {
-            envc::exec::report::Status::Failed { error, .. } => {
-                format!("step {} ({}) failed: {error}", f.step, f.op)
-            }
-            _ => unreachable!("a failure"),
-        };
-        let problem = match sources {
-            Some(s) => s.problem(&f.origin, message, "this asked for it", false),
-            None => Problem::new(format!("{message} (asked for by {})", f.origin)),
-        };
-        eprint!("{}", render_failure(&problem));
-    }
-    eprint!("{}", report.summary());
-    if let Some(path) = report_file
-        && let Err(e) = std::fs::write(path, report.to_json())
-    {
-        eprintln!("envc: cannot write the report to {}: {e}", path.display());
-    }
-    ExitCode::from(applied.exit_code)
-}
-
-fn render_failure(p: &Problem) -> String {
-    let text = render(std::slice::from_ref(p), Style::for_stderr());
-    // The summary line of `render` speaks of profile problems; a failed
-    // start says so in the report's summary instead.
-    text.lines()
-        .filter(|l| !l.starts_with("error: 1 problem"))
-        .map(|l| format!("{l}\n"))
-        .collect()
 }
 
 fn compile_profile(path: &Path) -> Result<Plan, ExitCode> {

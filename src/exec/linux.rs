@@ -57,6 +57,16 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+/// The kernel's `struct sigaction` for `rt_sigaction(2)` (x86_64 and
+/// aarch64 layout: handler, flags, restorer, 64-bit mask).
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
 #[repr(C)]
 struct CapHeader {
     version: u32,
@@ -383,7 +393,14 @@ impl Kernel for LinuxKernel {
         check(r).map_err(InitProblem::Other)?;
         let resolved_host = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .map_err(InitProblem::Other)?;
-        let resolved = match resolved_host.strip_prefix(&self.rootfs) {
+        // Against the rootfs as the kernel names it: `self.rootfs` may be
+        // relative, or reach the rootfs through a symlink.
+        let root_host = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            self.root_fd().map_err(InitProblem::Other)?
+        ))
+        .map_err(InitProblem::Other)?;
+        let resolved = match resolved_host.strip_prefix(&root_host) {
             Ok(r) => format!("/{}", r.display()),
             Err(_) => resolved_host.display().to_string(),
         };
@@ -929,10 +946,24 @@ impl LinuxKernel {
         // C strings and null-terminated arrays that outlive the exec.
         unsafe {
             // Signals: default dispositions and nothing blocked, whatever
-            // envc's own caller left behind (SIG_IGN survives exec).
+            // envc's own caller left behind (SIG_IGN survives exec). The raw
+            // system call: glibc's signal() refuses its internal signals 32
+            // and 33 (EINVAL), which would keep an inherited SIG_IGN there.
+            let dfl = KernelSigaction {
+                handler: libc::SIG_DFL,
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            };
             for sig in 1..=64 {
                 if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    libc::signal(sig, libc::SIG_DFL);
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        sig,
+                        &dfl as *const KernelSigaction,
+                        std::ptr::null_mut::<KernelSigaction>(),
+                        8usize,
+                    );
                 }
             }
             let mut set: libc::sigset_t = std::mem::zeroed();

@@ -5,6 +5,7 @@ pub mod cgroup;
 pub mod channel;
 pub mod kernel;
 pub mod linux;
+pub mod monitor;
 pub mod recording;
 pub mod report;
 pub mod supervise;

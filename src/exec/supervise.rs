@@ -7,12 +7,12 @@ use super::channel::{Channel, Msg};
 use super::kernel::{Kernel, Spawned};
 use super::linux::LinuxKernel;
 use super::report::{Outcome, Report, Status};
+use super::monitor::{self, End};
 use super::{Failure, Runner, clone_index, dropped_caps};
+use std::os::unix::net::UnixListener;
 use crate::plan::{Op, Plan, Side};
-use crate::profile::model::StopSignal;
-use crate::profile::values::signal_name;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,15 +28,27 @@ pub struct ApplyOptions {
     pub syslog: Option<PathBuf>,
     /// Copy the console to stdout.
     pub echo_console: bool,
+    /// Attach the user's terminal (stdin and stdout are a tty, put in raw mode).
+    pub terminal: bool,
 }
+
+/// What the caller hears about while the container runs.
+pub trait Hooks {
+    /// PID 1 runs (after every boot).
+    fn started(&mut self, _pid: i32, _report: &Report) {}
+    /// The container stopped and will start again.
+    fn rebooting(&mut self, _report: &Report) {}
+}
+
+/// Hooks that do nothing.
+pub struct NoHooks;
+impl Hooks for NoHooks {}
 
 /// The finished run.
 pub struct Applied {
     pub report: Report,
     pub exit_code: u8,
 }
-
-const SIGRTMIN_3: i32 = 37;
 
 fn finish(mut report: Report, code: u8, summary: String) -> Applied {
     report.outcome = Some(Outcome {
@@ -55,7 +67,7 @@ fn stop_signals() -> io::Result<(OwnedFd, libc::sigset_t)> {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGWINCH] {
             libc::sigaddset(&mut set, s);
         }
         let mut old: libc::sigset_t = std::mem::zeroed();
@@ -75,9 +87,45 @@ fn restore_mask(old: &libc::sigset_t) {
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
 }
 
-/// Builds and runs the container in the foreground; returns when PID 1 is gone
-/// and the host is as it was.
-pub fn apply(plan: &Plan, opts: &ApplyOptions) -> Applied {
+/// Builds and runs the container in the foreground; returns when PID 1 is
+/// gone (for good: a reboot starts it again from the same plan) and the host
+/// is as it was.
+pub fn apply(plan: &Plan, opts: &ApplyOptions, control: Option<&UnixListener>, hooks: &mut dyn Hooks) -> Applied {
+    let (sigfd, old_mask) = match stop_signals() {
+        Ok(v) => v,
+        Err(e) => return finish(Report::new(plan), 125, format!("cannot block signals: {e}")),
+    };
+    let _raw = if opts.terminal { RawTerminal::enter() } else { None };
+    let mut boots: Vec<Instant> = Vec::new();
+    let applied = loop {
+        let (applied, reboot) = apply_once(plan, opts, &sigfd, control, hooks);
+        if !reboot {
+            break applied;
+        }
+        // A guest that reboots in a tight loop is stopped instead.
+        boots.retain(|t| t.elapsed() < Duration::from_secs(10));
+        boots.push(Instant::now());
+        if boots.len() > 5 {
+            let mut a = applied;
+            if let Some(o) = a.report.outcome.as_mut() {
+                o.summary.push_str("; rebooted more than 5 times in 10s, not starting it again");
+            }
+            break a;
+        }
+        hooks.rebooting(&applied.report);
+    };
+    restore_mask(&old_mask);
+    applied
+}
+
+/// One boot: build, run, tear down. The bool says "start again".
+fn apply_once(
+    plan: &Plan,
+    opts: &ApplyOptions,
+    sigfd: &OwnedFd,
+    control: Option<&UnixListener>,
+    hooks: &mut dyn Hooks,
+) -> (Applied, bool) {
     let mut report = Report::new(plan);
     let mut k = LinuxKernel::new();
     if let Err(e) = k.open_rootfs(&opts.rootfs) {
@@ -89,21 +137,17 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions) -> Applied {
                 fatal: true,
             },
         );
-        return finish(report, 125, "failed at step 1".into());
+        return (finish(report, 125, "failed at step 1".into()), false);
     }
     let Some(ci) = clone_index(plan) else {
-        return finish(report, 125, "the plan creates no container".into());
-    };
-    let (sigfd, old_mask) = match stop_signals() {
-        Ok(v) => v,
-        Err(e) => return finish(report, 125, format!("cannot block signals: {e}")),
+        return (finish(report, 125, "the plan creates no container".into()), false);
     };
     let mut runner = Runner::new(&mut k);
-    let result = run(plan, opts, &mut runner, ci, &mut report, &sigfd);
+    let result = run(plan, opts, &mut runner, ci, &mut report, sigfd, control, hooks);
     report.teardown_left = runner.teardown();
-    restore_mask(&old_mask);
     match result {
-        Ok((code, summary)) => finish(report, code, summary),
+        Ok(End::Stopped { code, summary }) => (finish(report, code, summary), false),
+        Ok(End::Reboot { summary }) => (finish(report, 0, summary), true),
         Err((step, f)) => {
             if let Some(i) = step {
                 report.set(
@@ -118,13 +162,44 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions) -> Applied {
             let where_ = step.map_or(String::new(), |i| {
                 format!(" at step {} ({})", i + 1, plan.steps[i].op.name())
             });
-            finish(report, f.exit_code, format!("failed{where_}"))
+            (finish(report, f.exit_code, format!("failed{where_}")), false)
         }
+    }
+}
+
+/// The user's terminal in raw mode while attached; restored on drop.
+pub struct RawTerminal {
+    saved: libc::termios,
+}
+
+impl RawTerminal {
+    pub fn enter() -> Option<RawTerminal> {
+        // SAFETY: tcgetattr/tcsetattr on stdin with a valid termios.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return None;
+            }
+            let saved = t;
+            libc::cfmakeraw(&mut t);
+            if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
+                return None;
+            }
+            Some(RawTerminal { saved })
+        }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        // SAFETY: restoring the settings saved above.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.saved) };
     }
 }
 
 type StepErr = (Option<usize>, Failure);
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     plan: &Plan,
     opts: &ApplyOptions,
@@ -132,7 +207,9 @@ fn run(
     ci: usize,
     report: &mut Report,
     sigfd: &OwnedFd,
-) -> Result<(u8, String), StepErr> {
+    control: Option<&UnixListener>,
+    hooks: &mut dyn Hooks,
+) -> Result<End, StepErr> {
     // Host steps before the clone.
     for i in 0..ci {
         let s = runner.run(&plan.steps[i].op).map_err(|f| (Some(i), f))?;
@@ -197,8 +274,18 @@ fn run(
         Status::detail(format!("PID 1 is {}", plan.steps[last].op_command())),
     );
     drop(host_end);
-    let status = supervise(plan, opts, &child, handoff, sigfd);
-    Ok(status)
+    hooks.started(pid, report);
+    let io = monitor::Io {
+        console: handoff.console,
+        log: handoff.log,
+        sigfd,
+        control,
+        console_log: open_log(&opts.console_log),
+        syslog: open_log(&opts.syslog),
+        echo: opts.echo_console,
+        terminal: opts.terminal,
+    };
+    Ok(monitor::run(plan, &child, io))
 }
 
 /// The host's half of the baton protocol. Returns the hand-off fds.
@@ -391,6 +478,24 @@ struct Child {
     pidfd: Option<OwnedFd>,
 }
 
+impl monitor::Pid1 for Child {
+    fn signal(&self, sig: i32) {
+        Child::signal(self, sig)
+    }
+    fn try_reap(&self) -> Option<i32> {
+        Child::try_reap(self)
+    }
+    fn reap(&self) -> i32 {
+        Child::reap(self)
+    }
+    fn pidfd(&self) -> Option<RawFd> {
+        self.pidfd.as_ref().map(|f| f.as_raw_fd())
+    }
+    fn blocks(&self, sig: i32) -> bool {
+        Child::blocks(self, sig)
+    }
+}
+
 impl Child {
     fn signal(&self, sig: i32) {
         // SAFETY: signalling our own child, by pidfd when we have one (no PID reuse race).
@@ -450,14 +555,6 @@ impl Child {
     }
 }
 
-fn set_nonblocking(fd: &OwnedFd) {
-    // SAFETY: fcntl on our own fd.
-    unsafe {
-        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
-}
-
 fn open_log(path: &Option<PathBuf>) -> Option<File> {
     let p = path.as_ref()?;
     if let Some(dir) = p.parent() {
@@ -468,203 +565,6 @@ fn open_log(path: &Option<PathBuf>) -> Option<File> {
         .append(true)
         .open(p)
         .ok()
-}
-
-/// Reads what is there; `Ok(0)` at end, `Err(WouldBlock)` when drained.
-fn read_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: reading into a live buffer.
-    let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r as usize)
-    }
-}
-
-/// Waits for PID 1, draining its console and serving `/dev/log`, and turns a
-/// stop request (SIGINT, SIGTERM, SIGHUP to envc) into a clean shutdown.
-fn supervise(
-    plan: &Plan,
-    opts: &ApplyOptions,
-    child: &Child,
-    h: Handoff,
-    sigfd: &OwnedFd,
-) -> (u8, String) {
-    let mut console_log = open_log(&opts.console_log);
-    let mut syslog = open_log(&opts.syslog);
-    let mut console = h.console;
-    let log = h.log;
-    if let Some(c) = &console {
-        set_nonblocking(c);
-    }
-    if let Some(l) = &log {
-        set_nonblocking(l);
-    }
-    let mut stdout = io::stdout().lock();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut lbuf = vec![0u8; 8 * 1024];
-    let mut stop_deadline: Option<Instant> = None;
-    let mut last_stop_signal = Instant::now();
-    let mut killed_after_timeout = false;
-    let timeout = Duration::from_secs(plan.supervise.stop_timeout_secs as u64);
-    let stop_sig = |child: &Child| match plan.supervise.stop_signal {
-        StopSignal::Signal(s) => s,
-        StopSignal::Auto => {
-            if child.blocks(SIGRTMIN_3) {
-                SIGRTMIN_3
-            } else {
-                libc::SIGPWR
-            }
-        }
-    };
-    let mut drain_console =
-        |console: &mut Option<OwnedFd>, stdout: &mut io::StdoutLock<'_>, log: &mut Option<File>| {
-            let Some(c) = console.as_ref() else { return };
-            loop {
-                match read_fd(c, &mut buf) {
-                    Ok(0) => {
-                        *console = None;
-                        return;
-                    }
-                    Ok(n) => {
-                        if opts.echo_console {
-                            let _ = stdout.write_all(&buf[..n]);
-                            let _ = stdout.flush();
-                        }
-                        if let Some(f) = log.as_mut() {
-                            let _ = f.write_all(&buf[..n]);
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                    // EIO: no process has the terminal open right now.
-                    Err(_) => return,
-                }
-            }
-        };
-    let status = loop {
-        if let Some(st) = child.try_reap() {
-            break st;
-        }
-        let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(4);
-        let mut push = |fd: RawFd| {
-            pfds.push(libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        };
-        push(child.pidfd.as_ref().map_or(-1, |f| f.as_raw_fd()));
-        push(sigfd.as_raw_fd());
-        push(console.as_ref().map_or(-1, |f| f.as_raw_fd()));
-        push(log.as_ref().map_or(-1, |f| f.as_raw_fd()));
-        let wait_ms = if stop_deadline.is_some() || child.pidfd.is_none() {
-            200
-        } else {
-            1000
-        };
-        // SAFETY: pfds is a live array of pollfd.
-        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms) };
-        if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            break child.reap();
-        }
-        if pfds[2].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-            if pfds[2].revents & libc::POLLIN == 0 {
-                // Hang-up with nothing to read: the terminal has no reader now;
-                // do not spin on it.
-                drain_console(&mut console, &mut stdout, &mut console_log);
-                std::thread::sleep(Duration::from_millis(10));
-            } else {
-                drain_console(&mut console, &mut stdout, &mut console_log);
-            }
-        }
-        if pfds[3].revents & libc::POLLIN != 0
-            && let Some(l) = &log
-        {
-            loop {
-                match read_fd(l, &mut lbuf) {
-                    Ok(n) if n > 0 => {
-                        if let Some(f) = syslog.as_mut() {
-                            let mut line = lbuf[..n].to_vec();
-                            if line.last() != Some(&b'\n') {
-                                line.push(b'\n');
-                            }
-                            let _ = f.write_all(&line);
-                        }
-                    }
-                    _ => break,
-                }
-            }
-        }
-        if pfds[1].revents & libc::POLLIN != 0 {
-            // SAFETY: reading one signalfd_siginfo from our signalfd.
-            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-            while read_fd(sigfd, unsafe {
-                std::slice::from_raw_parts_mut(
-                    (&mut info as *mut libc::signalfd_siginfo).cast(),
-                    std::mem::size_of::<libc::signalfd_siginfo>(),
-                )
-            })
-            .is_ok_and(|n| n > 0)
-            {
-                if stop_deadline.is_some() {
-                    // A second request: stop now.
-                    child.signal(libc::SIGKILL);
-                    killed_after_timeout = true;
-                } else {
-                    let sig = stop_sig(child);
-                    eprintln!(
-                        "envc: stopping {} (sent {} to PID 1; killing after {}s)",
-                        plan.name,
-                        signal_name(sig),
-                        timeout.as_secs()
-                    );
-                    child.signal(sig);
-                    stop_deadline = Some(Instant::now() + timeout);
-                    last_stop_signal = Instant::now();
-                }
-            }
-        }
-        if let Some(deadline) = stop_deadline {
-            if Instant::now() >= deadline && !killed_after_timeout {
-                eprintln!(
-                    "envc: {} did not stop within {}s; killing it",
-                    plan.name,
-                    timeout.as_secs()
-                );
-                child.signal(libc::SIGKILL);
-                killed_after_timeout = true;
-            } else if last_stop_signal.elapsed() >= Duration::from_secs(1) && !killed_after_timeout
-            {
-                // Early in boot init may not handle it yet: ask again.
-                child.signal(stop_sig(child));
-                last_stop_signal = Instant::now();
-            }
-        }
-    };
-    drain_console(&mut console, &mut stdout, &mut console_log);
-    exit_status(status, killed_after_timeout)
-}
-
-/// envc's exit status for PID 1's wait status (podman's convention).
-fn exit_status(status: i32, killed: bool) -> (u8, String) {
-    if libc::WIFEXITED(status) {
-        let c = libc::WEXITSTATUS(status);
-        (c as u8, format!("PID 1 exited with status {c}"))
-    } else if libc::WIFSIGNALED(status) {
-        let s = libc::WTERMSIG(status);
-        if s == libc::SIGINT {
-            (0, "PID 1 halted (died of SIGINT: halt or poweroff)".into())
-        } else if s == libc::SIGKILL && killed {
-            (137, "killed (SIGKILL) after the stop timeout".into())
-        } else if s == libc::SIGHUP {
-            (129, "PID 1 asked for a reboot (died of SIGHUP)".into())
-        } else {
-            ((128 + s) as u8, format!("PID 1 died of {}", signal_name(s)))
-        }
-    } else {
-        (125, format!("unexpected wait status {status:#x}"))
-    }
 }
 
 impl crate::plan::Step {

@@ -1,0 +1,564 @@
+//! The commands around a running container: start (foreground or
+//! detached), list, stop, reboot, console, gc. A running container is its
+//! supervisor, which holds the lock of `RUN_DIR/NAME/` and answers on
+//! `RUN_DIR/NAME/control`.
+
+use crate::diag::{Problem, Style, render};
+use crate::exec::monitor::{ESCAPE, filter_escape};
+use crate::exec::report::{Report, Status};
+use crate::exec::supervise::{ApplyOptions, Hooks, RawTerminal, apply};
+use crate::plan::{Op, Plan};
+use crate::state::{State, log_dir, run_dir};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What `RUN_DIR/NAME/info.json` says about a running container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Info {
+    pub name: String,
+    /// PID 1, as the host sees it.
+    pub pid: i32,
+    pub supervisor: i32,
+    /// Seconds since the epoch when PID 1 (last) started.
+    pub started: u64,
+    pub rootfs: String,
+    pub console_log: String,
+    /// The cgroup parent, for `gc`.
+    pub cgroup_parent: Option<String>,
+    /// Host-side interfaces envc created, for `gc`.
+    #[serde(default)]
+    pub host_links: Vec<String>,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+struct StartHooks<'a> {
+    state: &'a State,
+    plan: &'a Plan,
+    rootfs: &'a Path,
+    console_log: PathBuf,
+    /// The detached parent waits on this for "started".
+    notify: Option<File>,
+    report_file: Option<&'a Path>,
+}
+
+impl Hooks for StartHooks<'_> {
+    fn started(&mut self, pid: i32, report: &Report) {
+        let info = Info {
+            name: self.plan.name.clone(),
+            pid,
+            supervisor: std::process::id() as i32,
+            started: now(),
+            rootfs: std::fs::canonicalize(self.rootfs)
+                .unwrap_or_else(|_| self.rootfs.to_path_buf())
+                .display()
+                .to_string(),
+            console_log: self.console_log.display().to_string(),
+            cgroup_parent: self.plan.steps.iter().find_map(|s| match &s.op {
+                Op::CreateCgroup { parent, .. } => Some(parent.clone()),
+                _ => None,
+            }),
+            host_links: Vec::new(),
+        };
+        let _ = self.state.write("info.json", &serde_json::to_string_pretty(&info).unwrap_or_default());
+        let _ = self.state.write("report.json", &report.to_json());
+        if let Some(f) = self.report_file {
+            let _ = std::fs::write(f, report.to_json());
+        }
+        if let Some(mut n) = self.notify.take() {
+            let _ = writeln!(n, "started {pid}");
+            let _ = write!(n, "{}", report.summary());
+        }
+    }
+    fn rebooting(&mut self, report: &Report) {
+        eprintln!(
+            "envc: {}: {}; starting it again",
+            self.plan.name,
+            report.outcome.as_ref().map_or("rebooting", |o| o.summary.as_str())
+        );
+    }
+}
+
+/// `envc apply`: the container in the foreground, or detached with `-d`.
+pub fn start(
+    plan: &Plan,
+    rootfs: PathBuf,
+    sources: Option<&crate::profile::Sources>,
+    report_file: Option<&Path>,
+    detach: bool,
+) -> ExitCode {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("envc: apply needs root: envc runs privileged containers (the host's root is the container's root)");
+        return ExitCode::from(125);
+    }
+    if crate::state::exists(&plan.name) && is_running(&plan.name) {
+        eprintln!("envc: a container named `{}` is already running (envc stop {0})", plan.name);
+        return ExitCode::from(125);
+    }
+    let logs = log_dir().join(&plan.name);
+    if !detach {
+        return ExitCode::from(run_supervisor(plan, rootfs, sources, report_file, None, &logs));
+    }
+    // Detached: a supervisor of its own session; this process waits until
+    // PID 1 runs (or the start failed) and returns.
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 into a valid array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        eprintln!("envc: pipe: {}", io::Error::last_os_error());
+        return ExitCode::from(125);
+    }
+    // SAFETY: the pipe's fds are ours.
+    let (mut rd, wr) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+    let _ = io::stdout().flush();
+    // SAFETY: envc is single-threaded here; the child only continues this program.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        eprintln!("envc: fork: {}", io::Error::last_os_error());
+        return ExitCode::from(125);
+    }
+    if pid == 0 {
+        drop(rd);
+        // SAFETY: plain calls on our own process.
+        unsafe {
+            libc::setsid();
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            libc::dup2(null, 0);
+            libc::dup2(null, 1);
+            let _ = std::fs::create_dir_all(&logs);
+            let log = std::ffi::CString::new(logs.join("supervisor.log").as_os_str().as_encoded_bytes()).unwrap_or_default();
+            let lf = libc::open(log.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND, 0o640);
+            libc::dup2(if lf >= 0 { lf } else { null }, 2);
+            if lf > 2 {
+                libc::close(lf);
+            }
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+        let code = run_supervisor(plan, rootfs, sources, report_file, Some(wr), &logs);
+        std::process::exit(code as i32);
+    }
+    drop(wr);
+    let mut text = String::new();
+    let _ = rd.read_to_string(&mut text);
+    match text.split_once('\n') {
+        Some((first, rest)) if first.starts_with("started ") => {
+            eprint!("{rest}");
+            println!("{}", plan.name);
+            ExitCode::SUCCESS
+        }
+        _ => {
+            // The supervisor failed before PID 1 ran: it wrote why, then exits.
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) as u8 } else { 125 };
+            eprint!("{}", text.strip_prefix("failed\n").unwrap_or(&text));
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run_supervisor(
+    plan: &Plan,
+    rootfs: PathBuf,
+    sources: Option<&crate::profile::Sources>,
+    report_file: Option<&Path>,
+    notify: Option<File>,
+    logs: &Path,
+) -> u8 {
+    let mut notify = notify;
+    let fail = |notify: &mut Option<File>, msg: String| {
+        match notify.take() {
+            Some(mut n) => {
+                let _ = write!(n, "failed\n{msg}");
+            }
+            None => eprint!("{msg}"),
+        }
+        125
+    };
+    let state = match State::acquire(&plan.name) {
+        Ok(s) => s,
+        Err(e) => return fail(&mut notify, format!("envc: {e}\n")),
+    };
+    let control = match UnixListener::bind(state.path("control")) {
+        Ok(l) => l,
+        Err(e) => return fail(&mut notify, format!("envc: control socket: {e}\n")),
+    };
+    let console_log = logs.join("console.log");
+    let detached = notify.is_some();
+    let terminal = !detached && io::stdin().is_terminal() && io::stdout().is_terminal();
+    let opts = ApplyOptions {
+        rootfs: rootfs.clone(),
+        console_log: Some(console_log.clone()),
+        syslog: Some(logs.join("syslog.log")),
+        echo_console: !detached,
+        terminal,
+    };
+    if terminal {
+        eprintln!("envc: attached to {}'s console; Ctrl-a q stops it", plan.name);
+    }
+    let mut hooks = StartHooks {
+        state: &state,
+        plan,
+        rootfs: &rootfs,
+        console_log,
+        notify,
+        report_file,
+    };
+    let applied = apply(plan, &opts, Some(&control), &mut hooks);
+    drop(control);
+    let report = &applied.report;
+    let mut text = String::new();
+    if let Some(f) = report.failure() {
+        let message = match &f.status {
+            Status::Failed { error, .. } => format!("step {} ({}) failed: {error}", f.step, f.op),
+            _ => String::new(),
+        };
+        let problem = match sources {
+            Some(s) => s.problem(&f.origin, message, "this asked for it", false),
+            None => Problem::new(format!("{message} (asked for by {})", f.origin)),
+        };
+        let rendered = render(std::slice::from_ref(&problem), Style::for_stderr());
+        for l in rendered.lines().filter(|l| !l.starts_with("error: 1 problem")) {
+            text.push_str(l);
+            text.push('\n');
+        }
+    }
+    text.push_str(&report.summary());
+    if let Some(path) = report_file
+        && let Err(e) = std::fs::write(path, report.to_json())
+    {
+        text.push_str(&format!("envc: cannot write the report to {}: {e}\n", path.display()));
+    }
+    let _ = std::fs::create_dir_all(logs);
+    let _ = std::fs::write(logs.join("report.json"), report.to_json());
+    let notify = hooks.notify.take();
+    drop(hooks);
+    state.release();
+    match notify {
+        // Failed before PID 1 ran: tell the waiting parent.
+        Some(mut n) => {
+            let _ = write!(n, "failed\n{text}");
+        }
+        None => eprint!("{text}"),
+    }
+    applied.exit_code
+}
+
+/// Whether a supervisor holds `name`'s lock.
+pub fn is_running(name: &str) -> bool {
+    let lock = run_dir().join(name).join("lock");
+    let Ok(f) = std::fs::OpenOptions::new().write(true).open(&lock) else {
+        return false;
+    };
+    // SAFETY: flock on our own fd; released when f closes.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+}
+
+fn read_info(name: &str) -> Option<Info> {
+    let text = std::fs::read_to_string(run_dir().join(name).join("info.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn names() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(run_dir())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[derive(Serialize)]
+struct ListEntry {
+    name: String,
+    state: String,
+    pid: Option<i32>,
+    uptime_secs: Option<u64>,
+    rootfs: Option<String>,
+}
+
+fn uptime(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// `envc list`.
+pub fn list(json: bool) -> ExitCode {
+    let mut entries = Vec::new();
+    for name in names() {
+        let running = is_running(&name);
+        let info = read_info(&name);
+        let state = match (running, &info) {
+            (true, Some(_)) => "running",
+            (true, None) => "starting",
+            (false, _) => "dead (supervisor gone; envc gc)",
+        };
+        entries.push(ListEntry {
+            name: name.clone(),
+            state: state.to_string(),
+            pid: info.as_ref().map(|i| i.pid),
+            uptime_secs: info.as_ref().filter(|_| running).map(|i| now().saturating_sub(i.started)),
+            rootfs: info.as_ref().map(|i| i.rootfs.clone()),
+        });
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    println!("{:<20} {:<10} {:>8} {:>8}  ROOTFS", "NAME", "STATE", "PID", "UPTIME");
+    for e in entries {
+        println!(
+            "{:<20} {:<10} {:>8} {:>8}  {}",
+            e.name,
+            e.state.split(' ').next().unwrap_or(""),
+            e.pid.map_or("-".into(), |p| p.to_string()),
+            e.uptime_secs.map_or("-".into(), uptime),
+            e.rootfs.unwrap_or_default()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn connect(name: &str) -> Result<UnixStream, ExitCode> {
+    if !run_dir().join(name).exists() {
+        eprintln!("envc: no container named `{name}` is running");
+        return Err(ExitCode::from(1));
+    }
+    if !is_running(name) {
+        eprintln!("envc: `{name}` is not running (its supervisor is gone); `envc gc` cleans up what it left");
+        return Err(ExitCode::from(1));
+    }
+    UnixStream::connect(run_dir().join(name).join("control")).map_err(|e| {
+        eprintln!("envc: cannot reach `{name}`'s supervisor: {e}");
+        ExitCode::from(1)
+    })
+}
+
+/// Waits (bounded) until the supervisor has torn down and released the state.
+fn wait_gone(name: &str, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if !run_dir().join(name).exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// `envc stop NAME`.
+pub fn stop(name: &str, timeout: Option<u64>, force: bool) -> ExitCode {
+    let mut s = match connect(name) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let t = timeout.map_or("-".to_string(), |t| t.to_string());
+    if let Err(e) = writeln!(s, "stop {t} {}", if force { 1 } else { 0 }) {
+        eprintln!("envc: {e}");
+        return ExitCode::from(1);
+    }
+    let mut lines = BufReader::new(s).lines();
+    let mut code = None;
+    for line in lines.by_ref() {
+        let Ok(line) = line else { break };
+        if let Some(c) = line.strip_prefix("stopped ") {
+            code = c.trim().parse::<u8>().ok();
+            break;
+        }
+    }
+    if !wait_gone(name, Duration::from_secs(30)) {
+        eprintln!("envc: `{name}` stopped but its supervisor has not finished tearing down");
+        return ExitCode::from(1);
+    }
+    match code {
+        Some(137) => eprintln!("envc: {name} killed"),
+        Some(c) => eprintln!("envc: {name} stopped (exit status {c})"),
+        None => eprintln!("envc: {name} stopped"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// `envc reboot NAME`.
+pub fn reboot(name: &str) -> ExitCode {
+    let mut s = match connect(name) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    if writeln!(s, "reboot").is_err() {
+        return ExitCode::from(1);
+    }
+    let mut line = String::new();
+    let _ = BufReader::new(s).read_line(&mut line);
+    if line.trim() == "rebooting" {
+        eprintln!("envc: {name} rebooting");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("envc: {name}: unexpected answer {line:?}");
+        ExitCode::from(1)
+    }
+}
+
+/// `envc console NAME`: attach until `Ctrl-a q`.
+pub fn console(name: &str) -> ExitCode {
+    let mut s = match connect(name) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let tty = io::stdin().is_terminal();
+    let (rows, cols) = {
+        // SAFETY: TIOCGWINSZ into a valid winsize.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        if tty && unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 {
+            (ws.ws_row, ws.ws_col)
+        } else {
+            (0, 0)
+        }
+    };
+    let req = if rows > 0 { format!("console {rows} {cols}\n") } else { "console\n".into() };
+    if s.write_all(req.as_bytes()).is_err() {
+        return ExitCode::from(1);
+    }
+    let mut ack = [0u8; 8];
+    if s.read_exact(&mut ack).is_err() || &ack != b"console\n" {
+        eprintln!("envc: {name}'s supervisor refused the console");
+        return ExitCode::from(1);
+    }
+    eprintln!("envc: attached to {name}'s console; Ctrl-a q detaches");
+    let _raw = if tty { RawTerminal::enter() } else { None };
+    let mut escape = false;
+    let mut buf = [0u8; 16 * 1024];
+    let mut stdin_open = true;
+    loop {
+        let mut pfds = [
+            libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: a live array of pollfd.
+        if unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) } < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+        if pfds[0].revents != 0 {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let mut out = io::stdout().lock();
+                    let _ = out.write_all(&buf[..n]);
+                    let _ = out.flush();
+                }
+            }
+        }
+        if pfds[1].revents != 0 {
+            match io::stdin().lock().read(&mut buf) {
+                Ok(0) | Err(_) => stdin_open = false,
+                Ok(n) => {
+                    let (fwd, quit) = filter_escape(&buf[..n], &mut escape);
+                    if s.write_all(&fwd).is_err() || quit {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    drop(_raw);
+    let _ = ESCAPE;
+    eprintln!("\r\nenvc: detached from {name}");
+    ExitCode::SUCCESS
+}
+
+/// `envc gc`: removes what dead containers left behind.
+pub fn gc() -> ExitCode {
+    let mut removed = Vec::new();
+    let mut failed = Vec::new();
+    let mut parents = vec!["envc".to_string()];
+    let live: Vec<String> = names().into_iter().filter(|n| is_running(n)).collect();
+    for name in names() {
+        if live.contains(&name) {
+            continue;
+        }
+        if let Some(info) = read_info(&name) {
+            if let Some(p) = info.cgroup_parent
+                && !parents.contains(&p)
+            {
+                parents.push(p);
+            }
+            // The supervisor is gone; so is PID 1 (it dies with its
+            // supervisor), but make sure before removing anything.
+            if Path::new(&format!("/proc/{}", info.pid)).exists() && is_init_of_container(info.pid) {
+                failed.push(format!("{name}: PID 1 ({}) still runs; stop it first", info.pid));
+                continue;
+            }
+        }
+        match std::fs::remove_dir_all(run_dir().join(&name)) {
+            Ok(()) => removed.push(format!("state {}", run_dir().join(&name).display())),
+            Err(e) => failed.push(format!("state {name}: {e}")),
+        }
+    }
+    // Cgroups of containers that are not running.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if let Some(layout) = crate::exec::cgroup::parse_layout(&mountinfo) {
+        for h in &layout.hierarchies {
+            for p in &parents {
+                let dir = h.mountpoint.join(p);
+                let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+                for e in rd.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    if live.contains(&n) {
+                        continue;
+                    }
+                    match std::fs::remove_dir(e.path()) {
+                        Ok(()) => removed.push(format!("cgroup {}", e.path().display())),
+                        Err(err) => failed.push(format!("cgroup {}: {err}", e.path().display())),
+                    }
+                }
+                if std::fs::remove_dir(&dir).is_ok() {
+                    removed.push(format!("cgroup {}", dir.display()));
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(run_dir());
+    for r in &removed {
+        println!("removed {r}");
+    }
+    for f in &failed {
+        eprintln!("envc: could not remove {f}");
+    }
+    if removed.is_empty() && failed.is_empty() {
+        println!("nothing to remove");
+    }
+    if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+fn is_init_of_container(pid: i32) -> bool {
+    // A zombie waiting for the host's init to reap it is gone already.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+    if matches!(state, None | Some('Z') | Some('X')) {
+        return false;
+    }
+    let own = std::fs::read_link("/proc/self/ns/pid").ok();
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    theirs.is_some() && own != theirs
+}
