@@ -308,7 +308,12 @@ pub fn compile(p: &Profile) -> Plan {
             }
         };
         assigned.push(ifname.clone());
-        let hwaddr = format_mac(n.hwaddr.unwrap_or_else(|| derived_mac(name, &d.name)));
+        // A physical NIC keeps its own MAC unless the profile sets one.
+        let hwaddr = match (n.hwaddr, n.nictype) {
+            (Some(m), _) => Some(format_mac(m)),
+            (None, crate::profile::raw::NicType::Physical) => None,
+            (None, _) => Some(format_mac(derived_mac(name, &d.name))),
+        };
         let host_name = match n.nictype {
             crate::profile::raw::NicType::P2p | crate::profile::raw::NicType::Bridged => Some(
                 n.host_name
@@ -404,7 +409,9 @@ pub fn compile(p: &Profile) -> Plan {
                 .find(|op| matches!(op, Op::CreateNic { device, .. } if *device == d.name))
         {
             entry.insert("name".into(), name.clone());
-            entry.insert("hwaddr".into(), hwaddr.clone());
+            if let Some(h) = hwaddr {
+                entry.insert("hwaddr".into(), h.clone());
+            }
         }
         guest.devices.insert(d.name.clone(), entry);
     }

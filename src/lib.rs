@@ -3,8 +3,9 @@
 pub mod compile;
 pub mod diag;
 pub mod exec;
+pub mod lifecycle;
+pub mod net;
 pub mod paths;
 pub mod plan;
 pub mod profile;
-pub mod lifecycle;
 pub mod state;

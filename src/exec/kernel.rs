@@ -119,6 +119,20 @@ pub trait Kernel {
     /// The names in a host directory (sorted); `None` if it does not exist.
     fn list_host_dir(&mut self, path: &Path) -> io::Result<Option<Vec<String>>>;
 
+    // ---- network, host side ----
+
+    /// An fd of a process's network namespace (kept to undo NICs).
+    fn open_netns(&mut self, pid: i32) -> io::Result<OwnedFd>;
+    /// Creates a NIC on the host and moves its container end into `spec.netns`.
+    fn create_nic(&mut self, spec: &crate::net::NicSpec<'_>) -> io::Result<crate::net::CreatedNic>;
+    /// Undoes `create_nic` (a physical NIC goes back under its own name).
+    fn remove_nic(
+        &mut self,
+        nic: &crate::net::CreatedNic,
+        netns: std::os::fd::BorrowedFd<'_>,
+        in_container_name: &str,
+    ) -> io::Result<()>;
+
     // ---- container side ----
 
     /// Makes every mount a slave, so nothing propagates back to the host.
@@ -175,6 +189,14 @@ pub trait Kernel {
     /// Makes the mount at `target` read-only (its subtree too, if `recursive`).
     fn set_readonly(&mut self, target: &ContainerPath, recursive: bool) -> io::Result<()>;
     fn loopback_up(&mut self) -> io::Result<()>;
+    /// Configures a NIC inside the container's network namespace: name, up,
+    /// address, default route.
+    fn configure_nic(
+        &mut self,
+        name: &str,
+        ipv4: Option<(std::net::Ipv4Addr, u8)>,
+        gateway: Option<std::net::Ipv4Addr>,
+    ) -> io::Result<()>;
     /// Makes the rootfs the root and detaches the old one.
     fn pivot_root(&mut self) -> io::Result<()>;
     /// The fds made for the supervisor.

@@ -131,6 +131,20 @@ fn with_context(e: io::Error, what: impl std::fmt::Display) -> io::Error {
     )
 }
 
+fn net_error(e: crate::net::NetError) -> io::Error {
+    let errno = e.errno();
+    let kind = errno.map_or(io::ErrorKind::Other, |n| {
+        io::Error::from_raw_os_error(n).kind()
+    });
+    io::Error::new(
+        kind,
+        Context {
+            errno,
+            message: e.to_string(),
+        },
+    )
+}
+
 /// The errno behind an error, with or without context.
 pub fn errno(e: &io::Error) -> Option<i32> {
     e.raw_os_error().or_else(|| {
@@ -507,6 +521,25 @@ impl Kernel for LinuxKernel {
         }
     }
 
+    fn open_netns(&mut self, pid: i32) -> io::Result<OwnedFd> {
+        let f = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+            .map_err(|e| with_context(e, format!("the network namespace of {pid}")))?;
+        Ok(OwnedFd::from(f))
+    }
+
+    fn create_nic(&mut self, spec: &crate::net::NicSpec<'_>) -> io::Result<crate::net::CreatedNic> {
+        crate::net::create_nic(spec).map_err(net_error)
+    }
+
+    fn remove_nic(
+        &mut self,
+        nic: &crate::net::CreatedNic,
+        netns: std::os::fd::BorrowedFd<'_>,
+        in_container_name: &str,
+    ) -> io::Result<()> {
+        crate::net::remove_nic(nic, netns, in_container_name).map_err(net_error)
+    }
+
     fn make_mounts_slave(&mut self) -> io::Result<()> {
         let none = c"none".to_owned();
         let root = c"/".to_owned();
@@ -880,6 +913,15 @@ impl Kernel for LinuxKernel {
         unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
         // SAFETY: SIOCSIFFLAGS reads the ifreq.
         check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(|_| ())
+    }
+
+    fn configure_nic(
+        &mut self,
+        name: &str,
+        ipv4: Option<(std::net::Ipv4Addr, u8)>,
+        gateway: Option<std::net::Ipv4Addr>,
+    ) -> io::Result<()> {
+        crate::net::configure_nic(name, name, ipv4, gateway).map_err(net_error)
     }
 
     fn pivot_root(&mut self) -> io::Result<()> {

@@ -67,7 +67,6 @@ impl From<std::io::Error> for Failure {
 }
 
 /// What the issue tracker calls the parts that are not built yet.
-const NOT_YET_NETWORK: &str = "NICs (network)";
 const NOT_YET_GUEST_API: &str = "the guest API (/dev/lxd/sock)";
 
 fn not_yet(what: &str) -> Status {
@@ -77,10 +76,17 @@ fn not_yet(what: &str) -> Status {
 }
 
 /// Something on the host to undo at stop or after a failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Undo {
     /// A cgroup (or a parent envc created for it).
     RemoveCgroupDir(PathBuf),
+    /// A NIC: the host side of a veth, or a physical NIC to give back. The
+    /// container's network namespace is held open until then.
+    RemoveNic {
+        nic: crate::net::CreatedNic,
+        netns: std::rc::Rc<std::os::fd::OwnedFd>,
+        name: String,
+    },
 }
 
 /// The container's cgroup, once made.
@@ -104,6 +110,8 @@ pub struct Runner<'k, K: Kernel> {
     pub cgroup_namespace: bool,
     /// What to undo on the host, in the order it was done.
     pub undo: Vec<Undo>,
+    /// The container's network namespace, once a NIC needed it.
+    pub netns: Option<std::rc::Rc<std::os::fd::OwnedFd>>,
 }
 
 impl<'k, K: Kernel> Runner<'k, K> {
@@ -115,6 +123,7 @@ impl<'k, K: Kernel> Runner<'k, K> {
             cgroup: None,
             cgroup_namespace: false,
             undo: Vec::new(),
+            netns: None,
         }
     }
 
@@ -123,6 +132,12 @@ impl<'k, K: Kernel> Runner<'k, K> {
         let mut left = Vec::new();
         while let Some(u) = self.undo.pop() {
             match u {
+                Undo::RemoveNic { nic, netns, name } => {
+                    use std::os::fd::AsFd;
+                    if let Err(e) = self.k.remove_nic(&nic, netns.as_fd(), &name) {
+                        left.push(format!("NIC {name}: {e}"));
+                    }
+                }
                 Undo::RemoveCgroupDir(path) => {
                     // The container's processes leave their cgroups as they
                     // exit, just after PID 1: allow them a moment.
@@ -160,8 +175,16 @@ impl<'k, K: Kernel> Runner<'k, K> {
         use std::path::Path;
         let k = &mut *self.k;
         let mountinfo = k.read_host_file(Path::new("/proc/self/mountinfo"))?;
-        let layout = cgroup::parse_layout(&mountinfo)
-            .ok_or_else(|| Failure::new("the host has no cgroup hierarchy mounted"))?;
+        let Some(layout) = cgroup::parse_layout(&mountinfo) else {
+            if !limits.is_empty() {
+                return Err(Failure::new(
+                    "the profile sets limits, but the host has no cgroup hierarchy mounted",
+                ));
+            }
+            return Ok(Status::Skipped {
+                reason: "the host has no cgroup hierarchy mounted".into(),
+            });
+        };
         let mut paths = Vec::new();
         for h in &layout.hierarchies {
             let cpuset = h.has("cpuset");
@@ -472,7 +495,83 @@ impl<'k, K: Kernel> Runner<'k, K> {
             }
             Op::MountCgroups { target, namespace } => self.mount_cgroups(target, *namespace),
             Op::OverlayLxcfs { source } => self.overlay_lxcfs(source),
-            Op::CreateNic { .. } | Op::ConfigureNic { .. } => Ok(not_yet(NOT_YET_NETWORK)),
+            Op::CreateNic {
+                device,
+                nictype,
+                parent,
+                host_name,
+                name,
+                hwaddr,
+                mtu,
+            } => {
+                let pid = self
+                    .child_pid
+                    .ok_or_else(|| Failure::new("no container process for the NIC"))?;
+                let netns = match &self.netns {
+                    Some(n) => n.clone(),
+                    None => {
+                        let n = std::rc::Rc::new(k.open_netns(pid)?);
+                        self.netns = Some(n.clone());
+                        n
+                    }
+                };
+                let mac = match hwaddr {
+                    Some(h) => Some(
+                        crate::profile::values::parse_mac(h)
+                            .map_err(|e| Failure::new(format!("{device}: {e}")))?,
+                    ),
+                    None => None,
+                };
+                use std::os::fd::AsFd;
+                let spec = crate::net::NicSpec {
+                    nictype: *nictype,
+                    parent: parent.as_deref(),
+                    host_name: host_name.as_deref(),
+                    container_name: name,
+                    hwaddr: mac,
+                    mtu: *mtu,
+                    netns: netns.as_fd(),
+                };
+                let created = k.create_nic(&spec)?;
+                self.undo.push(Undo::RemoveNic {
+                    nic: created,
+                    netns,
+                    name: name.clone(),
+                });
+                let mut d = format!("{name} ({})", crate::profile::load::nictype_name(*nictype));
+                if let Some(h) = host_name {
+                    d.push_str(&format!(" host {h}"));
+                }
+                if let Some(p) = parent {
+                    d.push_str(&format!(" on {p}"));
+                }
+                d.push_str(&format!(" mac {}", hwaddr.as_deref().unwrap_or("(own)")));
+                if let Some(m) = mtu {
+                    d.push_str(&format!(" mtu {m}"));
+                }
+                Ok(Status::detail(d))
+            }
+            Op::ConfigureNic {
+                name,
+                ipv4_address,
+                ipv4_gateway,
+            } => {
+                let ipv4 = match ipv4_address {
+                    Some(a) => {
+                        Some(crate::profile::values::parse_ipv4_cidr(a).map_err(Failure::new)?)
+                    }
+                    None => None,
+                };
+                let gw = match ipv4_gateway {
+                    Some(g) => Some(
+                        g.parse()
+                            .map_err(|_| Failure::new(format!("{g} is not an IPv4 address")))?,
+                    ),
+                    None => None,
+                };
+                k.configure_nic(name, ipv4, gw)?;
+                Ok(Status::done())
+            }
             Op::MakeGuestApiSocket { .. } => Ok(not_yet(NOT_YET_GUEST_API)),
             Op::CloneChild { .. } | Op::ExecInit { .. } => {
                 Err(Failure::new(format!("{} is run by the driver", op.name())))

@@ -179,6 +179,7 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
     let mut buf = vec![0u8; 64 * 1024];
     let mut escape = false;
     let mut stdin_open = io.terminal;
+    let mut console_muted_until: Option<Instant> = None;
 
     let begin_stop = |stopping: &mut Option<Stopping>, force: bool, reboot: bool, t: Duration| {
         if force {
@@ -223,17 +224,57 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
         }
         // Poll set: fixed slots, then one per client.
         let mut pfds = vec![
-            libc::pollfd { fd: pid1.pidfd().unwrap_or(-1), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: io.sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: io.console.as_ref().map_or(-1, |f| f.as_raw_fd()), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: io.log.as_ref().map_or(-1, |f| f.as_raw_fd()), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: io.control.map_or(-1, |c| c.as_raw_fd()), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: pid1.pidfd().unwrap_or(-1),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: io.sigfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: match (&io.console, console_muted_until) {
+                    (Some(c), None) => c.as_raw_fd(),
+                    _ => -1,
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: io.log.as_ref().map_or(-1, |f| f.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: io.control.map_or(-1, |c| c.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if stdin_open { 0 } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         for c in &clients {
-            pfds.push(libc::pollfd { fd: c.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            pfds.push(libc::pollfd {
+                fd: c.stream.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
-        let wait_ms = if stopping.is_some() || pid1.pidfd().is_none() { 200 } else { 1000 };
+        if console_muted_until.is_some_and(|t| Instant::now() >= t) {
+            console_muted_until = None;
+        }
+        let wait_ms = if console_muted_until.is_some() {
+            50
+        } else if stopping.is_some() || pid1.pidfd().is_none() {
+            200
+        } else {
+            1000
+        };
         // SAFETY: pfds is a live array of pollfd.
         let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms) };
         if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
@@ -273,8 +314,9 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
                 }
             }
             if idle {
-                // A hang-up with no reader on the terminal side: don't spin.
-                std::thread::sleep(Duration::from_millis(10));
+                // A hang-up: no process has the terminal open right now. Look
+                // again a little later rather than spin on it.
+                console_muted_until = Some(Instant::now() + Duration::from_millis(50));
             }
         }
         // /dev/log datagrams.
@@ -315,7 +357,8 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
             let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
             while read_raw(io.sigfd.as_raw_fd(), &mut info).is_ok_and(|n| n > 0) {
                 // SAFETY: the kernel wrote a whole signalfd_siginfo.
-                let si: libc::signalfd_siginfo = unsafe { std::ptr::read_unaligned(info.as_ptr().cast()) };
+                let si: libc::signalfd_siginfo =
+                    unsafe { std::ptr::read_unaligned(info.as_ptr().cast()) };
                 if si.ssi_signo as i32 == libc::SIGWINCH {
                     if let (true, Some(c)) = (io.terminal, &io.console) {
                         copy_winsize(0, c.as_raw_fd());
@@ -332,7 +375,12 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
             while let Ok((s, _)) = l.accept() {
                 let _ = s.set_nonblocking(true);
                 if clients.len() < 64 {
-                    clients.push(Client { stream: s, buf: Vec::new(), kind: ClientKind::New, since: Instant::now() });
+                    clients.push(Client {
+                        stream: s,
+                        buf: Vec::new(),
+                        kind: ClientKind::New,
+                        since: Instant::now(),
+                    });
                 }
             }
         }
@@ -361,13 +409,16 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
                             drop_idx.push(i);
                             continue;
                         }
-                        let Some(nl) = cl.buf.iter().position(|b| *b == b'\n') else { continue };
+                        let Some(nl) = cl.buf.iter().position(|b| *b == b'\n') else {
+                            continue;
+                        };
                         let line = String::from_utf8_lossy(&cl.buf[..nl]).trim().to_string();
                         let rest = cl.buf[nl + 1..].to_vec();
                         let words: Vec<&str> = line.split_whitespace().collect();
                         match words.as_slice() {
                             ["stop", t, force] => {
-                                let t = t.parse::<u64>().map(Duration::from_secs).unwrap_or(timeout);
+                                let t =
+                                    t.parse::<u64>().map(Duration::from_secs).unwrap_or(timeout);
                                 let _ = cl.stream.write_all(b"stopping\n");
                                 cl.kind = ClientKind::StopWaiter;
                                 begin_stop(&mut stopping, *force == "1", false, t);
@@ -380,9 +431,15 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
                             ["console", rest_words @ ..] => {
                                 let _ = cl.stream.write_all(b"console\n");
                                 if let ([rows, cols], Some(c)) = (rest_words, &io.console)
-                                    && let (Ok(r), Ok(cc)) = (rows.parse::<u16>(), cols.parse::<u16>())
+                                    && let (Ok(r), Ok(cc)) =
+                                        (rows.parse::<u16>(), cols.parse::<u16>())
                                 {
-                                    let ws = libc::winsize { ws_row: r, ws_col: cc, ws_xpixel: 0, ws_ypixel: 0 };
+                                    let ws = libc::winsize {
+                                        ws_row: r,
+                                        ws_col: cc,
+                                        ws_xpixel: 0,
+                                        ws_ypixel: 0,
+                                    };
                                     // SAFETY: TIOCSWINSZ with a valid winsize.
                                     unsafe { libc::ioctl(c.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
                                 }
@@ -416,7 +473,11 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
             } else if s.last_signal.elapsed() >= Duration::from_secs(1) {
                 // Early in boot init may not handle it yet (and systemd
                 // blocks SIGRTMIN+3 only once it runs): ask again.
-                let sig = if s.reboot { plan.supervise.reboot_signal } else { stop_sig(pid1) };
+                let sig = if s.reboot {
+                    plan.supervise.reboot_signal
+                } else {
+                    stop_sig(pid1)
+                };
                 pid1.signal(sig);
                 s.last_signal = Instant::now();
             }
@@ -447,7 +508,10 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
         End::Stopped { code, .. } => *code,
         End::Reboot { .. } => 0,
     };
-    for cl in clients.iter_mut().filter(|c| c.kind == ClientKind::StopWaiter) {
+    for cl in clients
+        .iter_mut()
+        .filter(|c| c.kind == ClientKind::StopWaiter)
+    {
         let _ = cl.stream.set_nonblocking(false);
         let _ = cl.stream.write_all(format!("stopped {code}\n").as_bytes());
     }
@@ -478,7 +542,10 @@ pub fn decide(status: i32, killed: bool, reboot_requested: bool) -> End {
         if s == libc::SIGINT {
             (0, "PID 1 halted (died of SIGINT: halt or poweroff)".into())
         } else if s == libc::SIGKILL && killed {
-            (137, "killed (SIGKILL): it did not stop in time, or a forced stop".into())
+            (
+                137,
+                "killed (SIGKILL): it did not stop in time, or a forced stop".into(),
+            )
         } else {
             ((128 + s) as u8, format!("PID 1 died of {}", signal_name(s)))
         }
@@ -509,11 +576,29 @@ mod tests {
         // Wait statuses as the kernel encodes them.
         let exited = |c: i32| c << 8;
         let signaled = |s: i32| s;
-        assert_eq!(decide(exited(7), false, false), End::Stopped { code: 7, summary: "PID 1 exited with status 7".into() });
-        assert!(matches!(decide(signaled(libc::SIGINT), false, false), End::Stopped { code: 0, .. }));
-        assert!(matches!(decide(signaled(libc::SIGHUP), false, false), End::Reboot { .. }));
-        assert!(matches!(decide(signaled(libc::SIGKILL), true, false), End::Stopped { code: 137, .. }));
-        assert!(matches!(decide(signaled(libc::SIGTERM), false, false), End::Stopped { code: 143, .. }));
+        assert_eq!(
+            decide(exited(7), false, false),
+            End::Stopped {
+                code: 7,
+                summary: "PID 1 exited with status 7".into()
+            }
+        );
+        assert!(matches!(
+            decide(signaled(libc::SIGINT), false, false),
+            End::Stopped { code: 0, .. }
+        ));
+        assert!(matches!(
+            decide(signaled(libc::SIGHUP), false, false),
+            End::Reboot { .. }
+        ));
+        assert!(matches!(
+            decide(signaled(libc::SIGKILL), true, false),
+            End::Stopped { code: 137, .. }
+        ));
+        assert!(matches!(
+            decide(signaled(libc::SIGTERM), false, false),
+            End::Stopped { code: 143, .. }
+        ));
         assert!(matches!(decide(exited(0), true, true), End::Reboot { .. }));
     }
 }

@@ -152,6 +152,41 @@ impl Kernel for RecordingKernel {
         names.sort();
         Ok(if names.is_empty() { None } else { Some(names) })
     }
+    fn open_netns(&mut self, pid: i32) -> io::Result<std::os::fd::OwnedFd> {
+        self.call(format!("open_netns {pid}"))?;
+        // A harmless stand-in fd.
+        Ok(std::fs::File::open("/dev/null")?.into())
+    }
+    fn create_nic(&mut self, spec: &crate::net::NicSpec<'_>) -> io::Result<crate::net::CreatedNic> {
+        self.call(format!(
+            "create_nic {:?} parent={:?} host={:?} name={} mtu={:?}",
+            spec.nictype, spec.parent, spec.host_name, spec.container_name, spec.mtu
+        ))?;
+        Ok(match (spec.nictype, spec.host_name) {
+            (crate::profile::raw::NicType::Macvlan, _) => crate::net::CreatedNic::Macvlan {
+                container_name: spec.container_name.to_string(),
+            },
+            (crate::profile::raw::NicType::Physical, _) => {
+                crate::net::CreatedNic::Physical(crate::net::PhysicalNic {
+                    host_name: spec.parent.unwrap_or_default().to_string(),
+                    mac: None,
+                    mtu: 1500,
+                    was_up: true,
+                })
+            }
+            (_, h) => crate::net::CreatedNic::Veth {
+                host_name: h.unwrap_or_default().to_string(),
+            },
+        })
+    }
+    fn remove_nic(
+        &mut self,
+        nic: &crate::net::CreatedNic,
+        _netns: std::os::fd::BorrowedFd<'_>,
+        in_container_name: &str,
+    ) -> io::Result<()> {
+        self.call(format!("remove_nic {nic:?} {in_container_name}"))
+    }
     fn make_mounts_slave(&mut self) -> io::Result<()> {
         self.call("make_mounts_slave".into())
     }
@@ -249,6 +284,14 @@ impl Kernel for RecordingKernel {
     }
     fn loopback_up(&mut self) -> io::Result<()> {
         self.call("loopback_up".into())
+    }
+    fn configure_nic(
+        &mut self,
+        name: &str,
+        ipv4: Option<(std::net::Ipv4Addr, u8)>,
+        gateway: Option<std::net::Ipv4Addr>,
+    ) -> io::Result<()> {
+        self.call(format!("configure_nic {name} {ipv4:?} {gateway:?}"))
     }
     fn pivot_root(&mut self) -> io::Result<()> {
         self.call("pivot_root".into())

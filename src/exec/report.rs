@@ -88,6 +88,9 @@ pub struct HostFacts {
     /// How `/sys/fs/cgroup` was mounted inside.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_mounts: Option<String>,
+    /// Each NIC: name inside, kind, host side, MAC, MTU.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nics: Vec<String>,
     /// LXCFS: found and what was overlaid, or not found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lxcfs: Option<String>,
@@ -166,6 +169,7 @@ impl Report {
                     upsert(&mut self.host.host_devices, source.as_str(), state);
                 }
                 Op::CreateCgroup { .. } => self.host.cgroup = Some(fact(&status)),
+                Op::CreateNic { .. } => self.host.nics.push(fact(&status)),
                 Op::MountCgroups { .. } => self.host.cgroup_mounts = Some(fact(&status)),
                 Op::OverlayLxcfs { .. } => self.host.lxcfs = Some(fact(&status)),
                 Op::MakeLogSocket { .. } => {
@@ -229,6 +233,9 @@ impl Report {
         }
         if let Some(c) = &self.host.cgroup_mounts {
             let _ = writeln!(out, "  /sys/fs/cgroup {c}");
+        }
+        for n in &self.host.nics {
+            let _ = writeln!(out, "  NIC            {n}");
         }
         if let Some(l) = &self.host.lxcfs {
             let _ = writeln!(out, "  LXCFS          {l}");

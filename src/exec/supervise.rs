@@ -6,14 +6,14 @@
 use super::channel::{Channel, Msg};
 use super::kernel::{Kernel, Spawned};
 use super::linux::LinuxKernel;
-use super::report::{Outcome, Report, Status};
 use super::monitor::{self, End};
+use super::report::{Outcome, Report, Status};
 use super::{Failure, Runner, clone_index, dropped_caps};
-use std::os::unix::net::UnixListener;
 use crate::plan::{Op, Plan, Side};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -90,12 +90,21 @@ fn restore_mask(old: &libc::sigset_t) {
 /// Builds and runs the container in the foreground; returns when PID 1 is
 /// gone (for good: a reboot starts it again from the same plan) and the host
 /// is as it was.
-pub fn apply(plan: &Plan, opts: &ApplyOptions, control: Option<&UnixListener>, hooks: &mut dyn Hooks) -> Applied {
+pub fn apply(
+    plan: &Plan,
+    opts: &ApplyOptions,
+    control: Option<&UnixListener>,
+    hooks: &mut dyn Hooks,
+) -> Applied {
     let (sigfd, old_mask) = match stop_signals() {
         Ok(v) => v,
         Err(e) => return finish(Report::new(plan), 125, format!("cannot block signals: {e}")),
     };
-    let _raw = if opts.terminal { RawTerminal::enter() } else { None };
+    let _raw = if opts.terminal {
+        RawTerminal::enter()
+    } else {
+        None
+    };
     let mut boots: Vec<Instant> = Vec::new();
     let applied = loop {
         let (applied, reboot) = apply_once(plan, opts, &sigfd, control, hooks);
@@ -108,7 +117,8 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions, control: Option<&UnixListener>, h
         if boots.len() > 5 {
             let mut a = applied;
             if let Some(o) = a.report.outcome.as_mut() {
-                o.summary.push_str("; rebooted more than 5 times in 10s, not starting it again");
+                o.summary
+                    .push_str("; rebooted more than 5 times in 10s, not starting it again");
             }
             break a;
         }
@@ -140,10 +150,22 @@ fn apply_once(
         return (finish(report, 125, "failed at step 1".into()), false);
     }
     let Some(ci) = clone_index(plan) else {
-        return (finish(report, 125, "the plan creates no container".into()), false);
+        return (
+            finish(report, 125, "the plan creates no container".into()),
+            false,
+        );
     };
     let mut runner = Runner::new(&mut k);
-    let result = run(plan, opts, &mut runner, ci, &mut report, sigfd, control, hooks);
+    let result = run(
+        plan,
+        opts,
+        &mut runner,
+        ci,
+        &mut report,
+        sigfd,
+        control,
+        hooks,
+    );
     report.teardown_left = runner.teardown();
     match result {
         Ok(End::Stopped { code, summary }) => (finish(report, code, summary), false),
@@ -162,7 +184,10 @@ fn apply_once(
             let where_ = step.map_or(String::new(), |i| {
                 format!(" at step {} ({})", i + 1, plan.steps[i].op.name())
             });
-            (finish(report, f.exit_code, format!("failed{where_}")), false)
+            (
+                finish(report, f.exit_code, format!("failed{where_}")),
+                false,
+            )
         }
     }
 }

@@ -282,7 +282,9 @@ pub enum Op {
         host_name: Option<String>,
         /// The name inside the container.
         name: String,
-        hwaddr: String,
+        /// The MAC (`None`: a physical NIC keeps its own).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hwaddr: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mtu: Option<u32>,
     },

@@ -199,8 +199,9 @@ fn what(op: &Op) -> String {
             mtu,
         } => {
             let mut s = format!(
-                "{device}: {} {name} {hwaddr}",
-                crate::profile::load::nictype_name(*nictype)
+                "{device}: {} {name} {}",
+                crate::profile::load::nictype_name(*nictype),
+                hwaddr.as_deref().unwrap_or("(own MAC)")
             );
             if let Some(h) = host_name {
                 let _ = write!(s, " host={h}");
