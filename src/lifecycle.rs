@@ -37,7 +37,9 @@ pub struct Info {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 struct StartHooks<'a> {
@@ -68,7 +70,10 @@ impl Hooks for StartHooks<'_> {
             }),
             host_links: Vec::new(),
         };
-        let _ = self.state.write("info.json", &serde_json::to_string_pretty(&info).unwrap_or_default());
+        let _ = self.state.write(
+            "info.json",
+            &serde_json::to_string_pretty(&info).unwrap_or_default(),
+        );
         let _ = self.state.write("report.json", &report.to_json());
         if let Some(f) = self.report_file {
             let _ = std::fs::write(f, report.to_json());
@@ -82,7 +87,10 @@ impl Hooks for StartHooks<'_> {
         eprintln!(
             "envc: {}: {}; starting it again",
             self.plan.name,
-            report.outcome.as_ref().map_or("rebooting", |o| o.summary.as_str())
+            report
+                .outcome
+                .as_ref()
+                .map_or("rebooting", |o| o.summary.as_str())
         );
     }
 }
@@ -97,16 +105,28 @@ pub fn start(
 ) -> ExitCode {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("envc: apply needs root: envc runs privileged containers (the host's root is the container's root)");
+        eprintln!(
+            "envc: apply needs root: envc runs privileged containers (the host's root is the container's root)"
+        );
         return ExitCode::from(125);
     }
     if crate::state::exists(&plan.name) && is_running(&plan.name) {
-        eprintln!("envc: a container named `{}` is already running (envc stop {0})", plan.name);
+        eprintln!(
+            "envc: a container named `{}` is already running (envc stop {0})",
+            plan.name
+        );
         return ExitCode::from(125);
     }
     let logs = log_dir().join(&plan.name);
     if !detach {
-        return ExitCode::from(run_supervisor(plan, rootfs, sources, report_file, None, &logs));
+        return ExitCode::from(run_supervisor(
+            plan,
+            rootfs,
+            sources,
+            report_file,
+            None,
+            &logs,
+        ));
     }
     // Detached: a supervisor of its own session; this process waits until
     // PID 1 runs (or the start failed) and returns.
@@ -134,8 +154,14 @@ pub fn start(
             libc::dup2(null, 0);
             libc::dup2(null, 1);
             let _ = std::fs::create_dir_all(&logs);
-            let log = std::ffi::CString::new(logs.join("supervisor.log").as_os_str().as_encoded_bytes()).unwrap_or_default();
-            let lf = libc::open(log.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND, 0o640);
+            let log =
+                std::ffi::CString::new(logs.join("supervisor.log").as_os_str().as_encoded_bytes())
+                    .unwrap_or_default();
+            let lf = libc::open(
+                log.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
+                0o640,
+            );
             libc::dup2(if lf >= 0 { lf } else { null }, 2);
             if lf > 2 {
                 libc::close(lf);
@@ -161,7 +187,11 @@ pub fn start(
             let mut status = 0;
             // SAFETY: waiting for our own child.
             unsafe { libc::waitpid(pid, &mut status, 0) };
-            let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) as u8 } else { 125 };
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status) as u8
+            } else {
+                125
+            };
             eprint!("{}", text.strip_prefix("failed\n").unwrap_or(&text));
             ExitCode::from(code)
         }
@@ -205,7 +235,10 @@ fn run_supervisor(
         terminal,
     };
     if terminal {
-        eprintln!("envc: attached to {}'s console; Ctrl-a q stops it", plan.name);
+        eprintln!(
+            "envc: attached to {}'s console; Ctrl-a q stops it",
+            plan.name
+        );
     }
     let mut hooks = StartHooks {
         state: &state,
@@ -229,7 +262,10 @@ fn run_supervisor(
             None => Problem::new(format!("{message} (asked for by {})", f.origin)),
         };
         let rendered = render(std::slice::from_ref(&problem), Style::for_stderr());
-        for l in rendered.lines().filter(|l| !l.starts_with("error: 1 problem")) {
+        for l in rendered
+            .lines()
+            .filter(|l| !l.starts_with("error: 1 problem"))
+        {
             text.push_str(l);
             text.push('\n');
         }
@@ -238,7 +274,10 @@ fn run_supervisor(
     if let Some(path) = report_file
         && let Err(e) = std::fs::write(path, report.to_json())
     {
-        text.push_str(&format!("envc: cannot write the report to {}: {e}\n", path.display()));
+        text.push_str(&format!(
+            "envc: cannot write the report to {}: {e}\n",
+            path.display()
+        ));
     }
     let _ = std::fs::create_dir_all(logs);
     let _ = std::fs::write(logs.join("report.json"), report.to_json());
@@ -316,15 +355,24 @@ pub fn list(json: bool) -> ExitCode {
             name: name.clone(),
             state: state.to_string(),
             pid: info.as_ref().map(|i| i.pid),
-            uptime_secs: info.as_ref().filter(|_| running).map(|i| now().saturating_sub(i.started)),
+            uptime_secs: info
+                .as_ref()
+                .filter(|_| running)
+                .map(|i| now().saturating_sub(i.started)),
             rootfs: info.as_ref().map(|i| i.rootfs.clone()),
         });
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&entries).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entries).unwrap_or_default()
+        );
         return ExitCode::SUCCESS;
     }
-    println!("{:<20} {:<10} {:>8} {:>8}  ROOTFS", "NAME", "STATE", "PID", "UPTIME");
+    println!(
+        "{:<20} {:<10} {:>8} {:>8}  ROOTFS",
+        "NAME", "STATE", "PID", "UPTIME"
+    );
     for e in entries {
         println!(
             "{:<20} {:<10} {:>8} {:>8}  {}",
@@ -344,7 +392,9 @@ fn connect(name: &str) -> Result<UnixStream, ExitCode> {
         return Err(ExitCode::from(1));
     }
     if !is_running(name) {
-        eprintln!("envc: `{name}` is not running (its supervisor is gone); `envc gc` cleans up what it left");
+        eprintln!(
+            "envc: `{name}` is not running (its supervisor is gone); `envc gc` cleans up what it left"
+        );
         return Err(ExitCode::from(1));
     }
     UnixStream::connect(run_dir().join(name).join("control")).map_err(|e| {
@@ -433,7 +483,11 @@ pub fn console(name: &str) -> ExitCode {
             (0, 0)
         }
     };
-    let req = if rows > 0 { format!("console {rows} {cols}\n") } else { "console\n".into() };
+    let req = if rows > 0 {
+        format!("console {rows} {cols}\n")
+    } else {
+        "console\n".into()
+    };
     if s.write_all(req.as_bytes()).is_err() {
         return ExitCode::from(1);
     }
@@ -449,8 +503,16 @@ pub fn console(name: &str) -> ExitCode {
     let mut stdin_open = true;
     loop {
         let mut pfds = [
-            libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if stdin_open { 0 } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         // SAFETY: a live array of pollfd.
         if unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) } < 0 {
@@ -505,8 +567,12 @@ pub fn gc() -> ExitCode {
             }
             // The supervisor is gone; so is PID 1 (it dies with its
             // supervisor), but make sure before removing anything.
-            if Path::new(&format!("/proc/{}", info.pid)).exists() && is_init_of_container(info.pid) {
-                failed.push(format!("{name}: PID 1 ({}) still runs; stop it first", info.pid));
+            if Path::new(&format!("/proc/{}", info.pid)).exists() && is_init_of_container(info.pid)
+            {
+                failed.push(format!(
+                    "{name}: PID 1 ({}) still runs; stop it first",
+                    info.pid
+                ));
                 continue;
             }
         }
@@ -521,7 +587,9 @@ pub fn gc() -> ExitCode {
         for h in &layout.hierarchies {
             for p in &parents {
                 let dir = h.mountpoint.join(p);
-                let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+                let Ok(rd) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
                 for e in rd.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
                     let n = e.file_name().to_string_lossy().into_owned();
                     if live.contains(&n) {
@@ -548,13 +616,19 @@ pub fn gc() -> ExitCode {
     if removed.is_empty() && failed.is_empty() {
         println!("nothing to remove");
     }
-    if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn is_init_of_container(pid: i32) -> bool {
     // A zombie waiting for the host's init to reap it is gone already.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
     if matches!(state, None | Some('Z') | Some('X')) {
         return false;
     }

@@ -157,10 +157,20 @@ fn main() -> ExitCode {
                 return emit_plan(&compiled, format, None);
             }
             let rootfs = rootfs.unwrap_or_else(|| base.join(&compiled.rootfs));
-            envc::lifecycle::start(&compiled, rootfs, sources.as_ref(), report.as_deref(), detach)
+            envc::lifecycle::start(
+                &compiled,
+                rootfs,
+                sources.as_ref(),
+                report.as_deref(),
+                detach,
+            )
         }
         Command::List { format } => envc::lifecycle::list(format == Format::Json),
-        Command::Stop { name, timeout, force } => envc::lifecycle::stop(&name, timeout, force),
+        Command::Stop {
+            name,
+            timeout,
+            force,
+        } => envc::lifecycle::stop(&name, timeout, force),
         Command::Reboot { name } => envc::lifecycle::reboot(&name),
         Command::Console { name } => envc::lifecycle::console(&name),
         Command::Gc => envc::lifecycle::gc(),
