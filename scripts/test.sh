@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 need=()
 command -v busybox >/dev/null || need+=(busybox-static)
 command -v cc >/dev/null || need+=(gcc)
+command -v curl >/dev/null || need+=(curl)
+command -v ip >/dev/null || need+=(iproute2)
+command -v ping >/dev/null || need+=(iputils-ping)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq

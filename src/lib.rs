@@ -1,6 +1,7 @@
 //! envc: LXD-style system containers from declarative TOML profiles.
 
 pub mod compile;
+pub mod devlxd;
 pub mod diag;
 pub mod exec;
 pub mod lifecycle;

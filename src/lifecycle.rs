@@ -595,7 +595,7 @@ pub fn gc() -> ExitCode {
                     if live.contains(&n) {
                         continue;
                     }
-                    match std::fs::remove_dir(e.path()) {
+                    match remove_tree(&e.path()) {
                         Ok(()) => removed.push(format!("cgroup {}", e.path().display())),
                         Err(err) => failed.push(format!("cgroup {}: {err}", e.path().display())),
                     }
@@ -621,6 +621,18 @@ pub fn gc() -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Removes a cgroup directory and the cgroups below it, deepest first.
+fn remove_tree(path: &Path) -> io::Result<()> {
+    if let Ok(rd) = std::fs::read_dir(path) {
+        for e in rd.filter_map(|e| e.ok()) {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&e.path())?;
+            }
+        }
+    }
+    std::fs::remove_dir(path)
 }
 
 fn is_init_of_container(pid: i32) -> bool {

@@ -116,6 +116,8 @@ pub trait Kernel {
     /// Creates a directory; `Ok(false)` if it was already there.
     fn make_host_dir(&mut self, path: &Path) -> io::Result<bool>;
     fn remove_host_dir(&mut self, path: &Path) -> io::Result<()>;
+    /// The subdirectories of a host directory (not following symlinks).
+    fn host_subdirs(&mut self, path: &Path) -> io::Result<Vec<String>>;
     /// The names in a host directory (sorted); `None` if it does not exist.
     fn list_host_dir(&mut self, path: &Path) -> io::Result<Option<Vec<String>>>;
 

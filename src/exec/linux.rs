@@ -505,6 +505,15 @@ impl Kernel for LinuxKernel {
         std::fs::remove_dir(path).map_err(|e| with_context(e, format!("rmdir {}", path.display())))
     }
 
+    fn host_subdirs(&mut self, path: &Path) -> io::Result<Vec<String>> {
+        let rd = std::fs::read_dir(path).map_err(|e| with_context(e, path.display()))?;
+        Ok(rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect())
+    }
+
     fn list_host_dir(&mut self, path: &Path) -> io::Result<Option<Vec<String>>> {
         match std::fs::read_dir(path) {
             Ok(rd) => {

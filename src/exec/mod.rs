@@ -16,6 +16,22 @@ use kernel::*;
 use report::{Report, Status};
 use std::path::{Path, PathBuf};
 
+/// Removes a cgroup directory, waiting a moment for its last tasks to leave
+/// (the container's processes exit just after PID 1). Gone already is fine.
+fn remove_cgroup_dir<K: Kernel>(k: &mut K, path: &Path) -> std::io::Result<()> {
+    for _ in 0..200 {
+        match k.remove_host_dir(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if linux::errno(&e) == Some(libc::ENOENT) => return Ok(()),
+            Err(e) if linux::errno(&e) == Some(libc::EBUSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    k.remove_host_dir(path)
+}
+
 /// Copies `cpuset.cpus` and `cpuset.mems` from `from` to `to` where `to`'s are
 /// empty: a v1 cpuset refuses tasks until both are set.
 fn copy_cpuset<K: Kernel>(k: &mut K, from: &Path, to: &Path) -> std::io::Result<()> {
@@ -66,20 +82,13 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-/// What the issue tracker calls the parts that are not built yet.
-const NOT_YET_GUEST_API: &str = "the guest API (/dev/lxd/sock)";
-
-fn not_yet(what: &str) -> Status {
-    Status::NotYet {
-        what: what.to_string(),
-    }
-}
-
 /// Something on the host to undo at stop or after a failure.
 #[derive(Debug, Clone)]
 pub enum Undo {
-    /// A cgroup (or a parent envc created for it).
+    /// A parent cgroup envc created (left if other containers use it).
     RemoveCgroupDir(PathBuf),
+    /// The container's own cgroup, with whatever its guest made below it.
+    RemoveCgroupTree(PathBuf),
     /// A NIC: the host side of a veth, or a physical NIC to give back. The
     /// container's network namespace is held open until then.
     RemoveNic {
@@ -138,25 +147,32 @@ impl<'k, K: Kernel> Runner<'k, K> {
                         left.push(format!("NIC {name}: {e}"));
                     }
                 }
-                Undo::RemoveCgroupDir(path) => {
-                    // The container's processes leave their cgroups as they
-                    // exit, just after PID 1: allow them a moment.
-                    let mut tries = 0;
-                    loop {
-                        match self.k.remove_host_dir(&path) {
-                            Ok(()) => break,
-                            Err(e) if linux::errno(&e) == Some(libc::ENOENT) => break,
-                            Err(e) if linux::errno(&e) == Some(libc::EBUSY) && tries < 200 => {
-                                tries += 1;
-                                std::thread::sleep(std::time::Duration::from_millis(5));
-                            }
-                            // A shared parent still holding other containers.
-                            Err(e) if linux::errno(&e) == Some(libc::ENOTEMPTY) => break,
-                            Err(e) => {
-                                left.push(format!("{}: {e}", path.display()));
-                                break;
-                            }
+                Undo::RemoveCgroupTree(path) => {
+                    // Deepest first: a guest's init (systemd) makes its own tree.
+                    let mut dirs = Vec::new();
+                    let mut stack = vec![path.clone()];
+                    while let Some(d) = stack.pop() {
+                        if let Ok(names) = self.k.host_subdirs(&d) {
+                            stack.extend(names.iter().map(|n| d.join(n)));
                         }
+                        dirs.push(d);
+                    }
+                    for d in dirs.into_iter().rev() {
+                        if let Err(e) = remove_cgroup_dir(self.k, &d) {
+                            left.push(format!("{}: {e}", d.display()));
+                        }
+                    }
+                }
+                Undo::RemoveCgroupDir(path) => {
+                    // A shared parent: left where other containers still use it.
+                    match self.k.remove_host_dir(&path) {
+                        Ok(()) => {}
+                        Err(e)
+                            if matches!(
+                                linux::errno(&e),
+                                Some(libc::ENOENT | libc::EBUSY | libc::ENOTEMPTY)
+                            ) => {}
+                        Err(e) => left.push(format!("{}: {e}", path.display())),
                     }
                 }
             }
@@ -208,7 +224,7 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 })?;
                 k.make_host_dir(&cg)?;
             }
-            self.undo.push(Undo::RemoveCgroupDir(cg.clone()));
+            self.undo.push(Undo::RemoveCgroupTree(cg.clone()));
             if cpuset {
                 copy_cpuset(k, &dir, &cg)?;
             }
@@ -572,7 +588,10 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 k.configure_nic(name, ipv4, gw)?;
                 Ok(Status::done())
             }
-            Op::MakeGuestApiSocket { .. } => Ok(not_yet(NOT_YET_GUEST_API)),
+            Op::MakeGuestApiSocket { path } => {
+                k.make_socket(path, SocketKind::Stream, 0o666)?;
+                Ok(Status::detail("served by envc"))
+            }
             Op::CloneChild { .. } | Op::ExecInit { .. } => {
                 Err(Failure::new(format!("{} is run by the driver", op.name())))
             }

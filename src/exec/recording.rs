@@ -136,6 +136,10 @@ impl Kernel for RecordingKernel {
     fn remove_host_dir(&mut self, path: &Path) -> io::Result<()> {
         self.call(format!("remove_host_dir {}", path.display()))
     }
+    fn host_subdirs(&mut self, path: &Path) -> io::Result<Vec<String>> {
+        self.call(format!("host_subdirs {}", path.display()))?;
+        Ok(Vec::new())
+    }
     fn list_host_dir(&mut self, path: &Path) -> io::Result<Option<Vec<String>>> {
         self.call(format!("list_host_dir {}", path.display()))?;
         let p = path.to_string_lossy().into_owned();

@@ -299,6 +299,17 @@ fn run(
         Status::detail(format!("PID 1 is {}", plan.steps[last].op_command())),
     );
     drop(host_end);
+    // The guest API, in a thread of its own now that the child exists.
+    let _guest_api = match handoff._guest_api {
+        Some(listener) => match start_guest_api(plan, pid, listener) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                eprintln!("envc: the guest API could not start: {e}");
+                None
+            }
+        },
+        None => None,
+    };
     hooks.started(pid, report);
     let io = monitor::Io {
         console: handoff.console,
@@ -389,6 +400,25 @@ fn baton(
             }
         }
     }
+}
+
+fn start_guest_api(
+    plan: &Plan,
+    pid: i32,
+    listener: OwnedFd,
+) -> io::Result<crate::devlxd::ServerHandle> {
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let api = crate::devlxd::GuestApi {
+        name: plan.name.clone(),
+        host_name,
+        config: plan.guest.config.clone(),
+        devices: plan.guest.devices.clone(),
+        // Privileged: the container's root is the host's uid 0.
+        authorized: crate::devlxd::Authorizer::for_pid(pid as u32, 0)?,
+    };
+    crate::devlxd::spawn(listener, api)
 }
 
 struct Handoff {
