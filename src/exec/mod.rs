@@ -756,7 +756,18 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 readonly,
                 when,
             } => {
-                let state = k.host_path_state(source)?;
+                let state = match k.host_path_state(source) {
+                    Ok(s) => s,
+                    // A conditional path that cannot even be probed is
+                    // reported; it never stops the container.
+                    Err(e) if *when == BindWhen::IfMounted => {
+                        return Ok(Status::Failed {
+                            error: e.to_string(),
+                            fatal: false,
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let is_dir = match (state, when) {
                     (HostPathState::Absent, BindWhen::Always) => {
                         return Err(Failure::new(format!("the host has no {source}")));
@@ -824,57 +835,71 @@ pub fn dropped_caps(names: &[String]) -> Result<Vec<u32>, Failure> {
 /// (the recording double): both sides run here, in plan order.
 pub fn simulate<K: Kernel>(plan: &Plan, k: &mut K) -> Report {
     let mut report = Report::new(plan);
-    let mut runner = Runner::new(k);
-    let rootfs = std::path::Path::new(&plan.rootfs).to_path_buf();
-    if let Err(e) = runner.k.open_rootfs(&rootfs) {
+    if let Err(e) = k.open_rootfs(Path::new(&plan.rootfs)) {
         report.set(
             plan,
             0,
             Status::Failed {
-                error: e.to_string(),
+                error: format!("cannot open the rootfs {}: {e}", plan.rootfs),
                 fatal: true,
             },
         );
+        report.outcome = Some(report::Outcome {
+            exit_code: 125,
+            summary: "failed at step 1".into(),
+        });
         return report;
     }
+    let mut runner = Runner::new(k);
+    let mut failed: Option<(usize, Failure)> = None;
     for (i, step) in plan.steps.iter().enumerate() {
         let r = match &step.op {
-            Op::CloneChild { namespaces } => runner
-                .k
-                .spawn(namespaces)
-                .map(|_| Status::done())
-                .map_err(Failure::from),
+            Op::CloneChild { namespaces } => match runner.k.spawn(namespaces) {
+                Ok(Spawned::Parent { pid, .. }) => {
+                    runner.child_pid = Some(pid);
+                    report.pid = Some(pid);
+                    Ok(Status::detail(format!("pid {pid} on the host")))
+                }
+                Ok(Spawned::Child) => Err(Failure::new("a recording kernel does not fork")),
+                Err(e) => Err(Failure::from(e)),
+            },
             Op::ExecInit {
                 command,
                 env,
                 drop_capabilities,
             } => dropped_caps(drop_capabilities).and_then(|caps| {
                 let _ = runner.k.take_handoff();
-                match runner.k.exec_init(command, env, &caps) {
-                    Ok(()) => Ok(Status::done()),
-                    Err(e) => Err(e.into()),
-                }
+                runner
+                    .k
+                    .exec_init(command, env, &caps)
+                    .map(|()| Status::done())
+                    .map_err(Failure::from)
             }),
             op => runner.run(op),
         };
         match r {
             Ok(s) => report.set(plan, i, s),
             Err(f) => {
-                report.set(
-                    plan,
-                    i,
-                    Status::Failed {
-                        error: f.message.clone(),
-                        fatal: true,
-                    },
-                );
-                report.outcome = Some(report::Outcome {
-                    exit_code: f.exit_code,
-                    summary: format!("failed at step {}", i + 1),
-                });
-                return report;
+                failed = Some((i, f));
+                break;
             }
         }
+    }
+    report.host.init = runner.init.as_ref().map(|i| i.resolved.clone());
+    report.teardown_left = runner.teardown();
+    if let Some((i, f)) = failed {
+        report.set(
+            plan,
+            i,
+            Status::Failed {
+                error: f.message.clone(),
+                fatal: true,
+            },
+        );
+        report.outcome = Some(report::Outcome {
+            exit_code: f.exit_code,
+            summary: format!("failed at step {} ({})", i + 1, plan.steps[i].op.name()),
+        });
     }
     report
 }

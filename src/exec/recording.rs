@@ -46,7 +46,7 @@ impl Default for FakeHost {
     fn default() -> Self {
         FakeHost {
             mounted: vec!["/sys/kernel/security".into(), "/sys/fs/pstore".into()],
-            present: vec!["/sys/kernel/debug".into()],
+            present: vec!["/sys/kernel/debug".into(), "/proc/self/ns/cgroup".into()],
             devices: vec![("/dev/fuse".into(), NodeKind::Char, 10, 229)],
             init_is_systemd: false,
             mountinfo: HYBRID_MOUNTINFO.into(),
