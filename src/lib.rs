@@ -10,3 +10,4 @@ pub mod paths;
 pub mod plan;
 pub mod profile;
 pub mod state;
+pub mod timing;

@@ -102,6 +102,7 @@ pub fn start(
     sources: Option<&crate::profile::Sources>,
     report_file: Option<&Path>,
     detach: bool,
+    timings: bool,
 ) -> ExitCode {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -119,14 +120,11 @@ pub fn start(
     }
     let logs = log_dir().join(&plan.name);
     if !detach {
-        return ExitCode::from(run_supervisor(
-            plan,
-            rootfs,
-            sources,
+        let out = Output {
             report_file,
-            None,
-            &logs,
-        ));
+            timings,
+        };
+        return ExitCode::from(run_supervisor(plan, rootfs, sources, out, None, &logs));
     }
     // Detached: a supervisor of its own session; this process waits until
     // PID 1 runs (or the start failed) and returns.
@@ -170,7 +168,11 @@ pub fn start(
                 libc::close(null);
             }
         }
-        let code = run_supervisor(plan, rootfs, sources, report_file, Some(wr), &logs);
+        let out = Output {
+            report_file,
+            timings,
+        };
+        let code = run_supervisor(plan, rootfs, sources, out, Some(wr), &logs);
         std::process::exit(code as i32);
     }
     drop(wr);
@@ -198,14 +200,21 @@ pub fn start(
     }
 }
 
+/// What a run writes besides the summary.
+struct Output<'a> {
+    report_file: Option<&'a Path>,
+    timings: bool,
+}
+
 fn run_supervisor(
     plan: &Plan,
     rootfs: PathBuf,
     sources: Option<&crate::profile::Sources>,
-    report_file: Option<&Path>,
+    out: Output<'_>,
     notify: Option<File>,
     logs: &Path,
 ) -> u8 {
+    let report_file = out.report_file;
     let mut notify = notify;
     let fail = |notify: &mut Option<File>, msg: String| {
         match notify.take() {
@@ -217,9 +226,14 @@ fn run_supervisor(
         125
     };
     let state = match State::acquire(&plan.name) {
-        Ok(s) => s,
+        Ok(s) => {
+            crate::timing::mark("state acquired");
+            s
+        }
         Err(e) => return fail(&mut notify, format!("envc: {e}\n")),
     };
+    // A supervisor that died (SIGKILL) left its socket behind; we hold the lock now.
+    let _ = std::fs::remove_file(state.path("control"));
     let control = match UnixListener::bind(state.path("control")) {
         Ok(l) => l,
         Err(e) => return fail(&mut notify, format!("envc: control socket: {e}\n")),
@@ -271,6 +285,9 @@ fn run_supervisor(
         }
     }
     text.push_str(&report.summary());
+    if out.timings {
+        text.push_str(&report.timings(plan));
+    }
     if let Some(path) = report_file
         && let Err(e) = std::fs::write(path, report.to_json())
     {

@@ -57,6 +57,9 @@ enum Command {
         /// Detach: return once PID 1 runs, leaving the supervisor in the background.
         #[arg(short, long)]
         detach: bool,
+        /// Print where the time went (milestones, and the steps per phase).
+        #[arg(long)]
+        timings: bool,
     },
     /// List containers (running, or left behind by a supervisor that died).
     List {
@@ -86,6 +89,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    envc::timing::start();
     let cli = Cli::parse();
     match cli.command {
         Command::Check { profiles } => {
@@ -128,11 +132,14 @@ fn main() -> ExitCode {
             report,
             rootfs,
             detach,
+            timings,
         } => {
             let (compiled, sources, base) = match (&profile, &plan) {
                 (Some(p), _) => match envc::profile::load(p) {
                     Ok((profile, sources)) => {
+                        envc::timing::mark("profile loaded and checked");
                         let plan = envc::compile::compile(&profile);
+                        envc::timing::mark("plan compiled");
                         if let Err(e) = plan.check() {
                             eprintln!(
                                 "envc: internal error: the compiled plan is inconsistent: {e}"
@@ -163,6 +170,7 @@ fn main() -> ExitCode {
                 sources.as_ref(),
                 report.as_deref(),
                 detach,
+                timings,
             )
         }
         Command::List { format } => envc::lifecycle::list(format == Format::Json),

@@ -15,19 +15,19 @@ pub enum Msg {
     /// Child → host: done up to `step`, which is the host's.
     Reached {
         step: usize,
-        results: Vec<(usize, Status)>,
+        results: Vec<(usize, Status, u32)>,
     },
     /// Child → host: every container step done; exec follows. Carries the
     /// console, `/dev/log` and guest API fds (the flags say which).
     Exec {
-        results: Vec<(usize, Status)>,
+        results: Vec<(usize, Status, u32)>,
         console: bool,
         log: bool,
         guest_api: bool,
     },
     /// Child → host: a step failed; the child exits.
     Failed {
-        results: Vec<(usize, Status)>,
+        results: Vec<(usize, Status, u32)>,
         step: usize,
         error: String,
     },

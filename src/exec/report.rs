@@ -60,6 +60,20 @@ pub struct StepReport {
     pub origin: Origin,
     #[serde(flatten)]
     pub status: Status,
+    /// How long it took, in microseconds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub us: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// A point in a run, in microseconds since envc started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Milestone {
+    pub what: String,
+    pub us: u64,
 }
 
 /// A conditional host path and what was found.
@@ -113,6 +127,9 @@ pub struct Report {
     pub host: HostFacts,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// Milestones since envc started (`--timings`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub milestones: Vec<Milestone>,
     /// What teardown could not undo (empty when the host is as it was).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub teardown_left: Vec<String>,
@@ -134,10 +151,15 @@ impl Report {
                     op: s.op.name().to_string(),
                     origin: s.origin.clone(),
                     status: Status::NotRun,
+                    us: 0,
                 })
                 .collect(),
             host: HostFacts::default(),
             outcome: None,
+            milestones: crate::timing::early()
+                .into_iter()
+                .map(|(what, us)| Milestone { what, us })
+                .collect(),
             teardown_left: Vec::new(),
         }
     }
@@ -186,6 +208,70 @@ impl Report {
         if let Some(s) = self.steps.get_mut(index) {
             s.status = status;
         }
+    }
+
+    /// Records a milestone now.
+    pub fn mark(&mut self, what: &str) {
+        self.milestones.push(Milestone {
+            what: what.to_string(),
+            us: crate::timing::now_us(),
+        });
+    }
+
+    /// Records how long step `index` took.
+    pub fn set_us(&mut self, index: usize, us: u32) {
+        if let Some(s) = self.steps.get_mut(index) {
+            s.us = us;
+        }
+    }
+
+    /// Where the time went: milestones, then the steps' time per phase.
+    pub fn timings(&self, plan: &Plan) -> String {
+        let mut out = String::from("envc: timings (ms since envc started)\n");
+        let mut last = 0;
+        for m in &self.milestones {
+            let _ = writeln!(
+                out,
+                "  {:>8.3}  (+{:>7.3})  {}",
+                m.us as f64 / 1000.0,
+                (m.us - last.min(m.us)) as f64 / 1000.0,
+                m.what
+            );
+            last = m.us;
+        }
+        let _ = writeln!(out, "  steps, by phase (ms):");
+        let mut phases: Vec<(crate::plan::Phase, u64, usize)> = Vec::new();
+        for (s, r) in plan.steps.iter().zip(&self.steps) {
+            match phases.last_mut() {
+                Some((p, us, n)) if *p == s.phase => {
+                    *us += r.us as u64;
+                    *n += 1;
+                }
+                _ => phases.push((s.phase, r.us as u64, 1)),
+            }
+        }
+        for (p, us, n) in phases {
+            let _ = writeln!(
+                out,
+                "    {:<24} {:>8.3}  ({n} steps)",
+                p.title(),
+                us as f64 / 1000.0
+            );
+        }
+        let mut slow: Vec<&StepReport> = self.steps.iter().filter(|s| s.us > 0).collect();
+        slow.sort_by_key(|s| std::cmp::Reverse(s.us));
+        let _ = writeln!(out, "  slowest steps (ms):");
+        for s in slow.iter().take(5) {
+            let _ = writeln!(
+                out,
+                "    {:>8.3}  {} {} [{}]",
+                s.us as f64 / 1000.0,
+                s.step,
+                s.op,
+                s.origin
+            );
+        }
+        out
     }
 
     /// The first fatal failure, if any.

@@ -166,7 +166,9 @@ fn apply_once(
         control,
         hooks,
     );
+    report.mark("PID 1 gone");
     report.teardown_left = runner.teardown();
+    report.mark("host torn down");
     match result {
         Ok(End::Stopped { code, summary }) => (finish(report, code, summary), false),
         Ok(End::Reboot { summary }) => (finish(report, 0, summary), true),
@@ -237,14 +239,17 @@ fn run(
 ) -> Result<End, StepErr> {
     // Host steps before the clone.
     for i in 0..ci {
+        let t = Instant::now();
         let s = runner.run(&plan.steps[i].op).map_err(|f| (Some(i), f))?;
         report.set(plan, i, s);
+        report.set_us(i, t.elapsed().as_micros() as u32);
     }
     report.host.init = runner.init.as_ref().map(|i| i.resolved.clone());
     let Op::CloneChild { namespaces } = &plan.steps[ci].op else {
         unreachable!("clone_index found it")
     };
     let (host_end, child_end) = Channel::pair().map_err(|e| (Some(ci), e.into()))?;
+    report.mark("host steps before the clone done");
     let spawned = runner
         .k
         .spawn(namespaces)
@@ -257,6 +262,7 @@ fn run(
         Spawned::Parent { pid, pidfd } => (pid, pidfd),
     };
     runner.child_pid = Some(pid);
+    report.mark("container process cloned");
     drop(child_end);
     report.pid = Some(pid);
     report.set(plan, ci, Status::detail(format!("pid {pid} on the host")));
@@ -272,7 +278,7 @@ fn run(
     };
     // The exec closes the child's end: end of file means it worked.
     match host_end.recv() {
-        Ok(None) => {}
+        Ok(None) => report.mark("PID 1 exec'd"),
         Ok(Some((Msg::ExecFailed { error, exit_code }, _))) => {
             child.reap();
             let last = plan.steps.len() - 1;
@@ -335,16 +341,19 @@ fn baton(
     let n = plan.steps.len();
     loop {
         while j < n && plan.steps[j].side == Side::Host {
+            let t = Instant::now();
             let s = runner.run(&plan.steps[j].op).map_err(|f| (Some(j), f))?;
             report.set(plan, j, s);
+            report.set_us(j, t.elapsed().as_micros() as u32);
             j += 1;
         }
         ch.send(&Msg::Go { step: j }, &[])
             .map_err(|e| (None, e.into()))?;
         match ch.recv() {
             Ok(Some((Msg::Reached { step, results }, _))) => {
-                for (i, s) in results {
+                for (i, s, us) in results {
                     report.set(plan, i, s);
+                    report.set_us(i, us);
                 }
                 j = step;
             }
@@ -357,9 +366,11 @@ fn baton(
                 },
                 fds,
             ))) => {
-                for (i, s) in results {
+                for (i, s, us) in results {
                     report.set(plan, i, s);
+                    report.set_us(i, us);
                 }
+                report.mark("container side set up; exec");
                 let mut fds = fds.into_iter();
                 return Ok(Handoff {
                     console: if console { fds.next() } else { None },
@@ -375,8 +386,9 @@ fn baton(
                 },
                 _,
             ))) => {
-                for (i, s) in results {
+                for (i, s, us) in results {
                     report.set(plan, i, s);
+                    report.set_us(i, us);
                 }
                 return Err((Some(step), Failure::new(error)));
             }
@@ -433,7 +445,7 @@ fn child_main(plan: &Plan, runner: &mut Runner<'_, LinuxKernel>, ch: Channel, ci
         // SAFETY: leaving the child without running the parent's destructors.
         unsafe { libc::_exit(code) }
     };
-    let mut results: Vec<(usize, Status)> = Vec::new();
+    let mut results: Vec<(usize, Status, u32)> = Vec::new();
     let mut j = match ch.recv() {
         Ok(Some((Msg::Go { step }, _))) => step,
         _ => exit(1),
@@ -510,8 +522,9 @@ fn child_main(plan: &Plan, runner: &mut Runner<'_, LinuxKernel>, ch: Channel, ci
             );
             exit(code);
         }
+        let t = Instant::now();
         match runner.run(&step.op) {
-            Ok(s) => results.push((j, s)),
+            Ok(s) => results.push((j, s, t.elapsed().as_micros() as u32)),
             Err(f) => {
                 let _ = ch.send(
                     &Msg::Failed {
