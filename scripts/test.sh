@@ -10,6 +10,8 @@ command -v cc >/dev/null || need+=(gcc)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
+command -v lxcfs >/dev/null || need+=(lxcfs)
+command -v debootstrap >/dev/null || need+=(debootstrap)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq

@@ -208,9 +208,10 @@ impl<'k, K: Kernel> Runner<'k, K> {
             for comp in parent.split('/') {
                 let up = dir.clone();
                 dir.push(comp);
-                if k.make_host_dir(&dir)? {
-                    self.undo.push(Undo::RemoveCgroupDir(dir.clone()));
-                }
+                // Removed at teardown if no other container uses it then
+                // (whoever made it: containers may stop in any order).
+                k.make_host_dir(&dir)?;
+                self.undo.push(Undo::RemoveCgroupDir(dir.clone()));
                 if cpuset {
                     copy_cpuset(k, &up, &dir)?;
                 }
@@ -257,7 +258,13 @@ impl<'k, K: Kernel> Runner<'k, K> {
             let v2 = layout.kind == cgroup::LayoutKind::Unified;
             let host_memory = match limits.memory {
                 Some(crate::profile::values::MemoryLimit::PercentHundredths(_)) => {
-                    cgroup::mem_total(&k.read_host_file(Path::new("/proc/meminfo"))?).unwrap_or(0)
+                    cgroup::mem_total(&k.read_host_file(Path::new("/proc/meminfo"))?).ok_or_else(
+                        || {
+                            Failure::new(
+                                "limits.memory is a percentage, but /proc/meminfo has no MemTotal",
+                            )
+                        },
+                    )?
                 }
                 _ => 0,
             };
@@ -304,11 +311,11 @@ impl<'k, K: Kernel> Runner<'k, K> {
                             crate::profile::model::NodeKind::Char => 'c',
                             crate::profile::model::NodeKind::Block => 'b',
                         };
-                        k.write_host_file(
-                            &cg.join("devices.allow"),
-                            &format!("{t} {ma}:{mi} rwm"),
-                        )?;
-                        n += 1;
+                        let rule = format!("{t} {ma}:{mi} rwm");
+                        if !device_allow.contains(&rule) {
+                            k.write_host_file(&cg.join("devices.allow"), &rule)?;
+                            n += 1;
+                        }
                     }
                 }
                 detail.push(format!("devices: deny all, allow {n} rules"));

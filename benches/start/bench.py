@@ -1,0 +1,448 @@
+#!/usr/bin/env python3
+"""Start-latency benchmark: envc against crun, runc, bubblewrap and unshare.
+
+Called by scripts/bench-start.sh (which installs the tools and builds
+everything); see docs/performance.md. Run as root.
+
+All runtimes are timed in ONE interleaved run: every round starts each runtime
+once, in a shuffled order, so load from the rest of the machine hits them all
+alike and the paired ratios hold on a noisy machine. Each start is timed by
+the `spawn` launcher (benches/start/spawn.c), not by Python: wall time from
+spawn to reap, and the peak RSS of the largest process of the tree (wait4).
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NAMESPACES = ("mnt", "pid", "net", "uts", "ipc")
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "mqueue")
+# Printed inside every container by the listing run (busybox sh and ls).
+LISTING = (
+    'for n in mnt pid net uts ipc cgroup; do echo "ns $n $(readlink /proc/self/ns/$n)"; done; '
+    'for d in /dev/* /dev/pts/*; do echo "dev $d"; done; '
+    "while read -r _ _ _ _ mp _ _ _ fs _; do echo \"mount $mp $fs\"; done < /proc/self/mountinfo; "
+    'while read -r l; do echo "cgroup $l"; done < /proc/self/cgroup'
+)
+
+
+def log(msg=""):
+    print(msg, flush=True)
+
+
+class Runtime:
+    def __init__(self, name, argv, note="", private_unified=False, par_argv=None, list_argv=None):
+        self.name = name
+        self.argv = argv  # "@ID@" -> a fresh container ID per invocation
+        self.par_argv = par_argv or argv
+        self.list_argv = list_argv
+        self.note = note
+        self.private_unified = private_unified
+        self.single = []  # (ms, rss KiB)
+        self.seq = []  # total ms
+        self.par = []  # total ms
+        self.par_rss = []
+        self.failures = 0
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.work = os.path.abspath(a.work)
+        self.rootfs = os.path.join(self.work, "rootfs")
+        self.counter = 0
+        self.tag = f"eb{os.getpid()}"  # prefix of every crun/runc container ID
+        self.host_ns = {n: os.readlink(f"/proc/self/ns/{n}") for n in NAMESPACES + ("cgroup",)}
+
+    def path(self, *p):
+        return os.path.join(self.work, *p)
+
+    # ---------------------------------------------------------------- setup
+    def prepare(self):
+        a = self.a
+        for d in ("oci-true", "oci-list", "envc", "envc-log", "crun-state", "runc-state"):
+            os.makedirs(self.path(d), exist_ok=True)
+        tmpl = open(os.path.join(HERE, "config.json")).read().replace("@ROOTFS@", self.rootfs)
+        cfg = json.loads(tmpl)
+        with open(self.path("oci-true", "config.json"), "w") as f:
+            json.dump(cfg, f, indent=1)
+        cfg["process"]["args"] = ["/bin/sh", "-c", LISTING]
+        with open(self.path("oci-list", "config.json"), "w") as f:
+            json.dump(cfg, f, indent=1)
+
+        def profile(fname, name, command):
+            with open(self.path("envc", fname), "w") as f:
+                f.write(f'name = "{name}"\nrootfs = "../rootfs"\n\n[init]\ncommand = {json.dumps(command)}\n')
+
+        # The default (full) profile: builtin:lxd under a name, a rootfs and an init.
+        profile("bench.toml", "bench", ["/bin/true"])
+        for i in range(a.par):
+            profile(f"bench-{i}.toml", f"bench-{i}", ["/bin/true"])
+        profile("list.toml", "bench-list", ["/bin/sh", "-c", LISTING])
+
+        with open(self.path("plan-10k.toml"), "w") as f:
+            f.write('name = "plan"\nrootfs = "rootfs"\n')
+            for i in range(a.plan_devices):
+                f.write(
+                    f'\n[devices.d{i}]\ntype = "disk"\nsource = "/srv/data/{i}"\n'
+                    f'path = "/mnt/g{i % 97}/d{i}"\nreadonly = {"true" if i % 2 == 0 else "false"}\n'
+                )
+
+        os.environ["ENVC_LOG_DIR"] = self.path("envc-log")  # keep /var/log/envc free of bench-*
+        crun_state, runc_state = self.path("crun-state"), self.path("runc-state")
+        oci = self.path("oci-true")
+        rts = [
+            Runtime(
+                "envc",
+                [a.envc, "apply", self.path("envc", "bench.toml")],
+                par_argv=[a.envc, "apply", self.path("envc", "bench-@I@.toml")],
+                list_argv=[a.envc, "apply", "--report", self.path("list-report.json"), self.path("envc", "list.toml")],
+                note="default profile (builtin:lxd): LXD /dev, console, proc/sys, cgroups, guest API, report",
+            ),
+            Runtime(
+                "crun",
+                [a.crun, "--root", crun_state, "run", "-b", oci, "@ID@"],
+                list_argv=[a.crun, "--root", crun_state, "run", "-b", self.path("oci-list"), "@ID@"],
+            ),
+            Runtime(
+                "runc",
+                [a.runc, "--root", runc_state, "run", "-b", oci, "@ID@"],
+                list_argv=[a.runc, "--root", runc_state, "run", "-b", self.path("oci-list"), "@ID@"],
+            ),
+            Runtime(
+                "bwrap",
+                [a.bwrap, "--unshare-all", "--bind", self.rootfs, "/", "--dev", "/dev", "--proc", "/proc",
+                 "--ro-bind", "/sys", "/sys", "--mqueue", "/dev/mqueue", "/bin/true"],
+                note="no cgroups, console or guest API; --unshare-all adds user+cgroup ns",
+            ),
+            Runtime(
+                "unshare",
+                [a.unshare, "--mount", "--pid", "--fork", "--net", "--uts", "--ipc", "/bin/true"],
+                note="floor: namespaces only, host /bin/true, no mounts",
+            ),
+        ]
+        rts[3].list_argv = rts[3].argv[:-1] + ["/bin/sh", "-c", LISTING]
+        rts[4].list_argv = rts[4].argv[:-1] + ["/bin/sh", "-c", LISTING]
+        self.runtimes = [r for r in rts if r.name in a.only] if a.only else rts
+
+    def fresh(self, argv, rt):
+        """A copy of argv with "@ID@" replaced by a container ID never used before."""
+        self.counter += 1
+        cid = f"{self.tag}-{rt.name}-{self.counter}"
+        return [x.replace("@ID@", cid) for x in argv]
+
+    def spawn(self, rt, mode, n, argv):
+        cmd = [self.a.spawn] + (["-p"] if rt.private_unified else []) + [mode, str(n)] + argv
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if mode == "run":
+            return out
+        if out.returncode != 0:
+            sys.exit(f"spawn failed: {out.stderr.strip()}")
+        ns, rss, failed = out.stdout.split()
+        return int(ns) / 1e6, int(rss), int(failed)
+
+    # ---------------------------------------------------------------- verify
+    def listing(self, rt):
+        argv = self.fresh(rt.list_argv, rt)
+        r = self.spawn(rt, "run", 1, argv)
+        if r.returncode != 0 and rt.name in ("crun", "runc") and os.path.ismount("/sys/fs/cgroup/unified"):
+            first = (r.stdout + r.stderr).strip().splitlines()[-1:] or [""]
+            rt.private_unified = True
+            rt.note = (f"run in a private mount namespace without /sys/fs/cgroup/unified "
+                       f"(on the host it said: {first[0][:90]!r}); the host's mounts are untouched")
+            argv = self.fresh(rt.list_argv, rt)
+            r = self.spawn(rt, "run", 1, argv)
+        return r, argv
+
+    def verify(self):
+        log("== listing run per runtime (checks each did its work)")
+        ok_all = True
+        for rt in self.runtimes:
+            r, argv = self.listing(rt)
+            lines = r.stdout.splitlines()
+            problems = []
+            if r.returncode != 0:
+                problems.append(f"exit status {r.returncode}: {r.stderr.strip()[-200:]}")
+            ns = dict(l.split()[1:3] for l in lines if l.startswith("ns ") and len(l.split()) == 3)
+            for n in NAMESPACES:
+                if n not in ns or ns[n] == self.host_ns[n]:
+                    problems.append(f"no new {n} namespace")
+            devs = {l.split()[1] for l in lines if l.startswith("dev ")}
+            mounts = {tuple(l.split()[1:3]) for l in lines if l.startswith("mount ") and len(l.split()) == 3}
+            if rt.name != "unshare":
+                for d in DEVICES:
+                    if f"/dev/{d}" not in devs:
+                        problems.append(f"/dev/{d} missing")
+                for mp, fs in (("/proc", "proc"), ("/sys", "sysfs"), ("/dev", "tmpfs"),
+                               ("/dev/pts", "devpts"), ("/dev/mqueue", "mqueue")):
+                    if (mp, fs) not in mounts:
+                        problems.append(f"{mp} ({fs}) not mounted")
+            cgroups = [l[7:] for l in lines if l.startswith("cgroup ")]
+            own = 0
+            if rt.name in ("crun", "runc"):
+                cid = argv[-1]
+                v1 = [c for c in cgroups if not c.startswith("0::")]
+                if not v1 or not all(c.endswith("/" + cid) for c in v1):
+                    problems.append("not in its own cgroup in every v1 hierarchy")
+                own = len([c for c in cgroups if c.endswith("/" + cid)])
+                rt.note += ("; " if rt.note else "") + f"cgroups in {own} hierarchies"
+            if rt.name == "envc":
+                if "/dev/console" not in devs or "/dev/lxd" not in devs:
+                    problems.append("/dev/console or /dev/lxd missing")
+                if ns.get("cgroup") == self.host_ns["cgroup"]:
+                    problems.append("no cgroup namespace")
+                try:
+                    rep = json.load(open(self.path("list-report.json")))
+                    steps = rep["steps"]
+                    bad = [s for s in steps if s["status"] not in ("done", "skipped")]
+                    if bad:
+                        problems.append(f"{len(bad)} steps not done, first: {bad[0]['op']}")
+                    for op in ("CreateCgroup", "AttachCgroup"):
+                        if not any(s["op"] == op and s["status"] == "done" for s in steps):
+                            problems.append(f"report: {op} not done")
+                    att = next((s.get("detail", "") for s in steps if s["op"] == "AttachCgroup"), "")
+                    rt.note += f"; cgroups in {att.split(' in ')[-1]}" if att else ""
+                except (OSError, ValueError, KeyError) as e:
+                    problems.append(f"report: {e}")
+            ndev = len([d for d in devs if d.count("/") == 2])
+            if problems:
+                ok_all = False
+                log(f"  {rt.name:8} FAILED: " + "; ".join(problems))
+            else:
+                log(f"  {rt.name:8} ok: new {'/'.join(NAMESPACES)} ns"
+                    + (f", /dev has {ndev} entries incl. {' '.join(DEVICES)}, proc/sys/devpts/mqueue mounted"
+                       if rt.name != "unshare" else "")
+                    + (f", own cgroup in {own} hierarchies" if rt.name in ("crun", "runc") else "")
+                    + (", report: cgroups created+attached, no step failed" if rt.name == "envc" else ""))
+        if not ok_all and not self.a.keep_going:
+            sys.exit("a runtime did not do its work; not timing it (--keep-going to time anyway)")
+
+    # ---------------------------------------------------------------- timing
+    def interleaved(self, rounds, fn):
+        rng = random.Random(self.a.seed)
+        for i in range(rounds):
+            order = list(self.runtimes)
+            rng.shuffle(order)
+            for rt in order:
+                fn(rt, i)
+
+    def run_single(self):
+        a = self.a
+        log(f"== single starts: {a.warmup} warm-up + {a.rounds} rounds, interleaved (shuffled order each round)")
+
+        def one(rt, i):
+            ms, rss, failed = self.spawn(rt, "one", 1, self.fresh(rt.argv, rt))
+            rt.failures += failed
+            if i >= a.warmup:
+                rt.single.append((ms, rss))
+
+        self.interleaved(a.warmup + a.rounds, one)
+
+    def run_seq_par(self):
+        a = self.a
+        log(f"== {a.seq} sequential starts x {a.reps} reps, {a.par} concurrent starts x {a.reps} reps, interleaved")
+
+        def seq(rt, i):
+            argv = [x.replace("@ID@", f"{self.tag}-{rt.name}-s{i}-@I@") for x in rt.argv]
+            ms, _, failed = self.spawn(rt, "seq", a.seq, argv)
+            rt.failures += failed
+            rt.seq.append(ms)
+
+        def par(rt, i):
+            argv = [x.replace("@ID@", f"{self.tag}-{rt.name}-p{i}-@I@") for x in rt.par_argv]
+            ms, rss, failed = self.spawn(rt, "par", a.par, argv)
+            rt.failures += failed
+            rt.par.append(ms)
+            rt.par_rss.append(rss)
+
+        self.interleaved(a.reps, seq)
+        self.interleaved(a.reps, par)
+
+    def run_breakdown(self):
+        """envc's own view: per-step times and milestones from --report (when this envc records them)."""
+        env = next((r for r in self.runtimes if r.name == "envc"), None)
+        if not env or self.a.breakdown <= 0:
+            return None
+        rep = self.path("breakdown-report.json")
+        steps_us, cg_us, miles = [], [], {}
+        for _ in range(self.a.breakdown):
+            if os.path.exists(rep):
+                os.unlink(rep)
+            argv = env.argv[:2] + ["--report", rep] + env.argv[2:]
+            self.spawn(env, "one", 1, argv)
+            try:
+                r = json.load(open(rep))
+            except (OSError, ValueError):
+                return None
+            if not any("us" in s for s in r.get("steps", [])):
+                return None
+            steps_us.append(sum(s.get("us", 0) for s in r["steps"]))
+            cg_us.append(sum(s.get("us", 0) for s in r["steps"] if "cgroup" in s["op"].lower()))
+            for m in r.get("milestones", []):
+                miles.setdefault(m["what"], []).append(m["us"])
+        return statistics.median(steps_us) / 1e3, statistics.median(cg_us) / 1e3, {
+            k: statistics.median(v) / 1e3 for k, v in miles.items()}
+
+    def run_plan(self):
+        a = self.a
+        prof = self.path("plan-10k.toml")
+        if subprocess.run([a.envc, "plan", prof], stdout=subprocess.DEVNULL).returncode != 0:
+            return None
+        if a.hyperfine:
+            js = self.path("plan-hyperfine.json")
+            subprocess.run([a.hyperfine, "-N", "--style", "none", "--warmup", "3", "--runs", "20",
+                            "--export-json", js, f"{a.envc} plan {prof}"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # its outlier warning
+            r = json.load(open(js))["results"][0]
+            return r["median"] * 1e3, r["min"] * 1e3, r["max"] * 1e3, "hyperfine, 20 runs"
+        t = [self.spawn(Runtime("plan", []), "one", 1, [a.envc, "plan", prof])[0] for _ in range(20)]
+        return statistics.median(t), min(t), max(t), "20 runs"
+
+    # ---------------------------------------------------------------- report
+    def report(self, plan, breakdown):
+        a = self.a
+        env = next((r for r in self.runtimes if r.name == "envc"), None)
+
+        def med(v):
+            return statistics.median(v) if v else float("nan")
+
+        def ratio(e, x):
+            return f"{e / x:.2f}" if env and x == x and x > 0 else "-"
+
+        e1 = med([m for m, _ in env.single]) if env else None
+        es = med(env.seq) if env else None
+        ep = med(env.par) if env else None
+        L = []
+        L.append(f"envc start benchmark: {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
+                 f"load average {os.getloadavg()[0]:.2f} at the end, kernel {os.uname().release}")
+        L.append(f"single starts: {a.rounds} interleaved rounds ({a.warmup} warm-up dropped); "
+                 f"ratio = envc median / runtime median (targets: vs crun <= 0.50, vs bwrap <= 1.25)")
+        L.append("")
+        L.append("| runtime | median ms | min–max ms | envc ÷ runtime | peak RSS MiB (median, max) |")
+        L.append("|---|---:|---:|---:|---:|")
+        for rt in self.runtimes:
+            ms = [m for m, _ in rt.single]
+            rss = [r / 1024 for _, r in rt.single]
+            L.append(f"| {rt.name} | {med(ms):.2f} | {min(ms):.2f}–{max(ms):.2f} | {ratio(e1, med(ms))} | "
+                     f"{med(rss):.2f}, {max(rss):.2f} |")
+        L.append("")
+        L.append(f"| runtime | {a.seq} sequential, total ms | envc ÷ runtime | {a.par} concurrent, total ms "
+                 f"| envc ÷ runtime | peak RSS MiB ({a.par} concurrent) |")
+        L.append("|---|---:|---:|---:|---:|---:|")
+        for rt in self.runtimes:
+            L.append(f"| {rt.name} | {med(rt.seq):.0f} | {ratio(es, med(rt.seq))} | {med(rt.par):.0f} | "
+                     f"{ratio(ep, med(rt.par))} | {max(rt.par_rss) / 1024:.2f} |")
+        L.append(f"(medians of {a.reps} interleaved reps each; wall time from the first spawn to the last reap)")
+        L.append("")
+        if plan:
+            L.append(f"envc plan of a {a.plan_devices}-device profile: median {plan[0]:.1f} ms "
+                     f"(min {plan[1]:.1f}, max {plan[2]:.1f}; {plan[3]}; target < 50 ms)")
+        else:
+            L.append("envc plan of the device profile FAILED")
+        if breakdown:
+            total, cg, miles = breakdown
+            L.append(f"envc's own timing ({a.breakdown} extra runs with --report, medians): plan steps {total:.2f} ms,"
+                     f" of which cgroup steps (ops named *Cgroup*) {cg:.2f} ms")
+            if miles:
+                L.append("  milestones (ms since envc started): "
+                         + ", ".join(f"{k} {v:.2f}" for k, v in sorted(miles.items(), key=lambda kv: kv[1])))
+        elif a.breakdown > 0:
+            L.append("envc's own timing: this envc's report has no per-step times (see `envc apply --timings`)")
+        L.append("")
+        L.append("what each runtime did:")
+        for rt in self.runtimes:
+            L.append(f"  {rt.name:8} {' '.join(x.replace(self.work, '$W') for x in rt.argv)}")
+            if rt.note:
+                L.append(f"  {'':8} {rt.note}")
+        L.append(f"  ($W = {self.work}; @ID@ = a fresh container ID per start; crun/runc state in $W/*-state,"
+                 f" removed by `run` itself when the container exits)")
+        bad = [rt for rt in self.runtimes if rt.failures]
+        for rt in bad:
+            L.append(f"WARNING: {rt.name}: {rt.failures} timed starts failed (non-zero exit)")
+        if env:
+            crun = next((r for r in self.runtimes if r.name == "crun"), None)
+            bwrap = next((r for r in self.runtimes if r.name == "bwrap"), None)
+            L.append("")
+            L.append("targets (issue 8):")
+
+            def chk(label, val, lim, le=True):
+                ok = val <= lim if le else val < lim
+                L.append(f"  {label:38} {val:7.2f}  {'<=' if le else '<'} {lim:<5} {'met' if ok else 'NOT met'}")
+
+            if crun:
+                chk("envc/crun single (medians)", e1 / med([m for m, _ in crun.single]), 0.5)
+                chk(f"envc/crun {a.seq} sequential", es / med(crun.seq), 0.5)
+                chk(f"envc/crun {a.par} concurrent", ep / med(crun.par), 0.5)
+            if bwrap:
+                chk("envc/bwrap single (medians)", e1 / med([m for m, _ in bwrap.single]), 1.25)
+            chk("envc peak RSS MiB (max of runs)", max(r for _, r in env.single) / 1024, 2.5)
+            if plan:
+                chk(f"envc plan {a.plan_devices} devices, ms", plan[0], 50, le=False)
+        text = "\n".join(L)
+        log("")
+        log(text)
+        with open(self.path("results.md"), "w") as f:
+            f.write(text + "\n")
+        log(f"\n(also written to {self.path('results.md')})")
+
+    # ---------------------------------------------------------------- clean
+    def check_clean(self):
+        left = []
+        for d in ("crun-state", "runc-state"):
+            if os.listdir(self.path(d)):
+                left.append(f"{d}: {os.listdir(self.path(d))[:5]}")
+        for base in ("/run/envc", "/run/crun", "/run/runc"):
+            if os.path.isdir(base):
+                left += [f"{base}/{x}" for x in os.listdir(base) if x.startswith(("bench", self.tag))]
+        for root, dirs, _ in os.walk("/sys/fs/cgroup"):
+            for d in dirs:
+                if d.startswith(self.tag) or (d.startswith("bench") and os.path.basename(root) == "envc"):
+                    left.append(os.path.join(root, d))
+        with open("/proc/self/mountinfo") as f:
+            left += [l.split()[4] for l in f if self.work in l.split()[4]]
+        if left:
+            log("host NOT clean, left behind: " + ", ".join(left[:20]))
+            return False
+        log("host clean: no container state, cgroups or mounts left behind")
+        return True
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", required=True, help="work directory (holds rootfs/)")
+    for t in ("envc", "spawn", "crun", "runc", "bwrap", "unshare", "hyperfine"):
+        p.add_argument(f"--{t}", default=shutil.which(t))
+    p.add_argument("--rounds", type=int, default=40)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--seq", type=int, default=50)
+    p.add_argument("--par", type=int, default=20)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--plan-devices", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=8)
+    p.add_argument("--breakdown", type=int, default=10, help="extra envc runs with --report for its own timing")
+    p.add_argument("--only", nargs="*", help="a subset of envc crun runc bwrap unshare")
+    p.add_argument("--keep-going", action="store_true", help="time a runtime even if its listing run failed")
+    a = p.parse_args()
+    for t in ("envc", "spawn", "crun", "runc", "bwrap", "unshare"):
+        if not getattr(a, t):
+            sys.exit(f"{t} not found")
+    b = Bench(a)
+    b.prepare()
+    b.verify()
+    b.run_single()
+    b.run_seq_par()
+    breakdown = b.run_breakdown()
+    plan = b.run_plan()
+    b.report(plan, breakdown)
+    sys.exit(0 if b.check_clean() else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,785 @@
+//! The cgroup writer (spec §3, §8; issue 4), with the recording double: no root, touches
+//! nothing. These machines are hybrid hosts, so the pure-cgroup2 writer is proven only
+//! here; the hybrid one is proven here for its order (and for real in tests/hostdeps.rs).
+//!
+//! The recording kernel answers `0-1` for every `cpuset.cpus` it is asked about, so a v1
+//! cpuset copy would be invisible. [`Cgroupfs`] wraps it (every call is still recorded by
+//! the recording kernel, and a failure can still be injected at any call) and models
+//! what matters of cgroupfs: a directory envc made has EMPTY `cpuset.cpus`/`cpuset.mems`
+//! until written (a fresh v1 cpuset refuses tasks then), and a file reads back what was
+//! written to it.
+
+mod common;
+
+use envc::exec::kernel::*;
+use envc::exec::recording::{FakeHost, HYBRID_MOUNTINFO, RecordingKernel, UNIFIED_MOUNTINFO};
+use envc::exec::report::{Report, Status};
+use envc::paths::{ContainerPath, HostPath};
+use envc::plan::{Namespace, Plan};
+use envc::profile::model::NodeKind;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+
+const NAME: &str = "hd-rec";
+/// The pid the recording kernel gives the container's first process.
+const CHILD_PID: &str = "4242";
+const ALL_LIMITS: &str = r#"
+[config]
+"limits.memory" = "256MiB"
+"limits.cpu" = "1"
+"limits.cpu.allowance" = "25ms/100ms"
+"limits.processes" = "10"
+"#;
+/// LXD's allow-list (spec §8), as the built-in base profile writes it.
+const LXD_ALLOW: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:229 rwm",
+    "c 10:200 rwm",
+];
+/// The hierarchies of `HYBRID_MOUNTINFO`, by directory under /sys/fs/cgroup.
+const HYBRID_DIRS: &[&str] = &[
+    "cpu", "cpuset", "memory", "devices", "pids", "systemd", "unified",
+];
+
+// ------------------------------------------------------------------ plans
+
+fn plan_of(body: &str) -> Plan {
+    let dir = common::TempDir::new("hd-cgroup-recording");
+    let path = dir.path().join(format!("{NAME}.toml"));
+    std::fs::write(
+        &path,
+        format!("name = \"{NAME}\"\nrootfs = \"rootfs\"\n{body}\n"),
+    )
+    .unwrap();
+    let (profile, _) = envc::profile::load(&path).unwrap_or_else(|problems| {
+        panic!(
+            "profile does not load:\n{body}\n{}",
+            envc::diag::render(&problems, envc::diag::Style::plain())
+        )
+    });
+    let plan = envc::compile::compile(&profile);
+    plan.check()
+        .unwrap_or_else(|e| panic!("inconsistent plan: {e}"));
+    plan
+}
+
+fn host(mountinfo: &str) -> FakeHost {
+    FakeHost {
+        mountinfo: mountinfo.to_string(),
+        ..FakeHost::default()
+    }
+}
+
+/// Runs `plan` through `simulate` on the fake host (failing at call `fail_at`); the
+/// report and every recorded call.
+fn run(plan: &Plan, host: FakeHost, fail_at: Option<usize>) -> (Report, Vec<String>) {
+    let mut k = Cgroupfs::new(host, fail_at);
+    let report = envc::exec::simulate(plan, &mut k);
+    (report, k.inner.calls)
+}
+
+// ------------------------------------------------------------------ reading the calls
+
+/// Index of the first call equal to `call`; panics with all calls if there is none.
+fn pos(calls: &[String], call: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| c == call)
+        .unwrap_or_else(|| panic!("no call {call:?} in:\n{}", calls.join("\n")))
+}
+
+fn write(path: &str, value: &str) -> String {
+    format!("write_host_file {path} {value}")
+}
+
+fn matching(calls: &[String], pred: impl Fn(&str) -> bool) -> Vec<&str> {
+    calls
+        .iter()
+        .map(String::as_str)
+        .filter(|c| pred(c))
+        .collect()
+}
+
+fn step_status<'a>(report: &'a Report, op: &str) -> &'a Status {
+    &report
+        .steps
+        .iter()
+        .find(|s| s.op == op)
+        .unwrap_or_else(|| panic!("no {op} step"))
+        .status
+}
+
+/// A successful run: no outcome (the recording kernel's exec "returns"), nothing left,
+/// no step failed.
+fn assert_clean(report: &Report) {
+    assert!(report.outcome.is_none(), "{}", report.summary());
+    assert!(report.teardown_left.is_empty(), "{}", report.summary());
+    assert!(report.failure().is_none(), "{}", report.summary());
+}
+
+/// The calls after the exec: only the teardown.
+fn teardown_calls(calls: &[String]) -> Vec<&str> {
+    let exec = calls
+        .iter()
+        .position(|c| c.starts_with("exec_init "))
+        .expect("the run got to the exec");
+    calls[exec + 1..].iter().map(String::as_str).collect()
+}
+
+/// The directories made by `make_host_dir`, in order.
+fn made_dirs(calls: &[String]) -> Vec<String> {
+    calls
+        .iter()
+        .filter_map(|c| c.strip_prefix("make_host_dir "))
+        .map(str::to_string)
+        .collect()
+}
+
+fn removed_dirs(calls: &[&str]) -> Vec<String> {
+    calls
+        .iter()
+        .filter_map(|c| c.strip_prefix("remove_host_dir "))
+        .map(str::to_string)
+        .collect()
+}
+
+// ------------------------------------------------------------------ pure cgroup2
+
+#[test]
+fn unified_host_gets_v2_names_delegation_one_cgroup2_mount_and_teardown() {
+    let plan = plan_of(ALL_LIMITS);
+    let (report, calls) = run(&plan, host(UNIFIED_MOUNTINFO), None);
+    assert_clean(&report);
+    let root = "/sys/fs/cgroup";
+    let parent = format!("{root}/envc");
+    let own = format!("{parent}/{NAME}");
+
+    // The parent, then the container's own cgroup, in the one cgroup2 root.
+    assert_eq!(made_dirs(&calls), [parent.clone(), own.clone()]);
+
+    // Every controller the host offers is delegated at each level above the container
+    // (cgroup.controllers of the fake: cpuset cpu io memory pids), before any limit.
+    let delegate = "+cpuset +cpu +io +memory +pids";
+    let at_root = pos(
+        &calls,
+        &write(&format!("{root}/cgroup.subtree_control"), delegate),
+    );
+    let at_parent = pos(
+        &calls,
+        &write(&format!("{parent}/cgroup.subtree_control"), delegate),
+    );
+    assert!(pos(&calls, &format!("make_host_dir {own}")) < at_root);
+    assert!(at_root < at_parent, "root first:\n{}", calls.join("\n"));
+    assert_eq!(
+        matching(&calls, |c| c.contains("subtree_control")).len(),
+        2,
+        "{}",
+        calls.join("\n")
+    );
+
+    // The limits, in v2 names, in the container's cgroup, after the delegation.
+    let limits = [
+        write(&format!("{own}/memory.max"), "268435456"),
+        // A count of 1: the first CPU the parent has (its cpuset.cpus.effective, 0-1).
+        write(&format!("{own}/cpuset.cpus"), "0"),
+        write(&format!("{own}/cpu.max"), "25000 100000"),
+        write(&format!("{own}/pids.max"), "10"),
+    ];
+    let mut last = at_parent;
+    for l in &limits {
+        let i = pos(&calls, l);
+        assert!(i > last, "{l} out of order:\n{}", calls.join("\n"));
+        last = i;
+    }
+    pos(
+        &calls,
+        &format!("read_host_file {parent}/cpuset.cpus.effective"),
+    );
+    let v1_names = [
+        "memory.limit_in_bytes",
+        "cpu.cfs_quota_us",
+        "cpu.cfs_period_us",
+        "devices.deny",
+        "devices.allow",
+    ];
+    for c in &calls {
+        assert!(
+            !v1_names.iter().any(|n| c.contains(n)),
+            "a v1 name on a cgroup2 host: {c}"
+        );
+    }
+
+    // The first process joins the cgroup once (one hierarchy), after every limit and
+    // before the child unshares its cgroup namespace.
+    let spawn = calls.iter().position(|c| c.starts_with("spawn ")).unwrap();
+    assert!(spawn > last);
+    let procs = write(&format!("{own}/cgroup.procs"), CHILD_PID);
+    let attach = pos(&calls, &procs);
+    assert!(attach > spawn);
+    assert_eq!(
+        matching(&calls, |c| c.contains("cgroup.procs")),
+        [procs.as_str()]
+    );
+    assert!(pos(&calls, "unshare_cgroup_namespace") > attach);
+
+    // Inside: one fresh cgroup2 mount on /sys/fs/cgroup, nothing else there.
+    let on_cgroup = matching(&calls, |c| {
+        !c.starts_with("write_host_file")
+            && !c.starts_with("read_host_file")
+            && !c.starts_with("make_host_dir")
+            && !c.starts_with("remove_host_dir")
+            && !c.starts_with("host_subdirs")
+            && c.contains("/sys/fs/cgroup")
+    });
+    assert_eq!(
+        on_cgroup,
+        [
+            "mount_fs cgroup2 /sys/fs/cgroup MountFlags { nosuid: true, nodev: true, noexec: true, readonly: false } "
+        ],
+        "MountCgroups on a pure cgroup2 host"
+    );
+    assert_eq!(
+        report.host.cgroup_mounts.as_deref(),
+        Some("cgroup2 on /sys/fs/cgroup")
+    );
+
+    // The report: layout, every value written; no devices controller on cgroup2.
+    let cg = report.host.cgroup.as_deref().unwrap();
+    for want in [
+        "pure cgroup2",
+        "memory.max=268435456",
+        "cpuset.cpus=0",
+        "cpu.max=25000 100000",
+        "pids.max=10",
+        "no devices controller",
+    ] {
+        assert!(
+            cg.contains(want),
+            "report's cgroup fact lacks {want:?}: {cg}"
+        );
+    }
+
+    // Stop: the container's cgroup (walked for a guest's own sub-cgroups) and the
+    // parent envc made, newest first, and nothing else.
+    assert_eq!(
+        teardown_calls(&calls),
+        [
+            format!("host_subdirs {own}"),
+            format!("remove_host_dir {own}"),
+            format!("remove_host_dir {parent}"),
+        ]
+    );
+}
+
+#[test]
+fn unified_host_a_nested_parent_is_delegated_at_every_level() {
+    let plan = plan_of(&format!(
+        "{ALL_LIMITS}\n[cgroup]\nparent = \"envc/nested\"\n"
+    ));
+    let (report, calls) = run(&plan, host(UNIFIED_MOUNTINFO), None);
+    assert_clean(&report);
+    let subtree = matching(&calls, |c| c.contains("subtree_control"));
+    assert_eq!(
+        subtree,
+        [
+            "write_host_file /sys/fs/cgroup/cgroup.subtree_control +cpuset +cpu +io +memory +pids",
+            "write_host_file /sys/fs/cgroup/envc/cgroup.subtree_control +cpuset +cpu +io +memory +pids",
+            "write_host_file /sys/fs/cgroup/envc/nested/cgroup.subtree_control +cpuset +cpu +io +memory +pids",
+        ]
+    );
+    let own = format!("/sys/fs/cgroup/envc/nested/{NAME}");
+    pos(&calls, &write(&format!("{own}/memory.max"), "268435456"));
+    assert_eq!(
+        removed_dirs(&teardown_calls(&calls)),
+        [
+            own,
+            "/sys/fs/cgroup/envc/nested".to_string(),
+            "/sys/fs/cgroup/envc".to_string()
+        ]
+    );
+}
+
+// ------------------------------------------------------------------ hybrid
+
+#[test]
+fn hybrid_host_gets_v1_names_in_their_hierarchies_cpuset_copied_and_devices_list() {
+    let plan = plan_of(ALL_LIMITS);
+    let (report, calls) = run(&plan, host(HYBRID_MOUNTINFO), None);
+    assert_clean(&report);
+    let own = |h: &str| format!("/sys/fs/cgroup/{h}/envc/{NAME}");
+    let parent = |h: &str| format!("/sys/fs/cgroup/{h}/envc");
+
+    // envc/NAME in EVERY hierarchy, name=systemd and the cgroup2 one included.
+    let mut want_dirs = Vec::new();
+    for h in HYBRID_DIRS {
+        want_dirs.push(parent(h));
+        want_dirs.push(own(h));
+    }
+    assert_eq!(made_dirs(&calls), want_dirs);
+
+    // Limits in v1 names, each in its controller's hierarchy and nowhere else.
+    let spawn = calls.iter().position(|c| c.starts_with("spawn ")).unwrap();
+    for (h, file, value) in [
+        ("memory", "memory.limit_in_bytes", "268435456"),
+        ("cpuset", "cpuset.cpus", "0"),
+        ("cpu", "cpu.cfs_period_us", "100000"),
+        ("cpu", "cpu.cfs_quota_us", "25000"),
+        ("pids", "pids.max", "10"),
+    ] {
+        let w = write(&format!("{}/{file}", own(h)), value);
+        assert!(pos(&calls, &w) < spawn, "{w} after the spawn");
+        let elsewhere = matching(&calls, |c| {
+            c.starts_with("write_host_file")
+                && c.contains(&format!("/{file} "))
+                && !c.starts_with(&format!("write_host_file {}", own(h)))
+                && !(file.starts_with("cpuset."))
+        });
+        assert!(
+            elsewhere.is_empty(),
+            "{file} written elsewhere: {elsewhere:?}"
+        );
+    }
+    for v2 in ["memory.max", "cpu.max", "subtree_control"] {
+        assert!(
+            !calls.iter().any(|c| c.contains(v2)),
+            "a v2 name on a hybrid host: {v2}\n{}",
+            calls.join("\n")
+        );
+    }
+
+    // v1 cpuset: cpus and mems copied from the parent into envc, then into envc/NAME,
+    // before the first process is attached (a fresh cpuset refuses tasks).
+    let copies = [
+        write(&format!("{}/cpuset.cpus", parent("cpuset")), "0-1"),
+        write(&format!("{}/cpuset.mems", parent("cpuset")), "0"),
+        write(&format!("{}/cpuset.cpus", own("cpuset")), "0-1"),
+        write(&format!("{}/cpuset.mems", own("cpuset")), "0"),
+    ];
+    let mut last = pos(&calls, &format!("make_host_dir {}", parent("cpuset")));
+    for c in &copies {
+        let i = pos(&calls, c);
+        assert!(i > last, "{c} out of order:\n{}", calls.join("\n"));
+        last = i;
+    }
+    let attach_cpuset = pos(
+        &calls,
+        &write(&format!("{}/cgroup.procs", own("cpuset")), CHILD_PID),
+    );
+    assert!(attach_cpuset > last);
+    // The count is taken from the parent's CPUs (0-1): the first one.
+    assert!(
+        pos(
+            &calls,
+            &write(&format!("{}/cpuset.cpus", own("cpuset")), "0")
+        ) > last,
+        "the limit must come after the copy"
+    );
+
+    // The devices allow-list: deny all first, then every rule, before the spawn. The
+    // host devices the profile binds (/dev/fuse on the fake host, 10:229) are already
+    // in LXD's list, so they are not written twice.
+    let dev = own("devices");
+    let mut want_dev = vec![write(&format!("{dev}/devices.deny"), "a")];
+    for r in LXD_ALLOW {
+        want_dev.push(write(&format!("{dev}/devices.allow"), r));
+    }
+    let got_dev: Vec<String> = matching(&calls, |c| c.contains("/devices."))
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(got_dev, want_dev);
+    assert!(pos(&calls, want_dev.last().unwrap()) < spawn);
+
+    // Attach: the same pid in every hierarchy, after the spawn, before the unshare.
+    let unshare = pos(&calls, "unshare_cgroup_namespace");
+    for h in HYBRID_DIRS {
+        let a = pos(
+            &calls,
+            &write(&format!("{}/cgroup.procs", own(h)), CHILD_PID),
+        );
+        assert!(spawn < a && a < unshare, "attach to {h} out of order");
+    }
+    assert_eq!(
+        matching(&calls, |c| c.contains("cgroup.procs")).len(),
+        HYBRID_DIRS.len()
+    );
+
+    // Inside: a tmpfs with each hierarchy mounted, then the tmpfs made read-only.
+    let mounts = matching(&calls, |c| {
+        c.starts_with("mount_fs ") && c.contains(" /sys/fs/cgroup")
+    });
+    assert_eq!(mounts.len(), 1 + HYBRID_DIRS.len(), "{mounts:#?}");
+    assert!(mounts[0].starts_with("mount_fs tmpfs /sys/fs/cgroup "));
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.starts_with("mount_fs cgroup2 /sys/fs/cgroup/unified "))
+    );
+    assert!(mounts.iter().any(|m| {
+        m.starts_with("mount_fs cgroup /sys/fs/cgroup/systemd ")
+            && m.ends_with(" none,name=systemd")
+    }));
+    pos(&calls, "set_readonly /sys/fs/cgroup recursive=false");
+
+    // Report and teardown: every directory made, removed newest first.
+    let cg = report.host.cgroup.as_deref().unwrap();
+    for want in [
+        "hybrid",
+        "memory.limit_in_bytes=268435456",
+        "cpu.cfs_quota_us=25000",
+        "cpu.cfs_period_us=100000",
+        "pids.max=10",
+        "devices: deny all, allow 13 rules",
+    ] {
+        assert!(
+            cg.contains(want),
+            "report's cgroup fact lacks {want:?}: {cg}"
+        );
+    }
+    let mut reversed = want_dirs.clone();
+    reversed.reverse();
+    assert_eq!(removed_dirs(&teardown_calls(&calls)), reversed);
+}
+
+#[test]
+fn the_profiles_own_devices_join_the_allow_list() {
+    let plan = plan_of(
+        r#"
+[devices.hdloop]
+type = "unix-block"
+path = "/dev/hd-loop"
+major = 7
+minor = 1
+"#,
+    );
+    let (report, calls) = run(&plan, host(HYBRID_MOUNTINFO), None);
+    assert_clean(&report);
+    let allow = matching(&calls, |c| c.contains("/devices.allow "));
+    assert!(
+        allow.contains(
+            &"write_host_file /sys/fs/cgroup/devices/envc/hd-rec/devices.allow b 7:1 rwm"
+        ),
+        "{allow:#?}"
+    );
+}
+
+// ------------------------------------------------------------------ percentages and failures
+
+#[test]
+fn a_percentage_memory_limit_is_computed_from_the_hosts_meminfo() {
+    // The fake /proc/meminfo: MemTotal 1048576 kB = 1 GiB.
+    for (pct, bytes) in [("50%", "536870912"), ("12.5%", "134217728")] {
+        let plan = plan_of(&format!("[config]\n\"limits.memory\" = \"{pct}\"\n"));
+        for (mountinfo, file) in [
+            (HYBRID_MOUNTINFO, "memory/envc/hd-rec/memory.limit_in_bytes"),
+            (UNIFIED_MOUNTINFO, "envc/hd-rec/memory.max"),
+        ] {
+            let (report, calls) = run(&plan, host(mountinfo), None);
+            assert_clean(&report);
+            let read = pos(&calls, "read_host_file /proc/meminfo");
+            let w = pos(&calls, &write(&format!("/sys/fs/cgroup/{file}"), bytes));
+            assert!(read < w, "{pct}: meminfo read after the write");
+        }
+    }
+}
+
+#[test]
+fn more_cpus_than_the_parent_has_fails_clearly_and_undoes_everything() {
+    let plan = plan_of("[config]\n\"limits.cpu\" = \"3\"\n");
+    for mountinfo in [HYBRID_MOUNTINFO, UNIFIED_MOUNTINFO] {
+        let (report, calls) = run(&plan, host(mountinfo), None);
+        let o = report
+            .outcome
+            .as_ref()
+            .expect("a failed run has an outcome");
+        assert_eq!(o.exit_code, 125, "{}", report.summary());
+        match step_status(&report, "CreateCgroup") {
+            Status::Failed { error, fatal: true } => assert!(
+                error.contains("limits.cpu asks for 3 CPUs")
+                    && error.contains("only 2 are available (0-1)"),
+                "unclear: {error}"
+            ),
+            other => panic!("CreateCgroup: {other:?}\n{}", report.summary()),
+        }
+        let i = report
+            .steps
+            .iter()
+            .position(|s| s.op == "CreateCgroup")
+            .unwrap();
+        assert!(
+            report.steps[i + 1..]
+                .iter()
+                .all(|s| s.status == Status::NotRun),
+            "{}",
+            report.summary()
+        );
+        assert!(
+            report.teardown_left.is_empty(),
+            "{:?}",
+            report.teardown_left
+        );
+        assert!(!calls.iter().any(|c| c.starts_with("spawn ")));
+        // Nothing but the v1 cpuset copies and the v2 delegation was written: no limit.
+        assert!(
+            !calls.iter().any(|c| c.starts_with("write_host_file")
+                && !c.contains("/cpuset.")
+                && !c.contains("/cgroup.subtree_control ")),
+            "{}",
+            calls.join("\n")
+        );
+        // Everything made is removed, newest first; nothing is written after the failure.
+        let fail = calls
+            .iter()
+            .position(|c| c.starts_with("host_subdirs ") || c.starts_with("remove_host_dir "))
+            .expect("a teardown");
+        let after: Vec<&str> = calls[fail..].iter().map(String::as_str).collect();
+        assert!(
+            after
+                .iter()
+                .all(|c| c.starts_with("host_subdirs ") || c.starts_with("remove_host_dir ")),
+            "{after:#?}"
+        );
+        let mut made = made_dirs(&calls);
+        made.reverse();
+        assert_eq!(removed_dirs(&after), made);
+    }
+}
+
+/// A failure injected at every call of the cgroup step (and the attach): the step fails,
+/// and exactly what was made before it is removed, newest first.
+#[test]
+fn a_failure_at_any_cgroup_call_removes_what_was_made() {
+    let plan = plan_of(ALL_LIMITS);
+    for mountinfo in [HYBRID_MOUNTINFO, UNIFIED_MOUNTINFO] {
+        let (_, clean) = run(&plan, host(mountinfo), None);
+        let first = pos(&clean, "read_host_file /proc/self/mountinfo");
+        let last = clean
+            .iter()
+            .rposition(|c| c.contains("/cgroup.procs "))
+            .unwrap();
+        for n in first..=last {
+            let (report, calls) = run(&plan, host(mountinfo), Some(n));
+            let at = format!("failure at call {n} ({})", clean[n]);
+            assert_eq!(calls[..=n], clean[..=n], "{at}");
+            let o = report
+                .outcome
+                .as_ref()
+                .unwrap_or_else(|| panic!("{at}: no outcome"));
+            assert_eq!(o.exit_code, 125, "{at}");
+            assert!(report.teardown_left.is_empty(), "{at}");
+            let made = made_dirs(&calls[..=n]);
+            let after: Vec<&str> = calls[n + 1..].iter().map(String::as_str).collect();
+            assert!(
+                after
+                    .iter()
+                    .all(|c| c.starts_with("host_subdirs ") || c.starts_with("remove_host_dir ")),
+                "{at}: {after:#?}"
+            );
+            let mut want = made.clone();
+            // A make_host_dir that failed made nothing.
+            if clean[n].starts_with("make_host_dir ") {
+                want.pop();
+            }
+            want.reverse();
+            assert_eq!(removed_dirs(&after), want, "{at}");
+        }
+    }
+}
+
+// ------------------------------------------------------------------ the cgroupfs model
+
+/// The recording kernel, plus what cgroupfs would answer (see the module doc).
+struct Cgroupfs {
+    inner: RecordingKernel,
+    made: BTreeSet<PathBuf>,
+    written: BTreeMap<PathBuf, String>,
+}
+
+impl Cgroupfs {
+    fn new(host: FakeHost, fail_at: Option<usize>) -> Cgroupfs {
+        let mut inner = match fail_at {
+            Some(n) => RecordingKernel::failing_at(n),
+            None => RecordingKernel::new(),
+        };
+        inner.host = host;
+        Cgroupfs {
+            inner,
+            made: BTreeSet::new(),
+            written: BTreeMap::new(),
+        }
+    }
+}
+
+impl Kernel for Cgroupfs {
+    fn open_rootfs(&mut self, rootfs: &Path) -> io::Result<()> {
+        self.inner.open_rootfs(rootfs)
+    }
+    fn inspect_dir(&mut self, path: &ContainerPath, create: bool) -> io::Result<DirState> {
+        self.inner.inspect_dir(path, create)
+    }
+    fn inspect_init(&mut self, path: &ContainerPath) -> Result<InitInfo, InitProblem> {
+        self.inner.inspect_init(path)
+    }
+    fn spawn(&mut self, namespaces: &[Namespace]) -> io::Result<Spawned> {
+        self.inner.spawn(namespaces)
+    }
+    fn read_host_file(&mut self, path: &Path) -> io::Result<String> {
+        let fake = self.inner.read_host_file(path)?;
+        if let Some(v) = self.written.get(path) {
+            return Ok(v.clone());
+        }
+        let fresh = path.parent().is_some_and(|d| self.made.contains(d));
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if fresh && (name == "cpuset.cpus" || name == "cpuset.mems") {
+            return Ok(String::new());
+        }
+        Ok(fake)
+    }
+    fn write_host_file(&mut self, path: &Path, value: &str) -> io::Result<()> {
+        self.inner.write_host_file(path, value)?;
+        self.written.insert(path.to_path_buf(), value.to_string());
+        Ok(())
+    }
+    fn make_host_dir(&mut self, path: &Path) -> io::Result<bool> {
+        let made = self.inner.make_host_dir(path)?;
+        self.made.insert(path.to_path_buf());
+        Ok(made)
+    }
+    fn remove_host_dir(&mut self, path: &Path) -> io::Result<()> {
+        self.inner.remove_host_dir(path)?;
+        self.made.remove(path);
+        Ok(())
+    }
+    fn host_subdirs(&mut self, path: &Path) -> io::Result<Vec<String>> {
+        self.inner.host_subdirs(path)
+    }
+    fn list_host_dir(&mut self, path: &Path) -> io::Result<Option<Vec<String>>> {
+        self.inner.list_host_dir(path)
+    }
+    fn open_netns(&mut self, pid: i32) -> io::Result<std::os::fd::OwnedFd> {
+        self.inner.open_netns(pid)
+    }
+    fn create_nic(&mut self, spec: &envc::net::NicSpec<'_>) -> io::Result<envc::net::CreatedNic> {
+        self.inner.create_nic(spec)
+    }
+    fn remove_nic(
+        &mut self,
+        nic: &envc::net::CreatedNic,
+        netns: std::os::fd::BorrowedFd<'_>,
+        in_container_name: &str,
+    ) -> io::Result<()> {
+        self.inner.remove_nic(nic, netns, in_container_name)
+    }
+    fn make_mounts_slave(&mut self) -> io::Result<()> {
+        self.inner.make_mounts_slave()
+    }
+    fn bind_rootfs(&mut self) -> io::Result<()> {
+        self.inner.bind_rootfs()
+    }
+    fn unshare_cgroup_namespace(&mut self) -> io::Result<()> {
+        self.inner.unshare_cgroup_namespace()
+    }
+    fn set_hostname(&mut self, name: &str) -> io::Result<()> {
+        self.inner.set_hostname(name)
+    }
+    fn make_dir_all(&mut self, path: &ContainerPath, mode: u32) -> io::Result<()> {
+        self.inner.make_dir_all(path, mode)
+    }
+    fn make_placeholder(&mut self, path: &ContainerPath) -> io::Result<()> {
+        self.inner.make_placeholder(path)
+    }
+    fn mount_fs(
+        &mut self,
+        fstype: &str,
+        target: &ContainerPath,
+        flags: MountFlags,
+        data: &str,
+    ) -> io::Result<()> {
+        self.inner.mount_fs(fstype, target, flags, data)
+    }
+    fn bind_self(&mut self, target: &ContainerPath) -> io::Result<()> {
+        self.inner.bind_self(target)
+    }
+    fn bind_host(
+        &mut self,
+        source: &HostPath,
+        target: &ContainerPath,
+        recursive: bool,
+        readonly: bool,
+    ) -> io::Result<()> {
+        self.inner.bind_host(source, target, recursive, readonly)
+    }
+    fn bind_inside(&mut self, source: &ContainerPath, target: &ContainerPath) -> io::Result<()> {
+        self.inner.bind_inside(source, target)
+    }
+    fn host_path_state(&mut self, path: &HostPath) -> io::Result<HostPathState> {
+        self.inner.host_path_state(path)
+    }
+    fn host_device(&mut self, path: &HostPath) -> io::Result<Option<(NodeKind, u32, u32)>> {
+        self.inner.host_device(path)
+    }
+    fn mknod(
+        &mut self,
+        path: &ContainerPath,
+        kind: NodeKind,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    ) -> io::Result<()> {
+        self.inner.mknod(path, kind, mode, major, minor)
+    }
+    fn chown(&mut self, path: &ContainerPath, uid: u32, gid: u32) -> io::Result<()> {
+        self.inner.chown(path, uid, gid)
+    }
+    fn symlink(&mut self, target: &str, path: &ContainerPath) -> io::Result<()> {
+        self.inner.symlink(target, path)
+    }
+    fn unlink(&mut self, path: &ContainerPath) -> io::Result<()> {
+        self.inner.unlink(path)
+    }
+    fn make_console(&mut self, ptmx: &ContainerPath, console: &ContainerPath) -> io::Result<()> {
+        self.inner.make_console(ptmx, console)
+    }
+    fn make_socket(&mut self, path: &ContainerPath, kind: SocketKind, mode: u32) -> io::Result<()> {
+        self.inner.make_socket(path, kind, mode)
+    }
+    fn set_readonly(&mut self, target: &ContainerPath, recursive: bool) -> io::Result<()> {
+        self.inner.set_readonly(target, recursive)
+    }
+    fn loopback_up(&mut self) -> io::Result<()> {
+        self.inner.loopback_up()
+    }
+    fn configure_nic(
+        &mut self,
+        name: &str,
+        ipv4: Option<(std::net::Ipv4Addr, u8)>,
+        gateway: Option<std::net::Ipv4Addr>,
+    ) -> io::Result<()> {
+        self.inner.configure_nic(name, ipv4, gateway)
+    }
+    fn pivot_root(&mut self) -> io::Result<()> {
+        self.inner.pivot_root()
+    }
+    fn take_handoff(&mut self) -> Handoff {
+        self.inner.take_handoff()
+    }
+    fn exec_init(
+        &mut self,
+        command: &[String],
+        env: &[String],
+        drop_caps: &[u32],
+    ) -> io::Result<()> {
+        self.inner.exec_init(command, env, drop_caps)
+    }
+}
