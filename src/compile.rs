@@ -10,6 +10,7 @@ use crate::profile::Origin;
 use crate::profile::model::{Device, NamedDevice, NodeKind, Profile};
 use crate::profile::raw::{NodeMethod, ProcMode, SysMode};
 use crate::profile::values::{derived_mac, format_mac};
+use std::collections::{HashMap, HashSet};
 
 /// Capabilities PID 1 runs without (LXD's list for privileged containers).
 pub const DROPPED_CAPABILITIES: &[&str] = &[
@@ -114,14 +115,10 @@ pub fn compile(p: &Profile) -> Plan {
             ],
         },
     );
+    // The host attaches the child to its cgroup while the child builds its
+    // mounts; the child unshares its cgroup namespace only later (the first
+    // attach on a v1 host waits out an RCU grace period: milliseconds).
     b.push(Phase::Namespaces, &p.cgroup.parent.origin, Op::AttachCgroup);
-    if p.cgroup.namespace.value {
-        b.push(
-            Phase::Namespaces,
-            &p.cgroup.namespace.origin,
-            Op::UnshareCgroupNamespace,
-        );
-    }
     b.push(
         Phase::Namespaces,
         name_origin,
@@ -184,14 +181,6 @@ pub fn compile(p: &Profile) -> Plan {
             },
         );
     }
-    b.push(
-        Phase::ProcSys,
-        &p.cgroup.namespace.origin,
-        Op::MountCgroups {
-            target: cpath("/sys/fs/cgroup"),
-            namespace: p.cgroup.namespace.value,
-        },
-    );
 
     // /dev: a tmpfs, then devpts, ptmx, the console, then every device in
     // device order, then the sockets envc serves.
@@ -281,33 +270,49 @@ pub fn compile(p: &Profile) -> Plan {
         );
     }
 
+    // The cgroup namespace, once the host has attached the child everywhere,
+    // and /sys/fs/cgroup as the host's layout needs.
+    if p.cgroup.namespace.value {
+        b.push(
+            Phase::Cgroups,
+            &p.cgroup.namespace.origin,
+            Op::UnshareCgroupNamespace,
+        );
+    }
+    b.push(
+        Phase::Cgroups,
+        &p.cgroup.namespace.origin,
+        Op::MountCgroups {
+            target: cpath("/sys/fs/cgroup"),
+            namespace: p.cgroup.namespace.value,
+        },
+    );
+
     // Network: lo, then every NIC in device order, named ethN by LXD's rule
     // (the first free index) unless the profile names it.
     b.push(Phase::Network, name_origin, Op::BringUpLoopback);
-    let taken: Vec<&str> = nics
+    let taken: HashSet<&str> = nics
         .iter()
         .filter_map(|d| match &d.device {
             Device::Nic(n) => n.name.as_deref(),
             _ => None,
         })
         .collect();
-    let mut assigned: Vec<String> = Vec::new();
+    // Every index below `next_eth` is taken by a named NIC or was given to
+    // an earlier unnamed one, so the search for the first free one resumes there.
+    let mut next_eth = 0;
     for d in &nics {
         let Device::Nic(n) = &d.device else { continue };
         let ifname = match &n.name {
             Some(x) => x.clone(),
-            None => {
-                let mut i = 0;
-                loop {
-                    let candidate = format!("eth{i}");
-                    if !taken.contains(&candidate.as_str()) && !assigned.contains(&candidate) {
-                        break candidate;
-                    }
-                    i += 1;
+            None => loop {
+                let candidate = format!("eth{next_eth}");
+                next_eth += 1;
+                if !taken.contains(candidate.as_str()) {
+                    break candidate;
                 }
-            }
+            },
         };
-        assigned.push(ifname.clone());
         // A physical NIC keeps its own MAC unless the profile sets one.
         let hwaddr = match (n.hwaddr, n.nictype) {
             (Some(m), _) => Some(format_mac(m)),
@@ -399,14 +404,18 @@ pub fn compile(p: &Profile) -> Plan {
             guest.config.insert(k.clone(), v.value.clone());
         }
     }
+    let created_nics: HashMap<&str, &Op> = b
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            op @ Op::CreateNic { device, .. } => Some((device.as_str(), op)),
+            _ => None,
+        })
+        .collect();
     for d in p.devices.iter().filter(|d| d.from_user) {
         let mut entry = d.raw.clone();
         if let Device::Nic(_) = d.device
-            && let Some(Op::CreateNic { name, hwaddr, .. }) = b
-                .steps
-                .iter()
-                .map(|s| &s.op)
-                .find(|op| matches!(op, Op::CreateNic { device, .. } if *device == d.name))
+            && let Some(Op::CreateNic { name, hwaddr, .. }) = created_nics.get(d.name.as_str())
         {
             entry.insert("name".into(), name.clone());
             if let Some(h) = hwaddr {
@@ -545,6 +554,10 @@ fn device_steps(b: &mut Builder, phase: Phase, d: &NamedDevice) {
 fn device_rules(p: &Profile) -> (Vec<String>, Vec<HostPath>) {
     let mut rules = p.cgroup.device_allow.value.clone();
     let mut from_host = Vec::new();
+    // Membership in sets, order from the vectors: a profile with thousands
+    // of devices must not compare every rule with every other.
+    let mut seen_rules: HashSet<String> = rules.iter().cloned().collect();
+    let mut seen_hosts: HashSet<&HostPath> = HashSet::new();
     for d in &p.devices {
         if let Device::Unix {
             kind,
@@ -561,11 +574,11 @@ fn device_rules(p: &Profile) -> (Vec<String>, Vec<HostPath>) {
             match (number, source, method) {
                 (Some((ma, mi)), _, NodeMethod::Mknod) => {
                     let rule = format!("{t} {ma}:{mi} rwm");
-                    if !rules.contains(&rule) {
+                    if seen_rules.insert(rule.clone()) {
                         rules.push(rule);
                     }
                 }
-                (_, Some(s), _) if !from_host.contains(s) => from_host.push(s.clone()),
+                (_, Some(s), _) if seen_hosts.insert(s) => from_host.push(s.clone()),
                 _ => {}
             }
         }

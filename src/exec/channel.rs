@@ -1,7 +1,8 @@
 //! The supervisor and the container's first process talk over a
 //! `SOCK_SEQPACKET` socketpair: one JSON message per packet, fds passed with
-//! `SCM_RIGHTS`. Whoever holds the baton runs its side's steps; when the
-//! next step belongs to the other side, it passes the baton.
+//! `SCM_RIGHTS`. The child runs the container's steps as soon as it is told
+//! to go; the host runs its own (cgroup attach, NICs) meanwhile and says when
+//! each is done, and a container step waits only for the host steps before it.
 
 use super::report::Status;
 use serde::{Deserialize, Serialize};
@@ -12,11 +13,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 pub enum Msg {
     /// Host → child: run your steps from `step` (0-based) on.
     Go { step: usize },
-    /// Child → host: done up to `step`, which is the host's.
-    Reached {
-        step: usize,
-        results: Vec<(usize, Status, u32)>,
-    },
+    /// Host → child: the host's step `step` is done.
+    HostDone { step: usize },
     /// Child → host: every container step done; exec follows. Carries the
     /// console, `/dev/log` and guest API fds (the flags say which).
     Exec {
@@ -110,7 +108,16 @@ impl Channel {
 
     /// The next message and any fds it carried; `None` at end of file.
     pub fn recv(&self) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
-        let mut body = vec![0u8; 1 << 20];
+        self.recv_flags(0)
+    }
+
+    /// A message if one is waiting.
+    pub fn try_recv(&self) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
+        self.recv_flags(libc::MSG_DONTWAIT)
+    }
+
+    fn recv_flags(&self, flags: libc::c_int) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
+        let mut body = vec![0u8; 256 * 1024];
         let mut iov = libc::iovec {
             iov_base: body.as_mut_ptr().cast(),
             iov_len: body.len(),
@@ -124,7 +131,13 @@ impl Channel {
         hdr.msg_controllen = cbuf.len() as _;
         let n = loop {
             // SAFETY: hdr points at live buffers.
-            let r = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut hdr, libc::MSG_CMSG_CLOEXEC) };
+            let r = unsafe {
+                libc::recvmsg(
+                    self.fd.as_raw_fd(),
+                    &mut hdr,
+                    libc::MSG_CMSG_CLOEXEC | flags,
+                )
+            };
             match check(r) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other?,

@@ -149,6 +149,24 @@ pub fn filter_escape(input: &[u8], pending_escape: &mut bool) -> (Vec<u8>, bool)
     (out, false)
 }
 
+/// Appends every waiting `/dev/log` datagram to the syslog file, one per line.
+fn drain_log(log: &Option<OwnedFd>, syslog: &mut Option<File>) {
+    let Some(l) = log else { return };
+    let mut dgram = [0u8; 8192];
+    while let Ok(n) = read_raw(l.as_raw_fd(), &mut dgram) {
+        if n == 0 {
+            break;
+        }
+        if let Some(f) = syslog.as_mut() {
+            let mut line = dgram[..n].to_vec();
+            if line.last() != Some(&b'\n') {
+                line.push(b'\n');
+            }
+            let _ = f.write_all(&line);
+        }
+    }
+}
+
 pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
     let name = &plan.name;
     let timeout = Duration::from_secs(plan.supervise.stop_timeout_secs as u64);
@@ -320,22 +338,8 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
             }
         }
         // /dev/log datagrams.
-        if ready(3)
-            && let Some(l) = &io.log
-        {
-            let mut dgram = [0u8; 8192];
-            while let Ok(n) = read_raw(l.as_raw_fd(), &mut dgram) {
-                if n == 0 {
-                    break;
-                }
-                if let Some(f) = io.syslog.as_mut() {
-                    let mut line = dgram[..n].to_vec();
-                    if line.last() != Some(&b'\n') {
-                        line.push(b'\n');
-                    }
-                    let _ = f.write_all(&line);
-                }
-            }
+        if ready(3) {
+            drain_log(&io.log, &mut io.syslog);
         }
         // The user's terminal.
         if ready(5) {
@@ -483,6 +487,8 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
             }
         }
     };
+    // Whatever the guest logged last.
+    drain_log(&io.log, &mut io.syslog);
     // Whatever PID 1 wrote last.
     if let Some(c) = &io.console {
         while let Ok(n) = read_raw(c.as_raw_fd(), &mut buf) {

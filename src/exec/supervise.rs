@@ -269,7 +269,7 @@ fn run(
     let child = Child { pid, pidfd };
 
     // Pass the baton until the child is about to exec.
-    let handoff = match baton(plan, runner, &host_end, ci + 1, report) {
+    let handoff = match host_side(plan, runner, &host_end, ci + 1, report) {
         Ok(h) => h,
         Err(e) => {
             child.kill_and_reap();
@@ -330,87 +330,98 @@ fn run(
     Ok(monitor::run(plan, &child, io))
 }
 
-/// The host's half of the baton protocol. Returns the hand-off fds.
-fn baton(
+/// The host's half: starts the child on its steps at once, then runs the
+/// host's own steps after the clone (cgroup attach, NICs) while the child
+/// works, telling it after each one; a container step that needs them waits
+/// for that word. Returns the hand-off fds once the child is about to exec.
+fn host_side(
     plan: &Plan,
     runner: &mut Runner<'_, LinuxKernel>,
     ch: &Channel,
-    mut j: usize,
+    start: usize,
     report: &mut Report,
 ) -> Result<Handoff, StepErr> {
-    let n = plan.steps.len();
-    loop {
-        while j < n && plan.steps[j].side == Side::Host {
-            let t = Instant::now();
-            let s = runner.run(&plan.steps[j].op).map_err(|f| (Some(j), f))?;
-            report.set(plan, j, s);
-            report.set_us(j, t.elapsed().as_micros() as u32);
-            j += 1;
+    ch.send(&Msg::Go { step: start }, &[])
+        .map_err(|e| (None, e.into()))?;
+    for j in start..plan.steps.len() {
+        if plan.steps[j].side != Side::Host {
+            continue;
         }
-        ch.send(&Msg::Go { step: j }, &[])
-            .map_err(|e| (None, e.into()))?;
-        match ch.recv() {
-            Ok(Some((Msg::Reached { step, results }, _))) => {
-                for (i, s, us) in results {
-                    report.set(plan, i, s);
-                    report.set_us(i, us);
+        let t = Instant::now();
+        match runner.run(&plan.steps[j].op) {
+            Ok(s) => {
+                report.set(plan, j, s);
+                report.set_us(j, t.elapsed().as_micros() as u32);
+            }
+            Err(f) => {
+                // The child may have failed first (and its failure explains ours).
+                if let Ok(Some((
+                    Msg::Failed {
+                        results,
+                        step,
+                        error,
+                    },
+                    _,
+                ))) = ch.try_recv()
+                {
+                    record(plan, report, results);
+                    return Err((Some(step), Failure::new(error)));
                 }
-                j = step;
-            }
-            Ok(Some((
-                Msg::Exec {
-                    results,
-                    console,
-                    log,
-                    guest_api,
-                },
-                fds,
-            ))) => {
-                for (i, s, us) in results {
-                    report.set(plan, i, s);
-                    report.set_us(i, us);
-                }
-                report.mark("container side set up; exec");
-                let mut fds = fds.into_iter();
-                return Ok(Handoff {
-                    console: if console { fds.next() } else { None },
-                    log: if log { fds.next() } else { None },
-                    _guest_api: if guest_api { fds.next() } else { None },
-                });
-            }
-            Ok(Some((
-                Msg::Failed {
-                    results,
-                    step,
-                    error,
-                },
-                _,
-            ))) => {
-                for (i, s, us) in results {
-                    report.set(plan, i, s);
-                    report.set_us(i, us);
-                }
-                return Err((Some(step), Failure::new(error)));
-            }
-            Ok(Some((other, _))) => {
-                return Err((
-                    None,
-                    Failure::new(format!("unexpected message from the container: {other:?}")),
-                ));
-            }
-            Ok(None) => {
-                return Err((
-                    None,
-                    Failure::new("the container's process died while being set up"),
-                ));
-            }
-            Err(e) => {
-                return Err((
-                    None,
-                    Failure::new(format!("talking to the container's process: {e}")),
-                ));
+                return Err((Some(j), f));
             }
         }
+        // A child that already failed has closed its end: its message follows.
+        let _ = ch.send(&Msg::HostDone { step: j }, &[]);
+    }
+    match ch.recv() {
+        Ok(Some((
+            Msg::Exec {
+                results,
+                console,
+                log,
+                guest_api,
+            },
+            fds,
+        ))) => {
+            record(plan, report, results);
+            report.mark("container side set up; exec");
+            let mut fds = fds.into_iter();
+            Ok(Handoff {
+                console: if console { fds.next() } else { None },
+                log: if log { fds.next() } else { None },
+                _guest_api: if guest_api { fds.next() } else { None },
+            })
+        }
+        Ok(Some((
+            Msg::Failed {
+                results,
+                step,
+                error,
+            },
+            _,
+        ))) => {
+            record(plan, report, results);
+            Err((Some(step), Failure::new(error)))
+        }
+        Ok(Some((other, _))) => Err((
+            None,
+            Failure::new(format!("unexpected message from the container: {other:?}")),
+        )),
+        Ok(None) => Err((
+            None,
+            Failure::new("the container's process died while being set up"),
+        )),
+        Err(e) => Err((
+            None,
+            Failure::new(format!("talking to the container's process: {e}")),
+        )),
+    }
+}
+
+fn record(plan: &Plan, report: &mut Report, results: Vec<(usize, Status, u32)>) {
+    for (i, s, us) in results {
+        report.set(plan, i, s);
+        report.set_us(i, us);
     }
 }
 
@@ -450,24 +461,23 @@ fn child_main(plan: &Plan, runner: &mut Runner<'_, LinuxKernel>, ch: Channel, ci
         Ok(Some((Msg::Go { step }, _))) => step,
         _ => exit(1),
     };
-    let _ = ci;
+    // The host steps after the clone that each container step must wait for.
+    let mut host_done = ci;
+    let mut last_host = ci;
     loop {
         let Some(step) = plan.steps.get(j) else {
             exit(1)
         };
         if step.side == Side::Host {
-            let msg = Msg::Reached {
-                step: j,
-                results: std::mem::take(&mut results),
-            };
-            if ch.send(&msg, &[]).is_err() {
-                exit(1);
-            }
-            j = match ch.recv() {
-                Ok(Some((Msg::Go { step }, _))) => step,
+            last_host = j;
+            j += 1;
+            continue;
+        }
+        while host_done < last_host {
+            host_done = match ch.recv() {
+                Ok(Some((Msg::HostDone { step }, _))) => step,
                 _ => exit(1),
             };
-            continue;
         }
         if let Op::ExecInit {
             command,
