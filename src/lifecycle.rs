@@ -34,6 +34,9 @@ pub struct Info {
     /// Host-side interfaces envc created, for `gc`.
     #[serde(default)]
     pub host_links: Vec<String>,
+    /// Each NIC: name inside, kind, host side, MAC, MTU.
+    #[serde(default)]
+    pub nics: Vec<String>,
 }
 
 fn now() -> u64 {
@@ -68,7 +71,18 @@ impl Hooks for StartHooks<'_> {
                 Op::CreateCgroup { parent, .. } => Some(parent.clone()),
                 _ => None,
             }),
-            host_links: Vec::new(),
+            host_links: self
+                .plan
+                .steps
+                .iter()
+                .filter_map(|s| match &s.op {
+                    Op::CreateNic {
+                        host_name: Some(h), ..
+                    } => Some(h.clone()),
+                    _ => None,
+                })
+                .collect(),
+            nics: report.host.nics.clone(),
         };
         let _ = self.state.write(
             "info.json",
@@ -346,6 +360,7 @@ struct ListEntry {
     pid: Option<i32>,
     uptime_secs: Option<u64>,
     rootfs: Option<String>,
+    nics: Vec<String>,
 }
 
 fn uptime(secs: u64) -> String {
@@ -377,6 +392,7 @@ pub fn list(json: bool) -> ExitCode {
                 .filter(|_| running)
                 .map(|i| now().saturating_sub(i.started)),
             rootfs: info.as_ref().map(|i| i.rootfs.clone()),
+            nics: info.as_ref().map(|i| i.nics.clone()).unwrap_or_default(),
         });
     }
     if json {
@@ -593,6 +609,15 @@ pub fn gc() -> ExitCode {
                 continue;
             }
         }
+        // Host ends of veths (normally gone with the container's network
+        // namespace, but not if something still holds it).
+        for link in read_info(&name).map(|i| i.host_links).unwrap_or_default() {
+            match crate::net::delete_link(&link) {
+                Ok(true) => removed.push(format!("link {link}")),
+                Ok(false) => {}
+                Err(e) => failed.push(format!("link {link}: {e}")),
+            }
+        }
         match std::fs::remove_dir_all(run_dir().join(&name)) {
             Ok(()) => removed.push(format!("state {}", run_dir().join(&name).display())),
             Err(e) => failed.push(format!("state {name}: {e}")),
@@ -610,6 +635,16 @@ pub fn gc() -> ExitCode {
                 for e in rd.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
                     let n = e.file_name().to_string_lossy().into_owned();
                     if live.contains(&n) {
+                        continue;
+                    }
+                    // Processes run in it: a container of another run directory
+                    // (ENVC_RUN_DIR), or one starting now. Leave the whole tree alone
+                    // (removing its empty children would break its systemd).
+                    if tree_populated(&e.path()) {
+                        eprintln!(
+                            "envc: left {} alone: processes run in it",
+                            e.path().display()
+                        );
                         continue;
                     }
                     match remove_tree(&e.path()) {
@@ -638,6 +673,17 @@ pub fn gc() -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Whether a process is in the cgroup at `path` or any cgroup below it.
+fn tree_populated(path: &Path) -> bool {
+    if std::fs::read_to_string(path.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty()) {
+        return true;
+    }
+    std::fs::read_dir(path).is_ok_and(|rd| {
+        rd.filter_map(|e| e.ok())
+            .any(|e| e.file_type().is_ok_and(|t| t.is_dir()) && tree_populated(&e.path()))
+    })
 }
 
 /// Removes a cgroup directory and the cgroups below it, deepest first.

@@ -15,6 +15,10 @@ pub enum Msg {
     Go { step: usize },
     /// Host → child: the host's step `step` is done.
     HostDone { step: usize },
+    /// Host → child: a host step failed; report what you did and stop.
+    Abort,
+    /// Child → host: stopped on `Abort`, with what it did.
+    Aborted { results: Vec<(usize, Status, u32)> },
     /// Child → host: every container step done; exec follows. Carries the
     /// console, `/dev/log` and guest API fds (the flags say which).
     Exec {
@@ -111,9 +115,26 @@ impl Channel {
         self.recv_flags(0)
     }
 
-    /// A message if one is waiting.
-    pub fn try_recv(&self) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
-        self.recv_flags(libc::MSG_DONTWAIT)
+    /// The next message, waiting at most `timeout`.
+    pub fn recv_timeout(
+        &self,
+        timeout: std::time::Duration,
+    ) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
+        let tv = libc::timeval {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+        };
+        // SAFETY: setting a receive timeout on our socket with a valid timeval.
+        unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            );
+        }
+        self.recv()
     }
 
     fn recv_flags(&self, flags: libc::c_int) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {

@@ -354,18 +354,25 @@ fn host_side(
                 report.set_us(j, t.elapsed().as_micros() as u32);
             }
             Err(f) => {
-                // The child may have failed first (and its failure explains ours).
-                if let Ok(Some((
-                    Msg::Failed {
-                        results,
-                        step,
-                        error,
-                    },
-                    _,
-                ))) = ch.try_recv()
-                {
-                    record(plan, report, results);
-                    return Err((Some(step), Failure::new(error)));
+                // Ask the child to stop and say what it did, so the report is
+                // whole; it may also have failed first (which explains ours).
+                let _ = ch.send(&Msg::Abort, &[]);
+                match ch.recv_timeout(Duration::from_secs(5)) {
+                    Ok(Some((
+                        Msg::Failed {
+                            results,
+                            step,
+                            error,
+                        },
+                        _,
+                    ))) => {
+                        record(plan, report, results);
+                        return Err((Some(step), Failure::new(error)));
+                    }
+                    Ok(Some((Msg::Aborted { results } | Msg::Exec { results, .. }, _))) => {
+                        record(plan, report, results);
+                    }
+                    _ => {}
                 }
                 return Err((Some(j), f));
             }
@@ -476,6 +483,10 @@ fn child_main(plan: &Plan, runner: &mut Runner<'_, LinuxKernel>, ch: Channel, ci
         while host_done < last_host {
             host_done = match ch.recv() {
                 Ok(Some((Msg::HostDone { step }, _))) => step,
+                Ok(Some((Msg::Abort, _))) => {
+                    let _ = ch.send(&Msg::Aborted { results }, &[]);
+                    exit(1);
+                }
                 _ => exit(1),
             };
         }
