@@ -219,16 +219,22 @@ pub fn compile(p: &Profile) -> Plan {
         },
     );
 
-    // Devices: those under /dev now (in device order); mounts elsewhere in
-    // the mounts phase, parents before children.
+    // Devices: those under /dev now, mounts elsewhere in the mounts phase;
+    // both shallow before deep (a tmpfs on /dev/net must not hide the
+    // /dev/net/tun made before it), otherwise in device order.
+    let mut in_dev: Vec<&NamedDevice> = Vec::new();
     let mut mounts: Vec<&NamedDevice> = Vec::new();
     let mut nics: Vec<&NamedDevice> = Vec::new();
     for d in &p.devices {
         match d.device.path() {
-            Some(path) if device_phase(path) == Phase::Dev => device_steps(&mut b, Phase::Dev, d),
+            Some(path) if device_phase(path) == Phase::Dev => in_dev.push(d),
             Some(_) => mounts.push(d),
             None => nics.push(d),
         }
+    }
+    in_dev.sort_by_key(|d| d.device.path().map_or(0, ContainerPath::depth));
+    for d in in_dev {
+        device_steps(&mut b, Phase::Dev, d);
     }
     use crate::profile::raw::LogMode;
     match p.dev.log.value {

@@ -2,7 +2,10 @@
 //! before a saved plan is replayed.
 
 use super::{Op, PLAN_FORMAT, Phase, Plan, Side};
+use crate::paths::ContainerPath;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::ops::Bound::{Excluded, Included, Unbounded};
 
 /// A broken invariant, naming the step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +55,41 @@ fn mounts_over(op: &Op) -> bool {
     )
 }
 
+/// The container paths earlier steps created something on, each with the
+/// first step that did, ordered so that everything below a path is one range.
+#[derive(Default)]
+struct Created<'a> {
+    first: BTreeMap<&'a str, usize>,
+}
+
+impl<'a> Created<'a> {
+    fn insert(&mut self, path: &'a str, step: usize) {
+        self.first.entry(path).or_insert(step);
+    }
+
+    /// The earliest step that created something strictly below `t`, if any.
+    /// Paths below `/a` are exactly the strings in `["/a/", "/a0")`, as `0`
+    /// follows `/`; below `/` is everything but `/` itself.
+    fn first_below(&self, t: &ContainerPath) -> Option<(usize, &'a str)> {
+        let t = t.as_str();
+        let below: Vec<(&&'a str, &usize)> = if t == "/" {
+            self.first
+                .range::<str, _>((Excluded("/"), Unbounded))
+                .collect()
+        } else {
+            let lo = format!("{t}/");
+            let hi = format!("{t}0");
+            self.first
+                .range::<str, _>((Included(lo.as_str()), Excluded(hi.as_str())))
+                .collect()
+        };
+        below
+            .into_iter()
+            .min_by_key(|(_, step)| **step)
+            .map(|(path, step)| (*step, *path))
+    }
+}
+
 impl Plan {
     /// Checks: the format; phases in order; every step on its op's side;
     /// host steps before the clone are only checks and the cgroup; container
@@ -72,6 +110,10 @@ impl Plan {
         }
         let mut last_phase = Phase::Checks;
         let mut cloned = false;
+        // The paths earlier steps created or mounted on, so each step is
+        // checked against them in O(log n), not by rescanning the plan.
+        let mut created = Created::default();
+        let mut mounted: HashSet<&str> = HashSet::new();
         for (i, s) in self.steps.iter().enumerate() {
             if s.phase < last_phase {
                 return err(
@@ -132,33 +174,32 @@ impl Plan {
             }
             if mounts_over(&s.op) {
                 let t = s.op.target().expect("mounts have targets");
-                for (j, earlier) in self.steps[..i].iter().enumerate() {
-                    if let Some(e) = earlier.op.target()
-                        && creates(&earlier.op)
-                        && e != t
-                        && e.starts_with(t)
-                    {
-                        return err(
-                            Some(i),
-                            format!(
-                                "{} on {t} would hide step {} ({} on {e})",
-                                s.op.name(),
-                                j + 1,
-                                earlier.op.name()
-                            ),
-                        );
-                    }
-                }
-            }
-            if let Op::RemountReadOnly { target, .. } = &s.op {
-                let mounted = self.steps[..i]
-                    .iter()
-                    .any(|e| mounts_over(&e.op) && e.op.target() == Some(target));
-                if !mounted {
+                if let Some((j, e)) = created.first_below(t) {
                     return err(
                         Some(i),
-                        format!("RemountReadOnly on {target}, which no step mounted"),
+                        format!(
+                            "{} on {t} would hide step {} ({} on {e})",
+                            s.op.name(),
+                            j + 1,
+                            self.steps[j].op.name()
+                        ),
                     );
+                }
+            }
+            if let Op::RemountReadOnly { target, .. } = &s.op
+                && !mounted.contains(target.as_str())
+            {
+                return err(
+                    Some(i),
+                    format!("RemountReadOnly on {target}, which no step mounted"),
+                );
+            }
+            if let Some(t) = s.op.target() {
+                if creates(&s.op) {
+                    created.insert(t.as_str(), i);
+                }
+                if mounts_over(&s.op) {
+                    mounted.insert(t.as_str());
                 }
             }
         }

@@ -5,7 +5,7 @@
 
 use super::model::*;
 use super::raw::*;
-use super::structure::{Checker, Spans, join};
+use super::structure::{Checker, Fnv, Spans, join};
 use super::values::*;
 use crate::diag::{Problem, Source, did_you_mean};
 use crate::paths::{ContainerPath, HostPath};
@@ -97,25 +97,44 @@ pub fn load(top: &Path) -> Result<(Profile, Sources), Vec<Problem>> {
     );
     // Even when a stacked file is missing or broken, the meaning of every
     // file that did parse is checked, so all problems show at once.
-    let mut sources = Sources::default();
-    for l in &layers {
-        sources
-            .files
-            .insert(l.source.name.clone(), (l.source.clone(), l.spans.clone()));
-    }
     let mut parts = Vec::new();
     for l in &layers {
         parts.push(convert(l, &top_dir, &mut problems));
     }
+    // The spans move to `sources` (not copied: a big profile has one entry
+    // per key), which points the stacked whole's problems at their files.
+    let mut sources = Sources::default();
+    for l in &mut layers {
+        let spans = std::mem::take(&mut l.spans);
+        sources
+            .files
+            .insert(l.source.name.clone(), (l.source.clone(), spans));
+    }
     // (Layers that failed their structural check are not in `layers`: their
     // meaning was checked, and reported, by `parse_layer`.)
     if !problems.is_empty() {
-        return Err(problems);
+        return Err(once_each(problems));
     }
     match stack_layers(parts, &layers, &sources) {
         Ok(p) => Ok((p, sources)),
-        Err(p) => Err(p),
+        Err(p) => Err(once_each(p)),
     }
+}
+
+/// A file stacked twice (`a` and `b` both stack `common`) is read twice; its
+/// problems are still reported once.
+fn once_each(problems: Vec<Problem>) -> Vec<Problem> {
+    let mut seen = std::collections::HashSet::new();
+    problems
+        .into_iter()
+        .filter(|p| {
+            seen.insert((
+                p.source.as_ref().map(|s| s.name.clone()),
+                p.span.clone(),
+                p.message.clone(),
+            ))
+        })
+        .collect()
 }
 
 /// Lexically absolute (no symlink resolution, so names stay as the user wrote them).
@@ -1267,7 +1286,7 @@ pub fn nictype_name(t: NicType) -> &'static str {
 
 /// Stacks the layers (bottom first) and checks the whole.
 fn stack_layers(
-    parts: Vec<Part>,
+    mut parts: Vec<Part>,
     layers: &[Layer],
     sources: &Sources,
 ) -> Result<Profile, Vec<Problem>> {
@@ -1304,23 +1323,23 @@ fn stack_layers(
         }
     }
     let mut devices: IndexMap<String, NamedDevice> = IndexMap::new();
-    for p in &parts {
-        for (name, d) in &p.devices {
+    for p in &mut parts {
+        for (name, d) in std::mem::take(&mut p.devices) {
             match d {
-                Some(d) => match devices.get_mut(name) {
-                    Some(slot) => *slot = d.clone(),
+                Some(d) => match devices.get_mut(&name) {
+                    Some(slot) => *slot = d,
                     None => {
-                        devices.insert(name.clone(), d.clone());
+                        devices.insert(name, d);
                     }
                 },
                 None => {
-                    devices.shift_remove(name);
+                    devices.shift_remove(&name);
                 }
             }
         }
     }
     // Two devices on one container path.
-    let mut by_path: HashMap<&str, &NamedDevice> = HashMap::new();
+    let mut by_path: HashMap<&str, &NamedDevice, Fnv> = HashMap::default();
     for d in devices.values() {
         if let Some(p) = d.device.path() {
             if let Some(first) = by_path.get(p.as_str()) {
@@ -1335,7 +1354,7 @@ fn stack_layers(
         }
     }
     // NIC names unique.
-    let mut nic_names: HashMap<&str, &NamedDevice> = HashMap::new();
+    let mut nic_names: HashMap<&str, &NamedDevice, Fnv> = HashMap::default();
     for d in devices.values() {
         if let Device::Nic(n) = &d.device
             && let Some(name) = &n.name
@@ -1349,7 +1368,10 @@ fn stack_layers(
                     ),
                     "name used twice",
                     true,
-                ));
+                ).help(format!(
+                    "`{}` ({}) already names its interface `{name}`; set another `name`, or leave it out to get the first free ethN",
+                    first.name, first.origin.file
+                )));
             } else {
                 nic_names.insert(name, d);
             }
@@ -1394,6 +1416,91 @@ fn stack_layers(
         .map(|v| At::new(v.value == "true", v.origin.clone()));
     if devlxd.is_none() {
         missing("config.\"security.devlxd\"");
+    }
+    // Paths envc itself mounts or creates: no device may take one, nor sit
+    // above one (a bind of /sys/fs would hide /sys/fs/cgroup).
+    let mut reserved: Vec<(&str, &str)> = vec![
+        ("/dev", "the /dev tmpfs (see [dev])"),
+        ("/dev/pts", "the container's devpts (see [dev] pts-options)"),
+        ("/dev/ptmx", "the pty multiplexer"),
+        ("/dev/console", "the console"),
+        ("/proc", "procfs (see [proc])"),
+        ("/sys", "sysfs (see [sys])"),
+        ("/sys/fs/cgroup", "the cgroup filesystem (see [cgroup])"),
+    ];
+    if dev_log.as_ref().is_some_and(|l| l.value != LogMode::None) {
+        reserved.push(("/dev/log", "the /dev/log socket (see [dev] log)"));
+    }
+    if devlxd.as_ref().is_some_and(|d| d.value) {
+        reserved.push((
+            "/dev/lxd/sock",
+            "the guest API socket (see \"security.devlxd\")",
+        ));
+    }
+    if proc_mode
+        .as_ref()
+        .is_some_and(|m| m.value == ProcMode::Mixed)
+    {
+        for p in ["/proc/sys", "/proc/sys/net", "/proc/sysrq-trigger"] {
+            reserved.push((
+                p,
+                "the read-only parts of /proc (see [proc] mode = \"mixed\")",
+            ));
+        }
+    }
+    if sys_mode.as_ref().is_some_and(|m| m.value == SysMode::Mixed) {
+        reserved.push((
+            "/sys/devices/virtual/net",
+            "the writable part of /sys (see [sys] mode = \"mixed\")",
+        ));
+    }
+    let reserved: Vec<(ContainerPath, &str)> = reserved
+        .into_iter()
+        .map(|(r, what)| (ContainerPath::new(r).expect("static path"), what))
+        .collect();
+    // Of those, what nothing may go inside: files, and filesystems of their
+    // own (devpts, the cgroup filesystem, mounted after the devices).
+    let sealed = |r: &ContainerPath| {
+        !matches!(
+            r.as_str(),
+            "/dev" | "/proc" | "/sys" | "/proc/sys" | "/proc/sys/net" | "/sys/devices/virtual/net"
+        )
+    };
+    for d in devices.values() {
+        let Some(p) = d.device.path() else { continue };
+        let clash = reserved
+            .iter()
+            .find(|(r, _)| r.starts_with(p) || (sealed(r) && p.starts_with(r)));
+        if let Some((r, what)) = clash {
+            let origin = Origin::new(&d.origin.file, join(&d.origin.key, "path"));
+            let (message, label) = if p == r {
+                (
+                    format!("device `{}` is on {p}, where envc puts {what}", d.name),
+                    "taken by envc",
+                )
+            } else if r.starts_with(p) {
+                (
+                    format!(
+                        "device `{}` on {p} would hide {r}, where envc puts {what}",
+                        d.name
+                    ),
+                    "hides what envc puts below it",
+                )
+            } else {
+                (
+                    format!(
+                        "device `{}` on {p} is inside {r}, where envc puts {what}",
+                        d.name
+                    ),
+                    "inside what envc puts there",
+                )
+            };
+            problems.push(
+                sources
+                    .problem(&origin, message, label, true)
+                    .help("choose another path: the built-in parts of the container are configured in their own sections"),
+            );
+        }
     }
     if !problems.is_empty() {
         return Err(problems);

@@ -418,7 +418,7 @@ pub struct RawDisk {
     /// Where it is mounted in the container (absolute).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// The host path to bind (absolute, or relative to this profile file).
+    /// The host path to bind (absolute).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// Mount read-only (recursively).

@@ -12,18 +12,46 @@ use crate::diag::{Problem, Source, did_you_mean};
 use serde_json::Value as Json;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
+use std::rc::Rc;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 /// Where each key and value of a document is, by dotted path.
 #[derive(Debug, Default, Clone)]
 pub struct Spans {
-    map: HashMap<String, (Range<usize>, Range<usize>)>,
+    map: HashMap<String, (Range<usize>, Range<usize>), Fnv>,
     /// Paths whose value was reported and removed, or that an unknown key
     /// was probably meant to be (`sorce` → `devices.data.source`): a later
     /// "needs `source`" about them would report the same mistake twice.
-    pruned: HashSet<String>,
+    pruned: HashSet<String, Fnv>,
 }
+
+/// FNV-1a for the span tables: their keys are short dotted paths from the
+/// file being checked (no attacker to defend against), and SipHash was the
+/// largest single cost of loading a 10,000-device profile.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct FnvHasher(u64);
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// The `BuildHasher` of [`FnvHasher`].
+pub type Fnv = std::hash::BuildHasherDefault<FnvHasher>;
 
 impl Spans {
     /// The key's span for `path` (`devices.eth0.hwaddr`; config keys are quoted:
@@ -50,27 +78,120 @@ impl Spans {
 
 /// Joins a path segment the way `Spans` keys are written.
 pub fn join(parent: &str, key: &str) -> String {
-    let seg = if !key.is_empty()
+    let plain = !key.is_empty()
         && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        key.to_string()
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+    // Built by hand, not with `format!`: this runs for every key of every file.
+    let mut out = String::with_capacity(parent.len() + key.len() + 3);
+    if !parent.is_empty() {
+        out.push_str(parent);
+        out.push('.');
+    }
+    if plain {
+        out.push_str(key);
     } else {
-        format!("{key:?}")
-    };
-    if parent.is_empty() {
-        seg
-    } else {
-        format!("{parent}.{seg}")
+        out.push_str(&format!("{key:?}"));
+    }
+    out
+}
+
+/// The keywords of one schema node, read once (after `$ref` and single
+/// `allOf` are resolved) and cached by the node's address: every device of
+/// a 10,000-device profile is checked against the same few nodes.
+struct Node<'a> {
+    schema: &'a Json,
+    any_of: Option<&'a [Json]>,
+    one_of: Option<&'a [Json]>,
+    types: Vec<&'a str>,
+    const_: Option<&'a Json>,
+    enum_: Option<&'a [Json]>,
+    minimum: Option<i64>,
+    maximum: Option<i64>,
+    properties: Option<&'a serde_json::Map<String, Json>>,
+    patterns: Option<&'a serde_json::Map<String, Json>>,
+    additional: Option<&'a Json>,
+    required: Option<&'a [Json]>,
+    items: Option<&'a Json>,
+}
+
+impl<'a> Node<'a> {
+    fn new(schema: &'a Json) -> Node<'a> {
+        let mut n = Node {
+            schema,
+            any_of: None,
+            one_of: None,
+            types: Vec::new(),
+            const_: None,
+            enum_: None,
+            minimum: None,
+            maximum: None,
+            properties: None,
+            patterns: None,
+            additional: None,
+            required: None,
+            items: None,
+        };
+        let Some(map) = schema.as_object() else {
+            return n;
+        };
+        for (k, v) in map {
+            match k.as_str() {
+                "anyOf" => n.any_of = v.as_array().map(Vec::as_slice),
+                "oneOf" => n.one_of = v.as_array().map(Vec::as_slice),
+                "type" => {
+                    n.types = match v {
+                        Json::String(s) => vec![s.as_str()],
+                        Json::Array(a) => a.iter().filter_map(Json::as_str).collect(),
+                        _ => vec![],
+                    }
+                }
+                "const" => n.const_ = Some(v),
+                "enum" => n.enum_ = v.as_array().map(Vec::as_slice),
+                "minimum" => n.minimum = v.as_i64(),
+                "maximum" => n.maximum = v.as_i64(),
+                "properties" => n.properties = v.as_object(),
+                "patternProperties" => n.patterns = v.as_object(),
+                "additionalProperties" => n.additional = Some(v),
+                "required" => n.required = v.as_array().map(Vec::as_slice),
+                "items" => n.items = Some(v),
+                _ => {}
+            }
+        }
+        n
     }
 }
+
+/// A hasher for addresses (the node cache's keys): no need for SipHash.
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | *b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(26);
+    }
+}
+
+type AddrMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<AddrHasher>>;
 
 pub struct Checker<'a> {
     root: &'a Json,
     source: &'a Source,
     pub problems: Vec<Problem>,
     pub spans: Spans,
+    #[allow(clippy::type_complexity)]
+    tagged: AddrMap<Rc<Option<(&'a str, Vec<(&'a str, &'a Json)>)>>>,
+    nodes: AddrMap<Rc<Node<'a>>>,
 }
 
 fn type_name(v: &DeValue<'_>) -> &'static str {
@@ -165,6 +286,8 @@ impl<'a> Checker<'a> {
             source,
             problems: Vec::new(),
             spans: Spans::default(),
+            tagged: AddrMap::default(),
+            nodes: AddrMap::default(),
         }
     }
 
@@ -192,6 +315,17 @@ impl<'a> Checker<'a> {
         schema
     }
 
+    /// The resolved node of `schema`, from the cache.
+    fn node(&mut self, schema: &'a Json) -> Rc<Node<'a>> {
+        let id = schema as *const Json as usize;
+        if let Some(n) = self.nodes.get(&id) {
+            return n.clone();
+        }
+        let n = Rc::new(Node::new(self.resolve(schema)));
+        self.nodes.insert(id, n.clone());
+        n
+    }
+
     fn problem(&mut self, span: Range<usize>, message: String, label: &str, help: Option<String>) {
         self.problems.push(
             Problem::new(message)
@@ -213,20 +347,17 @@ impl<'a> Checker<'a> {
         value: &mut Spanned<DeValue<'_>>,
         schema: &'a Json,
     ) -> Verdict {
-        let schema = self.resolve(schema);
+        let node = self.node(schema);
+        let schema = node.schema;
         let span = value.span();
-        if let Some(any) = schema.get("anyOf").and_then(Json::as_array) {
+        if let Some(any) = node.any_of {
             return self.check_any_of(path, value, any);
         }
-        if let Some(one) = schema.get("oneOf").and_then(Json::as_array) {
+        if let Some(one) = node.one_of {
             return self.check_one_of(path, value, one);
         }
-        if let Some(types) = schema.get("type") {
-            let list: Vec<&str> = match types {
-                Json::String(s) => vec![s.as_str()],
-                Json::Array(a) => a.iter().filter_map(Json::as_str).collect(),
-                _ => vec![],
-            };
+        {
+            let list = &node.types;
             if !list.is_empty() && !list.iter().any(|t| json_type_matches(t, value.get_ref())) {
                 let want: Vec<&str> = list.iter().map(|t| describe_type(t)).collect();
                 self.problem(
@@ -238,12 +369,12 @@ impl<'a> Checker<'a> {
                         type_name(value.get_ref())
                     ),
                     &format!("expected {}", want.join(" or ")),
-                    type_hint(path, &list, value.get_ref()),
+                    type_hint(path, list, value.get_ref()),
                 );
                 return Verdict::Drop;
             }
         }
-        if let Some(c) = schema.get("const") {
+        if let Some(c) = node.const_ {
             if let (Some(want), DeValue::String(s)) = (c.as_str(), value.get_ref())
                 && s.as_ref() != want
             {
@@ -256,7 +387,7 @@ impl<'a> Checker<'a> {
                 return Verdict::Drop;
             }
         }
-        if let Some(options) = schema.get("enum").and_then(Json::as_array) {
+        if let Some(options) = node.enum_ {
             let names: Vec<&str> = options.iter().filter_map(Json::as_str).collect();
             if let DeValue::String(s) = value.get_ref()
                 && !names.contains(&s.as_ref())
@@ -276,8 +407,7 @@ impl<'a> Checker<'a> {
             }
         }
         if let Some(n) = int_value(value.get_ref()) {
-            let min = schema.get("minimum").and_then(Json::as_i64);
-            let max = schema.get("maximum").and_then(Json::as_i64);
+            let (min, max) = (node.minimum, node.maximum);
             let low = min.is_some_and(|m| n < m as i128);
             let high = max.is_some_and(|m| n > m as i128);
             if low || high {
@@ -298,16 +428,14 @@ impl<'a> Checker<'a> {
         }
         match value.get_mut() {
             DeValue::Table(t) => {
-                if schema.get("properties").is_some()
-                    || schema.get("additionalProperties").is_some()
-                    || schema.get("patternProperties").is_some()
+                if node.properties.is_some() || node.additional.is_some() || node.patterns.is_some()
                 {
                     return self.check_table(path, span, t, schema);
                 }
                 Verdict::Ok
             }
             DeValue::Array(items) => {
-                if let Some(item_schema) = schema.get("items") {
+                if let Some(item_schema) = node.items {
                     let mut bad = Vec::new();
                     for (i, item) in items.iter_mut().enumerate() {
                         let p = format!("{path}[{i}]");
@@ -409,20 +537,8 @@ impl<'a> Checker<'a> {
         one: &'a [Json],
     ) -> Verdict {
         let span = value.span();
-        let mut tag_key = None;
-        let mut variants: Vec<(&'a str, &'a Json)> = Vec::new();
-        for v in one {
-            let v = self.resolve(v);
-            if let Some(props) = v.get("properties").and_then(Json::as_object) {
-                for (k, p) in props {
-                    if let Some(c) = p.get("const").and_then(Json::as_str) {
-                        tag_key = Some(k.as_str());
-                        variants.push((c, v));
-                    }
-                }
-            }
-        }
-        let Some(tag_key) = tag_key else {
+        let tagged = self.tagged(one);
+        let Some((tag_key, variants)) = tagged.as_ref().as_ref().map(|(k, v)| (*k, v)) else {
             let consts: Vec<&str> = one
                 .iter()
                 .filter_map(|v| self.resolve(v).get("const").and_then(Json::as_str))
@@ -432,7 +548,7 @@ impl<'a> Checker<'a> {
             }
             return Verdict::Ok;
         };
-        let names: Vec<&str> = variants.iter().map(|(n, _)| *n).collect();
+        let names = || variants.iter().map(|(n, _)| *n).collect::<Vec<&str>>();
         let DeValue::Table(t) = value.get_mut() else {
             self.problem(
                 span,
@@ -446,47 +562,53 @@ impl<'a> Checker<'a> {
             );
             return Verdict::Drop;
         };
+        // Which variant, without cloning the tag (this runs for every device).
         let tag = t
             .iter()
             .find(|(k, _)| k.get_ref().as_ref() == tag_key)
-            .map(|(k, v)| (k.span(), v.clone()));
+            .map(|(_, v)| match v.get_ref() {
+                DeValue::String(s) => match variants.iter().find(|(n, _)| *n == s.as_ref()) {
+                    Some((_, schema)) => Ok(*schema),
+                    None => Err((v.span(), Some(s.to_string()))),
+                },
+                _ => Err((v.span(), None)),
+            });
         match tag {
+            Some(Ok(schema)) => self.check_table(path, span, t, schema),
             None => {
                 self.problem(
                     span,
                     format!("`{}` has no `{tag_key}`", display_path(path)),
                     &format!("`{tag_key}` missing"),
-                    Some(format!("set `{tag_key}` to one of {}", quoted_list(&names))),
+                    Some(format!(
+                        "set `{tag_key}` to one of {}",
+                        quoted_list(&names())
+                    )),
                 );
                 Verdict::Drop
             }
-            Some((_, tv)) => {
-                let DeValue::String(s) = tv.get_ref() else {
-                    self.problem(
-                        tv.span(),
-                        format!("`{}` must be a string", display_path(&join(path, tag_key))),
-                        "expected a string",
-                        Some(format!("one of {}", quoted_list(&names))),
-                    );
-                    return Verdict::Drop;
+            Some(Err((tag_span, None))) => {
+                self.problem(
+                    tag_span,
+                    format!("`{}` must be a string", display_path(&join(path, tag_key))),
+                    "expected a string",
+                    Some(format!("one of {}", quoted_list(&names()))),
+                );
+                Verdict::Drop
+            }
+            Some(Err((tag_span, Some(s)))) => {
+                let names = names();
+                let help = match did_you_mean(&s, names.iter().copied()) {
+                    Some(m) => format!("did you mean `{m}`?"),
+                    None => format!("expected one of {}", quoted_list(&names)),
                 };
-                match variants.iter().find(|(n, _)| *n == s.as_ref()) {
-                    Some((_, schema)) => self.check_table(path, span, t, schema),
-                    None => {
-                        let s = s.to_string();
-                        let help = match did_you_mean(&s, names.iter().copied()) {
-                            Some(m) => format!("did you mean `{m}`?"),
-                            None => format!("expected one of {}", quoted_list(&names)),
-                        };
-                        self.problem(
-                            tv.span(),
-                            format!("unknown {tag_key} `{s}` for `{}`", display_path(path)),
-                            "unknown value",
-                            Some(help),
-                        );
-                        Verdict::Drop
-                    }
-                }
+                self.problem(
+                    tag_span,
+                    format!("unknown {tag_key} `{s}` for `{}`", display_path(path)),
+                    "unknown value",
+                    Some(help),
+                );
+                Verdict::Drop
             }
         }
     }
@@ -537,6 +659,33 @@ impl<'a> Checker<'a> {
         )
     }
 
+    /// The tag key and `(tag, variant)` list of an internally tagged `oneOf`,
+    /// worked out once per schema node (every device is checked against the
+    /// same one).
+    #[allow(clippy::type_complexity)]
+    fn tagged(&mut self, one: &'a [Json]) -> Rc<Option<(&'a str, Vec<(&'a str, &'a Json)>)>> {
+        let id = one.as_ptr() as usize;
+        if let Some(t) = self.tagged.get(&id) {
+            return t.clone();
+        }
+        let mut tag_key = None;
+        let mut variants: Vec<(&'a str, &'a Json)> = Vec::new();
+        for v in one {
+            let v = self.resolve(v);
+            if let Some(props) = v.get("properties").and_then(Json::as_object) {
+                for (k, p) in props {
+                    if let Some(c) = p.get("const").and_then(Json::as_str) {
+                        tag_key = Some(k.as_str());
+                        variants.push((c, v));
+                    }
+                }
+            }
+        }
+        let t = Rc::new(tag_key.map(|k| (k, variants)));
+        self.tagged.insert(id, t.clone());
+        t
+    }
+
     /// `oneOf` of string constants: how schemars writes a unit enum whose
     /// variants have doc comments.
     fn check_const_one_of(
@@ -583,28 +732,22 @@ impl<'a> Checker<'a> {
         table: &mut DeTable<'_>,
         schema: &'a Json,
     ) -> Verdict {
-        let schema = self.resolve(schema);
+        let node = self.node(schema);
         static EMPTY: std::sync::OnceLock<serde_json::Map<String, Json>> =
             std::sync::OnceLock::new();
         let empty = EMPTY.get_or_init(serde_json::Map::new);
-        let props = schema
-            .get("properties")
-            .and_then(Json::as_object)
-            .unwrap_or(empty);
-        let patterns = schema
-            .get("patternProperties")
-            .and_then(Json::as_object)
-            .unwrap_or(empty);
-        let additional = schema.get("additionalProperties");
+        let props = node.properties.unwrap_or(empty);
+        let patterns = node.patterns.unwrap_or(empty);
+        let additional = node.additional;
         let mut drop_keys = Vec::new();
         for (key, value) in table.iter_mut() {
-            let k = key.get_ref().to_string();
-            let p = join(path, &k);
+            let k: &str = key.get_ref().as_ref();
+            let p = join(path, k);
             self.spans.map.insert(p.clone(), (key.span(), value.span()));
-            let sub = props.get(&k).or_else(|| {
+            let sub = props.get(k).or_else(|| {
                 patterns
                     .iter()
-                    .find(|(pat, _)| pattern_matches(pat, &k))
+                    .find(|(pat, _)| pattern_matches(pat, k))
                     .map(|(_, s)| s)
             });
             let sub = match (sub, additional) {
@@ -617,13 +760,13 @@ impl<'a> Checker<'a> {
                 Some(s) => {
                     if let Verdict::Drop = self.check_value(&p, value, s) {
                         self.spans.pruned.insert(p);
-                        drop_keys.push(k);
+                        drop_keys.push(k.to_string());
                     }
                 }
                 None => {
-                    if let Some(problem) = self.dotted_key(&k, key.span(), value, props, patterns) {
+                    if let Some(problem) = self.dotted_key(k, key.span(), value, props, patterns) {
                         self.problems.push(problem);
-                        drop_keys.push(k);
+                        drop_keys.push(k.to_string());
                         continue;
                     }
                     let mut candidates: Vec<String> = props.keys().cloned().collect();
@@ -639,7 +782,7 @@ impl<'a> Checker<'a> {
                         .map(String::as_str)
                         .filter(|c| *c != "type")
                         .collect();
-                    let meant = did_you_mean(&k, tag_free.iter().copied());
+                    let meant = did_you_mean(k, tag_free.iter().copied());
                     if let Some(m) = meant {
                         self.spans.pruned.insert(join(path, m));
                     }
@@ -668,7 +811,7 @@ impl<'a> Checker<'a> {
                         "unknown key",
                         Some(help),
                     );
-                    drop_keys.push(k);
+                    drop_keys.push(k.to_string());
                 }
             }
         }
@@ -683,7 +826,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        if let Some(required) = schema.get("required").and_then(Json::as_array) {
+        if let Some(required) = node.required {
             for r in required.iter().filter_map(Json::as_str) {
                 if !table.keys().any(|k| k.get_ref().as_ref() == r) {
                     self.problem(
