@@ -27,8 +27,6 @@ pub fn log_dir() -> PathBuf {
 pub struct State {
     pub dir: PathBuf,
     lock: Option<File>,
-    /// Whether the run directory itself was created by us (and is removed if empty).
-    created_run_dir: bool,
 }
 
 #[derive(Debug)]
@@ -49,7 +47,6 @@ impl std::fmt::Display for StateError {
 impl State {
     pub fn acquire(name: &str) -> Result<State, StateError> {
         let run = run_dir();
-        let created_run_dir = !run.exists();
         std::fs::create_dir_all(&run).map_err(StateError::Io)?;
         let dir = run.join(name);
         match std::fs::create_dir(&dir) {
@@ -71,7 +68,6 @@ impl State {
         Ok(State {
             dir,
             lock: Some(lock),
-            created_run_dir,
         })
     }
 
@@ -94,9 +90,9 @@ impl State {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         self.lock = None;
-        if self.created_run_dir
-            && let Some(parent) = self.dir.parent()
-        {
+        // The run directory goes with its last container (if another is
+        // still there, it is not empty and stays).
+        if let Some(parent) = self.dir.parent() {
             let _ = std::fs::remove_dir(parent);
         }
     }

@@ -240,6 +240,12 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
         if let Some(st) = pid1.try_reap() {
             break st;
         }
+        // Unmute before building the poll set: unmuting after it left the
+        // console out of a whole 1 s poll, so a console whose every writer
+        // closes it (systemd) was read only once a second, one buffer's worth.
+        if console_muted_until.is_some_and(|t| Instant::now() >= t) {
+            console_muted_until = None;
+        }
         // Poll set: fixed slots, then one per client.
         let mut pfds = vec![
             libc::pollfd {
@@ -282,9 +288,6 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
                 events: libc::POLLIN,
                 revents: 0,
             });
-        }
-        if console_muted_until.is_some_and(|t| Instant::now() >= t) {
-            console_muted_until = None;
         }
         let wait_ms = if console_muted_until.is_some() {
             50

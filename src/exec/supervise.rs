@@ -115,8 +115,12 @@ pub fn apply(
         boots.retain(|t| t.elapsed() < Duration::from_secs(10));
         boots.push(Instant::now());
         if boots.len() > 5 {
+            // Not started again: PID 1's end stands as it was, a reboot
+            // request (SIGHUP), hence 128+1.
             let mut a = applied;
+            a.exit_code = 129;
             if let Some(o) = a.report.outcome.as_mut() {
+                o.exit_code = 129;
                 o.summary
                     .push_str("; rebooted more than 5 times in 10s, not starting it again");
             }

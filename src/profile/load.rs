@@ -125,16 +125,36 @@ pub fn load(top: &Path) -> Result<(Profile, Sources), Vec<Problem>> {
 /// problems are still reported once.
 fn once_each(problems: Vec<Problem>) -> Vec<Problem> {
     let mut seen = std::collections::HashSet::new();
+    capped(
+        problems
+            .into_iter()
+            .filter(|p| {
+                seen.insert((
+                    p.source.as_ref().map(|s| s.name.clone()),
+                    p.span.clone(),
+                    p.message.clone(),
+                ))
+            })
+            .collect(),
+    )
+}
+
+/// The most problems reported at once.
+pub const MAX_PROBLEMS: usize = 50;
+
+/// The first [`MAX_PROBLEMS`] problems, and a note of how many more there are: a
+/// broken megabyte of TOML has thousands, and rendering each one costs time in
+/// proportion to the file (found by fuzzing: 1 MB of one repeated key took minutes).
+fn capped(mut problems: Vec<Problem>) -> Vec<Problem> {
+    if problems.len() > MAX_PROBLEMS {
+        let more = problems.len() - MAX_PROBLEMS;
+        problems.truncate(MAX_PROBLEMS);
+        problems.push(Problem::new(format!(
+            "and {more} more problem{} not shown: fix these first",
+            if more == 1 { "" } else { "s" }
+        )));
+    }
     problems
-        .into_iter()
-        .filter(|p| {
-            seen.insert((
-                p.source.as_ref().map(|s| s.name.clone()),
-                p.span.clone(),
-                p.message.clone(),
-            ))
-        })
-        .collect()
 }
 
 /// Lexically absolute (no symlink resolution, so names stay as the user wrote them).
@@ -204,7 +224,7 @@ fn collect(
         )));
         return;
     }
-    let text = match std::fs::read(file) {
+    let text = match read_profile(file) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(t) => t,
             Err(_) => {
@@ -255,6 +275,33 @@ fn collect(
     layers.push(layer);
 }
 
+/// The most a profile file may hold.
+const MAX_PROFILE_BYTES: u64 = 16 << 20;
+
+/// Reads a profile file: a regular file of at most [`MAX_PROFILE_BYTES`]. Opened
+/// non-blocking, so `profiles = ["/dev/stdin"]`, a FIFO, `/proc/kmsg` or `/dev/zero`
+/// is an error, not a hang (found by fuzzing).
+fn read_profile(file: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(file)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_PROFILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_PROFILE_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
@@ -283,7 +330,7 @@ pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer
                 }
             })
             .collect();
-        return Err(problems);
+        return Err(capped(problems));
     }
     let schema = schema_json();
     let mut checker = Checker::new(schema, &source);
@@ -294,7 +341,7 @@ pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer
         Ok(r) => r,
         Err(e) => {
             if !problems.is_empty() {
-                return Err(problems);
+                return Err(capped(problems));
             }
             let msg = e.message().trim().to_string();
             let p = match e.span() {
@@ -315,7 +362,7 @@ pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer
             dir,
         };
         convert(&layer, Path::new("/"), &mut all);
-        return Err(all);
+        return Err(capped(all));
     }
     Ok(Layer {
         source,

@@ -816,12 +816,12 @@ impl<'a> Checker<'a> {
             }
         }
         if !drop_keys.is_empty() {
+            // A set: a table of thousands of unknown keys stays linear.
+            let drop: std::collections::HashSet<&str> =
+                drop_keys.iter().map(String::as_str).collect();
             let old = std::mem::take(table);
             for (key, value) in old {
-                if !drop_keys
-                    .iter()
-                    .any(|k| k.as_str() == key.get_ref().as_ref())
-                {
+                if !drop.contains(key.get_ref().as_ref()) {
                     table.insert(key, value);
                 }
             }

@@ -22,7 +22,7 @@
  *                        container). With $PROBE_CATCH_SIGNALS="2,30,37" those
  *                        signals are blocked from the start (they show in
  *                        SigBlk, like systemd blocks SIGRTMIN+3) and awaited
- *                        with sigwaitinfo(); on one, the probe prints
+ *                        with a signalfd; on one, the probe prints
  *                        "ENVC-PROBE-SIGNAL <n> <sender pid>" and exits with
  *                        $PROBE_EXIT (default 0).
  *   --reboot MODE        MODE = restart | poweroff | halt: call reboot(2), which
@@ -39,6 +39,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/signalfd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -784,16 +785,23 @@ int main(int argc, char **argv)
     }
 
     if (sleep_mode) {
-        while (ncatch) {
-            siginfo_t si;
-            int sig = sigwaitinfo(&catch_set, &si);
-            if (sig < 0) {
+        /* A signalfd, as systemd waits: the signals stay blocked (SigBlk
+         * shows them) while the probe waits for one. sigwaitinfo() would
+         * unblock them for the wait. */
+        int sfd = ncatch ? signalfd(-1, &catch_set, SFD_CLOEXEC) : -1;
+        while (sfd >= 0) {
+            struct signalfd_siginfo si;
+            ssize_t r = read(sfd, &si, sizeof si);
+            if (r < 0) {
                 if (errno == EINTR)
                     continue;
                 break;
             }
+            if (r != (ssize_t)sizeof si)
+                continue;
             char m[96];
-            int n = snprintf(m, sizeof m, "\nENVC-PROBE-SIGNAL %d %d\n", sig, (int)si.si_pid);
+            int n = snprintf(m, sizeof m, "\nENVC-PROBE-SIGNAL %d %d\n", (int)si.ssi_signo,
+                             (int)si.ssi_pid);
             write_all(1, m, (size_t)n);
             return status;
         }

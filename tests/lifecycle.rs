@@ -1,0 +1,1648 @@
+//! The container lifecycle as root (issue 5, spec §8): `envc apply [-d]`, `list`,
+//! `stop`, `reboot`, `console`, `gc`, on busybox rootfs whose PID 1 is the static probe
+//! (tests/probe/probe.c), busybox init with an /etc/inittab, or a busybox shell.
+//!
+//! Every test holds `common::serial()`, waits with deadlines, and leaves the host as it
+//! found it (`HostState`: mounts, links, processes, envc cgroups, /run/envc). A `Guard`
+//! per container runs `envc stop --force NAME` and, if anything is left, `envc gc` when
+//! the test ends, passed or failed. Container names start with `lc-`.
+//!
+//! Some tests use the default directories (/run/envc, /var/log/envc) and assert /run/envc
+//! is left as found; the others use a private ENVC_RUN_DIR / ENVC_LOG_DIR.
+
+mod common;
+
+use common::{HostState, TempDir, busybox_rootfs, set_init};
+use serde_json::Value;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The longest any single envc command may take before the test kills it.
+const CMD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the host may take to look as before once envc is done.
+const SETTLE: Duration = Duration::from_secs(5);
+/// Bounded waits for something a container does (a boot, a reboot, console output).
+const WAIT: Duration = Duration::from_secs(20);
+
+const DEFAULT_RUN_DIR: &str = "/run/envc";
+const DEFAULT_LOG_DIR: &str = "/var/log/envc";
+
+// ------------------------------------------------------------------ processes
+
+/// A finished command.
+struct Out {
+    status: Option<ExitStatus>,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+impl Out {
+    fn code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+    fn describe(&self) -> String {
+        format!(
+            "--- exit: {:?} after {:?}\n--- stderr:\n{}\n--- stdout (tail):\n{}",
+            self.status,
+            self.elapsed,
+            common::tail(&self.stderr, 6000),
+            common::tail(&self.stdout, 4000)
+        )
+    }
+    /// Asserts exit code `code`.
+    fn expect(&self, code: i32, what: &str) -> &Out {
+        assert_eq!(self.code(), Some(code), "{what}\n{}", self.describe());
+        self
+    }
+}
+
+fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+}
+
+/// A running command whose stdout/stderr are collected by threads; killed (SIGKILL)
+/// and reaped on drop.
+struct Proc {
+    child: Option<Child>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
+    started: Instant,
+}
+
+impl Proc {
+    fn try_spawn(mut cmd: Command) -> std::io::Result<Proc> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = cmd.spawn()?;
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let readers = vec![
+            collect(child.stdout.take().unwrap(), stdout.clone()),
+            collect(child.stderr.take().unwrap(), stderr.clone()),
+        ];
+        Ok(Proc {
+            child: Some(child),
+            stdout,
+            stderr,
+            readers,
+            started,
+        })
+    }
+
+    fn spawn(cmd: Command) -> Proc {
+        let desc = format!("{cmd:?}");
+        Proc::try_spawn(cmd).unwrap_or_else(|e| panic!("cannot start {desc}: {e}"))
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    fn stdout_now(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child, not reaped yet (we hold it).
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
+    }
+
+    /// Waits until stdout holds `needle` `count` times; panics (output shown) when the
+    /// process exits first or `timeout` passes.
+    fn wait_stdout(&mut self, needle: &str, count: usize, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            if self.stdout_now().matches(needle).count() >= count {
+                return;
+            }
+            if self.exited() || start.elapsed() > timeout {
+                let gone = self.exited();
+                let out = self.finish(Duration::from_secs(1));
+                panic!(
+                    "waiting for {count}× {needle:?} on stdout: {}\n{}",
+                    if gone {
+                        "the process exited"
+                    } else {
+                        "timed out"
+                    },
+                    out.describe()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits up to `timeout` for the exit, else kills; never panics.
+    fn finish(&mut self, timeout: Duration) -> Out {
+        let mut status = None;
+        if let Some(mut c) = self.child.take() {
+            let start = Instant::now();
+            status = loop {
+                if let Ok(Some(st)) = c.try_wait() {
+                    break Some(st);
+                }
+                if start.elapsed() > timeout {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            };
+        }
+        let elapsed = self.started.elapsed();
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        Out {
+            status,
+            stdout: String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned(),
+            stderr: String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned(),
+            elapsed,
+        }
+    }
+
+    /// Waits for the exit; panics (after killing it) when `timeout` passes.
+    fn wait(mut self, timeout: Duration) -> Out {
+        let out = self.finish(timeout);
+        assert!(
+            out.status.is_some(),
+            "did not finish within {timeout:?}: killed\n{}",
+            out.describe()
+        );
+        out
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+// ------------------------------------------------------------------ pseudo-terminals
+
+/// A pseudo-terminal made by the test: the master stays here (non-blocking, CLOEXEC),
+/// the slave becomes a child's stdin/stdout/stderr and controlling terminal.
+struct Pty {
+    master: OwnedFd,
+    /// Everything read from the master so far.
+    seen: Vec<u8>,
+}
+
+impl Pty {
+    fn open(rows: u16, cols: u16) -> (Pty, OwnedFd) {
+        let (mut m, mut s) = (-1, -1);
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty writes two fds; null name and termios are allowed.
+        let r =
+            unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
+        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: fresh fds, owned from here on.
+        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        for fd in [m, s] {
+            // SAFETY: fcntl on fds we own.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+        // SAFETY: as above.
+        unsafe {
+            let fl = libc::fcntl(m, libc::F_GETFL);
+            libc::fcntl(m, libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+        (
+            Pty {
+                master,
+                seen: Vec::new(),
+            },
+            slave,
+        )
+    }
+
+    /// Starts `cmd` in a new session with `slave` as its terminal (0, 1, 2 and the
+    /// controlling terminal). The caller drops its `slave` afterwards.
+    fn spawn(mut cmd: Command, slave: &OwnedFd) -> Child {
+        let dup = || Stdio::from(slave.try_clone().expect("dup the pty slave"));
+        cmd.stdin(dup()).stdout(dup()).stderr(dup());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?} on a pty: {e}"))
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let mut data = bytes;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !data.is_empty() {
+            // SAFETY: writing from a live buffer to our fd.
+            let r =
+                unsafe { libc::write(self.master.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+            if r > 0 {
+                data = &data[r as usize..];
+            } else {
+                assert!(Instant::now() < deadline, "cannot write to the pty master");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    /// Reads what is there (waiting up to `ms`); false once the slave side is closed.
+    fn pump(&mut self, ms: i32) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd.
+        unsafe { libc::poll(&mut pfd, 1, ms) };
+        let mut buf = [0u8; 8192];
+        loop {
+            // SAFETY: reading into a live buffer.
+            let r =
+                unsafe { libc::read(self.master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if r > 0 {
+                self.seen.extend_from_slice(&buf[..r as usize]);
+                continue;
+            }
+            let e = std::io::Error::last_os_error();
+            // EIO: no process has the slave open any more.
+            return !(r == 0 || e.raw_os_error() == Some(libc::EIO));
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+
+    /// Waits until the output holds `needle` (counting from byte `from`).
+    fn wait_for(&mut self, needle: &str, from: usize, timeout: Duration) -> usize {
+        let start = Instant::now();
+        loop {
+            let text =
+                String::from_utf8_lossy(&self.seen[from.min(self.seen.len())..]).into_owned();
+            if let Some(i) = text.find(needle) {
+                return from + i + needle.len();
+            }
+            let open = self.pump(50);
+            if !open || start.elapsed() > timeout {
+                self.pump(0);
+                panic!(
+                    "no {needle:?} on the terminal ({}); it shows:\n{}",
+                    if open { "timed out" } else { "closed" },
+                    common::tail(&self.text(), 4000)
+                );
+            }
+        }
+    }
+
+    /// The terminal's local modes (the master reports the slave's termios).
+    fn lflag(&self) -> libc::tcflag_t {
+        // SAFETY: tcgetattr into a zeroed termios.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            assert_eq!(libc::tcgetattr(self.master.as_raw_fd(), &mut t), 0);
+            t.c_lflag
+        }
+    }
+}
+
+/// Waits for a child started on a pty, pumping the pty meanwhile (so it never blocks
+/// on a full terminal); kills it and panics after `timeout`.
+fn wait_pty_child(child: &mut Child, pty: &mut Pty, timeout: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        pty.pump(20);
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            pty.pump(50);
+            return st;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the process on the pty did not exit within {timeout:?}; the terminal shows:\n{}",
+                common::tail(&pty.text(), 4000)
+            );
+        }
+    }
+}
+
+/// Kills a pty child on drop.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+// ------------------------------------------------------------------ host helpers
+
+/// Whether `pid` has exited (gone, or a zombie waiting to be reaped).
+fn gone_or_zombie(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => matches!(
+            stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()),
+            None | Some('Z') | Some('X')
+        ),
+    }
+}
+
+fn comm_of(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// The cgroup directories `envc/NAME` in every mounted hierarchy.
+fn envc_cgroups_of(name: &str) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    common::parse_mountinfo(&text)
+        .into_iter()
+        .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
+        .map(|m| Path::new(&m.mount_point).join("envc").join(name))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+/// Whether a process is in the cgroup at `path` or below it.
+fn cgroup_tree_populated(path: &Path) -> bool {
+    if std::fs::read_to_string(path.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty()) {
+        return true;
+    }
+    std::fs::read_dir(path).is_ok_and(|rd| {
+        rd.filter_map(|e| e.ok())
+            .any(|e| e.path().is_dir() && cgroup_tree_populated(&e.path()))
+    })
+}
+
+fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ------------------------------------------------------------------ a test's world
+
+/// A scratch directory with a busybox rootfs (init: the probe) and profiles, and the
+/// run and log directories envc uses: private ones below the scratch directory, or the
+/// defaults (/run/envc, /var/log/envc).
+struct World {
+    dir: TempDir,
+    rootfs: PathBuf,
+    private: bool,
+    run_dir: PathBuf,
+    log_dir: PathBuf,
+}
+
+impl World {
+    fn new(test: &str, private: bool) -> World {
+        let dir = TempDir::new(test);
+        let rootfs = busybox_rootfs(dir.path());
+        let (run_dir, log_dir) = if private {
+            (dir.path().join("run"), dir.path().join("log"))
+        } else {
+            (
+                PathBuf::from(DEFAULT_RUN_DIR),
+                PathBuf::from(DEFAULT_LOG_DIR),
+            )
+        };
+        World {
+            dir,
+            rootfs,
+            private,
+            run_dir,
+            log_dir,
+        }
+    }
+
+    /// Writes `NAME.toml`: `name`, `rootfs = "rootfs"`, then `body`.
+    fn profile(&self, name: &str, body: &str) -> PathBuf {
+        assert!(
+            name.starts_with("lc-"),
+            "container names in this suite start with lc-"
+        );
+        let p = self.dir.path().join(format!("{name}.toml"));
+        let text = format!("name = \"{name}\"\nrootfs = \"rootfs\"\n{body}\n");
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+        p
+    }
+
+    /// `envc ARGS` with this world's directories.
+    fn cmd<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
+        let mut cmd = Command::new(common::envc_bin());
+        cmd.args(args);
+        if self.private {
+            cmd.env("ENVC_RUN_DIR", &self.run_dir)
+                .env("ENVC_LOG_DIR", &self.log_dir);
+        } else {
+            cmd.env_remove("ENVC_RUN_DIR").env_remove("ENVC_LOG_DIR");
+        }
+        cmd
+    }
+
+    /// Runs `envc ARGS` to the end (bounded).
+    fn envc<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Out {
+        Proc::spawn(self.cmd(args)).wait(CMD_TIMEOUT)
+    }
+
+    /// `envc apply -d PROFILE`, which must succeed and print the name.
+    fn apply_d(&self, profile: &Path, name: &str) -> Out {
+        let out = self.envc(&["apply".as_ref(), "-d".as_ref(), profile.as_os_str()]);
+        out.expect(0, "envc apply -d");
+        assert_eq!(out.stdout, format!("{name}\n"), "{}", out.describe());
+        out
+    }
+
+    /// A foreground `envc apply PROFILE`.
+    fn apply_fg(&self, profile: &Path) -> Proc {
+        Proc::spawn(self.cmd(&["apply".as_ref(), profile.as_os_str()]))
+    }
+
+    fn state_dir(&self, name: &str) -> PathBuf {
+        self.run_dir.join(name)
+    }
+
+    fn logs(&self, name: &str) -> PathBuf {
+        self.log_dir.join(name)
+    }
+
+    fn console_log(&self, name: &str) -> String {
+        std::fs::read(self.logs(name).join("console.log"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn supervisor_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.logs(name).join("supervisor.log")).unwrap_or_default()
+    }
+
+    /// The console log and the supervisor's log, for panic messages.
+    fn describe(&self, name: &str) -> String {
+        format!(
+            "--- console.log (tail):\n{}\n--- supervisor.log (tail):\n{}",
+            common::tail(&self.console_log(name), 3000),
+            common::tail(&self.supervisor_log(name), 3000)
+        )
+    }
+
+    /// Waits until console.log holds `needle` at least `count` times.
+    fn wait_console(&self, name: &str, needle: &str, count: usize, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let log = self.console_log(name);
+            if log.matches(needle).count() >= count {
+                return log;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "console.log of {name} does not show {count}× {needle:?} after {timeout:?}\n{}",
+                    self.describe(name)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// RUN_DIR/NAME/info.json.
+    fn info(&self, name: &str) -> Value {
+        let p = self.state_dir(name).join("info.json");
+        let text = std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", p.display(), self.describe(name)));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", p.display()))
+    }
+
+    fn pid1(&self, name: &str) -> i32 {
+        self.info(name)["pid"].as_i64().expect("info.json pid") as i32
+    }
+
+    /// `envc list --format json`.
+    fn list_json(&self) -> Vec<Value> {
+        let out = self.envc(&["list", "--format", "json"]);
+        out.expect(0, "envc list --format json");
+        serde_json::from_str::<Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("list output is not JSON: {e}\n{}", out.describe()))
+            .as_array()
+            .expect("list --format json prints an array")
+            .clone()
+    }
+
+    fn list_entry(&self, name: &str) -> Option<Value> {
+        self.list_json().into_iter().find(|e| e["name"] == name)
+    }
+
+    /// LOG_DIR/NAME/report.json: the report of the run that ended last.
+    fn final_report(&self, name: &str) -> Value {
+        let p = self.logs(name).join("report.json");
+        let text = std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", p.display(), self.describe(name)));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", p.display()))
+    }
+
+    /// Waits until the supervisor of `name` has released its state directory.
+    fn wait_state_gone(&self, name: &str) {
+        let start = Instant::now();
+        while self.state_dir(name).exists() {
+            if start.elapsed() > WAIT {
+                panic!(
+                    "{} still exists after {WAIT:?}\n{}",
+                    self.state_dir(name).display(),
+                    self.describe(name)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A guard for container `name`: with the default directories, first removes
+    /// the logs an earlier run of this test left (so counts start at zero).
+    fn guard(&self, name: &str) -> Guard<'_> {
+        if !self.private {
+            let _ = std::fs::remove_dir_all(self.logs(name));
+        }
+        Guard {
+            world: self,
+            name: name.to_string(),
+        }
+    }
+}
+
+/// On drop (test passed or failed): `envc stop --force NAME` if its state directory is
+/// still there, then `envc gc` if anything of it is left (state directory or cgroup).
+/// With the default directories, the container's logs are removed when the test passed.
+struct Guard<'a> {
+    world: &'a World,
+    name: String,
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        let w = self.world;
+        let name = self.name.as_str();
+        let run = |args: &[&str]| match Proc::try_spawn(w.cmd(args)) {
+            Ok(mut p) => {
+                let out = p.finish(Duration::from_secs(20));
+                if out.code() != Some(0) {
+                    eprintln!("guard: envc {args:?}:\n{}", out.describe());
+                }
+            }
+            Err(e) => eprintln!("guard: cannot run envc {args:?}: {e}"),
+        };
+        if w.state_dir(name).exists() {
+            eprintln!("guard: {name} still has a state directory; envc stop --force {name}");
+            run(&["stop", "--force", name]);
+        }
+        if w.state_dir(name).exists() || !envc_cgroups_of(name).is_empty() {
+            // A killed supervisor's PID 1 dies with it, but the kernel takes a moment
+            // to empty the cgroups; gc leaves a cgroup with processes alone.
+            let start = Instant::now();
+            while envc_cgroups_of(name)
+                .iter()
+                .any(|p| cgroup_tree_populated(p))
+                && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            eprintln!("guard: {name} left things behind; envc gc");
+            run(&["gc"]);
+        }
+        if !w.private && !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(w.logs(name));
+        }
+    }
+}
+
+// ------------------------------------------------------------------ profiles
+
+/// The probe as PID 1, sleeping; `catch`: PROBE_CATCH_SIGNALS (blocked, then awaited:
+/// the probe prints `ENVC-PROBE-SIGNAL N` and exits with PROBE_EXIT).
+fn sleeper(catch: &str, exit: u8) -> String {
+    let mut body = String::from("[init]\ncommand = [\"/sbin/probe\", \"--sleep\"]\n");
+    let mut config = Vec::new();
+    if !catch.is_empty() {
+        config.push(format!("\"environment.PROBE_CATCH_SIGNALS\" = \"{catch}\""));
+    }
+    if exit != 0 {
+        config.push(format!("\"environment.PROBE_EXIT\" = \"{exit}\""));
+    }
+    if !config.is_empty() {
+        body.push_str(&format!("[config]\n{}\n", config.join("\n")));
+    }
+    body
+}
+
+/// Lines of `text` equal to `line` (ignoring `\r` and surrounding blanks).
+fn count_lines(text: &str, line: &str) -> usize {
+    text.lines().filter(|l| l.trim() == line).count()
+}
+
+/// `envc gc` worked for our containers. (While developing, other suites' containers
+/// may run in other run directories: what gc says about those is not judged here.)
+fn assert_gc_ok(gc: &Out) {
+    for l in gc.stderr.lines().filter(|l| l.contains("could not remove")) {
+        assert!(
+            !l.contains("lc-"),
+            "gc failed on ours: {l}\n{}",
+            gc.describe()
+        );
+    }
+    assert!(matches!(gc.code(), Some(0) | Some(1)), "{}", gc.describe());
+}
+
+fn outcome(report: &Value) -> (u64, String) {
+    (
+        report["outcome"]["exit_code"].as_u64().unwrap_or(999),
+        report["outcome"]["summary"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    )
+}
+
+// ------------------------------------------------------------------ a systemd-like PID 1
+
+/// A PID 1 that waits for signals the way systemd does: `sigfd-init DELAY_MS SIG...`
+/// sleeps DELAY_MS, then blocks SIG... and reads them from a signalfd, so they stay in
+/// SigBlk while it waits (unlike sigwaitinfo()). Prints ENVC-SIGFD-SIGNAL N, exits 0.
+const SIGFD_INIT_C: &str = r#"
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+    long ms = argc > 1 ? atol(argv[1]) : 0;
+    printf("\nENVC-SIGFD-START\n");
+    fflush(stdout);
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 2; i < argc; i++)
+        sigaddset(&set, atoi(argv[i]));
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int fd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (fd < 0) {
+        perror("signalfd");
+        return 125;
+    }
+    printf("ENVC-SIGFD-BLOCKED\n");
+    fflush(stdout);
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof si) != (ssize_t)sizeof si)
+        return 125;
+    printf("ENVC-SIGFD-SIGNAL %u\n", si.ssi_signo);
+    fflush(stdout);
+    return 0;
+}
+"#;
+
+/// Compiles `SIGFD_INIT_C` (static) once per test process and copies it to
+/// `rootfs/sbin/sigfd-init`.
+fn install_sigfd_init(rootfs: &Path) {
+    use std::sync::OnceLock;
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    let bin = BIN.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("envc-lifecycle");
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join(format!("sigfd-init.{}.c", std::process::id()));
+        std::fs::write(&src, SIGFD_INIT_C).unwrap();
+        let out = dir.join(format!("sigfd-init.{}", std::process::id()));
+        let cc = Command::new("cc")
+            .args(["-static", "-O2", "-Wall", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .output()
+            .expect("run cc (apt-get install gcc libc6-dev)");
+        assert!(
+            cc.status.success(),
+            "compiling sigfd-init failed:\n{}",
+            String::from_utf8_lossy(&cc.stderr)
+        );
+        let _ = std::fs::remove_file(&src);
+        out
+    });
+    let dst = rootfs.join("sbin/sigfd-init");
+    std::fs::copy(bin, &dst).unwrap_or_else(|e| panic!("copy to {}: {e}", dst.display()));
+}
+
+/// SigBlk of `pid`, from /proc/PID/status.
+fn sig_blk(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("no SigBlk for {pid}"))
+}
+
+// ------------------------------------------------------------------ tests
+
+/// `apply -d` returns once PID 1 runs and prints the name; `list` (text and JSON); a
+/// second container of the same name is refused with 125 while the first runs; `stop`
+/// of a PID 1 that handles SIGPWR is clean and quick; commands on a name that is not
+/// running fail; /run/envc (the default) is left as found.
+#[test]
+fn detach_list_clash_and_clean_stop() {
+    if !common::require_root("detach_list_clash_and_clean_stop") {
+        return;
+    }
+    let _s = common::serial();
+    let w = World::new("lc-detach", false);
+    let name = "lc-detach";
+    let profile = w.profile(name, &sleeper("30", 0));
+    let before = HostState::capture();
+    let _g = w.guard(name);
+
+    let out = w.apply_d(&profile, name);
+    assert!(
+        out.elapsed < Duration::from_secs(10),
+        "apply -d took {:?}",
+        out.elapsed
+    );
+    // PID 1 runs when apply -d returns: no waiting here.
+    let info = w.info(name);
+    let pid = info["pid"].as_i64().unwrap() as i32;
+    assert_eq!(comm_of(pid), "probe", "PID 1 ({pid}) is not the probe yet");
+    assert!(!gone_or_zombie(pid));
+    let sup = info["supervisor"].as_i64().unwrap() as i32;
+    assert!(!gone_or_zombie(sup), "the supervisor {sup} is not running");
+    assert_ne!(
+        std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(),
+        std::fs::read_link("/proc/self/ns/pid").unwrap(),
+        "PID 1 is in the host's PID namespace"
+    );
+    let probe = common::extract_probe_json(&w.wait_console(name, common::PROBE_END, 1, WAIT));
+    assert_eq!(probe["pid"], 1, "{probe:#}");
+    for f in ["lock", "control", "info.json"] {
+        assert!(
+            w.state_dir(name).join(f).exists(),
+            "no {f} in the state dir"
+        );
+    }
+
+    // list --format json
+    std::thread::sleep(Duration::from_millis(1100));
+    let e = w
+        .list_entry(name)
+        .unwrap_or_else(|| panic!("{name} not in envc list --format json"));
+    assert_eq!(e["state"], "running", "{e:#}");
+    assert_eq!(e["pid"].as_i64(), Some(pid as i64), "{e:#}");
+    let up = e["uptime_secs"].as_u64().expect("uptime_secs");
+    assert!((1..60).contains(&up), "uptime {up}s: {e:#}");
+    assert_eq!(
+        e["rootfs"].as_str(),
+        Some(w.rootfs.to_str().unwrap()),
+        "{e:#}"
+    );
+    // list (text)
+    let out = w.envc(&["list"]);
+    out.expect(0, "envc list");
+    let header = out.stdout.lines().next().unwrap_or("");
+    for col in ["NAME", "STATE", "PID", "UPTIME", "ROOTFS"] {
+        assert!(header.contains(col), "no {col} column:\n{}", out.stdout);
+    }
+    let row: Vec<&str> = out
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no row for {name}:\n{}", out.stdout))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[1], "running", "{row:?}");
+    assert_eq!(row[2], pid.to_string(), "{row:?}");
+    assert!(row[3].ends_with('s') && row[3] != "-", "uptime {row:?}");
+    assert_eq!(row[4], w.rootfs.to_str().unwrap(), "{row:?}");
+
+    // Name clash: refused, detached or not; the first container is untouched.
+    let clash = w.envc(&["apply".as_ref(), "-d".as_ref(), profile.as_os_str()]);
+    clash.expect(125, "a second `apply -d` of a running name");
+    assert!(
+        clash.stderr.contains("already running"),
+        "{}",
+        clash.describe()
+    );
+    assert!(clash.stdout.is_empty(), "{}", clash.describe());
+    let clash = w.envc(&["apply".as_ref(), profile.as_os_str()]);
+    clash.expect(125, "a second foreground `apply` of a running name");
+    assert!(
+        clash.stderr.contains("already running"),
+        "{}",
+        clash.describe()
+    );
+    assert_eq!(w.pid1(name), pid, "the clash touched the running container");
+    assert!(!gone_or_zombie(pid));
+
+    // A clean stop: the probe catches SIGPWR and exits 0 by itself.
+    let stop = w.envc(&["stop", name]);
+    stop.expect(0, "envc stop");
+    println!("stop (probe handles SIGPWR): {:?}", stop.elapsed);
+    assert!(
+        stop.elapsed < Duration::from_secs(3),
+        "a clean stop took {:?}\n{}",
+        stop.elapsed,
+        stop.describe()
+    );
+    assert!(
+        stop.stderr.contains("stopped (exit status 0)"),
+        "{}",
+        stop.describe()
+    );
+    assert!(!stop.stderr.contains("kill"), "{}", stop.describe());
+    assert!(
+        !w.state_dir(name).exists(),
+        "envc stop returned before teardown"
+    );
+    let log = w.console_log(name);
+    assert!(
+        log.contains("ENVC-PROBE-SIGNAL 30 "),
+        "PID 1 did not get SIGPWR\n{}",
+        w.describe(name)
+    );
+    let (code, summary) = outcome(&w.final_report(name));
+    assert_eq!((code, summary.as_str()), (0, "PID 1 exited with status 0"));
+    assert!(
+        !w.supervisor_log(name).contains("killing it"),
+        "{}",
+        w.describe(name)
+    );
+    assert!(gone_or_zombie(pid));
+    assert!(w.list_entry(name).is_none(), "{name} still listed");
+
+    // Commands on a name that is not running.
+    for args in [["stop", name], ["reboot", name], ["console", name]] {
+        let out = w.envc(&args);
+        out.expect(1, &format!("envc {args:?} of a stopped container"));
+        assert!(
+            out.stderr.contains(&format!("no container named `{name}`")),
+            "{}",
+            out.describe()
+        );
+    }
+    before.assert_restored_within(SETTLE);
+}
+
+/// A PID 1 that blocks SIGRTMIN+3 and waits on a signalfd (as systemd does) gets
+/// signal 37, not SIGPWR. Second case: it blocks 37 only 1.5 s after it started (systemd
+/// early in boot); envc's first SIGPWR is ignored, and envc, re-reading SigBlk about once
+/// a second, sends 37 next.
+///
+/// Not the probe with PROBE_CATCH_SIGNALS=37: it waits in sigwaitinfo(), and while a
+/// thread waits there the kernel removes the awaited signals from its blocked mask, so
+/// SigBlk reads 0 and envc (rightly) sends SIGPWR. `sigfd_init` waits like systemd.
+#[test]
+fn stop_sends_sigrtmin3_when_pid1_blocks_it() {
+    if !common::require_root("stop_sends_sigrtmin3_when_pid1_blocks_it") {
+        return;
+    }
+    let _s = common::serial();
+    let w = World::new("lc-rtmin", true);
+    install_sigfd_init(&w.rootfs);
+    let before = HostState::capture();
+    for (name, delay_ms) in [("lc-rtmin", 0u64), ("lc-rtmin-late", 1500)] {
+        let profile = w.profile(
+            name,
+            &format!("[init]\ncommand = [\"/sbin/sigfd-init\", \"{delay_ms}\", \"37\"]\n"),
+        );
+        let _g = w.guard(name);
+        w.apply_d(&profile, name);
+        w.wait_console(name, "ENVC-SIGFD-START", 1, WAIT);
+        let pid = w.pid1(name);
+        if delay_ms == 0 {
+            w.wait_console(name, "ENVC-SIGFD-BLOCKED", 1, WAIT);
+            assert_ne!(
+                sig_blk(pid) & (1 << 36),
+                0,
+                "PID 1 does not show 37 in SigBlk\n{}",
+                w.describe(name)
+            );
+        } else {
+            assert_eq!(sig_blk(pid) & (1 << 36), 0, "blocked too early");
+        }
+        let stop = w.envc(&["stop", name]);
+        stop.expect(0, "envc stop");
+        println!(
+            "stop, PID 1 blocks SIGRTMIN+3 after {delay_ms} ms: {:?}",
+            stop.elapsed
+        );
+        let log = w.console_log(name);
+        assert_eq!(
+            count_lines(&log, "ENVC-SIGFD-SIGNAL 37"),
+            1,
+            "PID 1 did not get signal 37\n{}",
+            w.describe(name)
+        );
+        let sup = w.supervisor_log(name);
+        assert!(!sup.contains("killing it"), "{}", w.describe(name));
+        if delay_ms == 0 {
+            assert!(stop.elapsed < Duration::from_secs(1), "{}", stop.describe());
+            assert!(
+                sup.contains("sent SIGRTMIN+3 to PID 1"),
+                "{}",
+                w.describe(name)
+            );
+        } else {
+            assert!(
+                stop.elapsed < Duration::from_secs(4),
+                "envc did not re-read SigBlk and re-send\n{}",
+                stop.describe()
+            );
+            // The first request went out as SIGPWR (37 not blocked yet).
+            assert!(sup.contains("sent SIGPWR to PID 1"), "{}", w.describe(name));
+        }
+        let (code, summary) = outcome(&w.final_report(name));
+        assert_eq!((code, summary.as_str()), (0, "PID 1 exited with status 0"));
+    }
+    before.assert_restored_within(SETTLE);
+}
+
+/// A PID 1 that ignores every stop signal is killed after `--timeout`, and envc says so.
+#[test]
+fn stop_timeout_kills() {
+    if !common::require_root("stop_timeout_kills") {
+        return;
+    }
+    let _s = common::serial();
+    let w = World::new("lc-deaf", true);
+    let name = "lc-deaf";
+    // No handler at all: a PID namespace's init ignores every signal but SIGKILL.
+    let profile = w.profile(name, &sleeper("", 0));
+    let before = HostState::capture();
+    let _g = w.guard(name);
+    w.apply_d(&profile, name);
+    w.wait_console(name, common::PROBE_END, 1, WAIT);
+    let pid = w.pid1(name);
+
+    let stop = w.envc(&["stop", "--timeout", "1", name]);
+    stop.expect(0, "envc stop --timeout 1");
+    println!("stop --timeout 1 of a deaf PID 1: {:?}", stop.elapsed);
+    assert!(
+        stop.elapsed >= Duration::from_millis(900) && stop.elapsed < Duration::from_secs(5),
+        "{}",
+        stop.describe()
+    );
+    assert!(stop.stderr.contains("killed"), "{}", stop.describe());
+    assert!(
+        w.supervisor_log(name)
+            .contains("did not stop within its timeout; killing it"),
+        "{}",
+        w.describe(name)
+    );
+    let (code, summary) = outcome(&w.final_report(name));
+    assert_eq!(code, 137, "{summary}");
+    assert!(summary.contains("killed"), "{summary}");
+    assert!(gone_or_zombie(pid));
+    before.assert_restored_within(SETTLE);
+}
+
+/// `stop --force` kills at once, even a PID 1 that would stop cleanly.
+#[test]
+fn stop_force_kills_at_once() {
+    if !common::require_root("stop_force_kills_at_once") {
+        return;
+    }
+    let _s = common::serial();
+    let w = World::new("lc-force", true);
+    let name = "lc-force";
+    let profile = w.profile(name, &sleeper("30,37", 0));
+    let before = HostState::capture();
+    let _g = w.guard(name);
+    w.apply_d(&profile, name);
+    w.wait_console(name, common::PROBE_END, 1, WAIT);
+
+    let stop = w.envc(&["stop", "--force", name]);
+    stop.expect(0, "envc stop --force");
+    println!("stop --force: {:?}", stop.elapsed);
+    assert!(stop.elapsed < Duration::from_secs(2), "{}", stop.describe());
+    assert!(stop.stderr.contains("killed"), "{}", stop.describe());
+    assert!(
+        !w.console_log(name).contains("ENVC-PROBE-SIGNAL"),
+        "--force asked PID 1 to stop instead of killing it\n{}",
+        w.describe(name)
+    );
+    assert_eq!(outcome(&w.final_report(name)).0, 137);
+    before.assert_restored_within(SETTLE);
+}
+
+/// SIGTERM, SIGINT or SIGHUP to a foreground `envc apply` stop the container cleanly
+/// (PID 1 gets SIGPWR and exits by itself), and envc exits with PID 1's status.
+#[test]
+fn foreground_signal_stops_cleanly_with_pid1_status() {
+    if !common::require_root("foreground_signal_stops_cleanly_with_pid1_status") {
+        return;
+    }
+    let _s = common::serial();
+    let w = World::new("lc-fgsig", false);
+    let before = HostState::capture();
+    for (sig, sig_name, exit) in [
+        (libc::SIGTERM, "term", 7u8),
+        (libc::SIGINT, "int", 8),
+        (libc::SIGHUP, "hup", 9),
+    ] {
+        let name = format!("lc-fg{sig_name}");
+        let profile = w.profile(&name, &sleeper("30", exit));
+        let _g = w.guard(&name);
+        let mut fg = w.apply_fg(&profile);
+        fg.wait_stdout(common::PROBE_END, 1, WAIT);
+        let t = Instant::now();
+        fg.signal(sig);
+        let out = fg.wait(CMD_TIMEOUT);
+        let took = t.elapsed();
+        println!(
+            "foreground envc, SIG{} → clean stop in {took:?}",
+            sig_name.to_uppercase()
+        );
+        out.expect(exit as i32, "envc's exit status must be PID 1's");
+        assert!(
+            out.stdout.contains("ENVC-PROBE-SIGNAL 30 "),
+            "PID 1 did not get SIGPWR\n{}",
+            out.describe()
+        );
+        assert!(took < Duration::from_secs(3), "{}", out.describe());
+        assert!(!out.stderr.contains("killing it"), "{}", out.describe());
+        assert!(
+            out.stderr
+                .contains(&format!("PID 1 exited with status {exit}")),
+            "{}",
+            out.describe()
+        );
+        assert!(!w.state_dir(&name).exists());
+    }
+    before.assert_restored_within(SETTLE);
+}
+
+/// `envc reboot` of a busybox-init guest (reboot-signal SIGTERM): busybox init runs
+/// its shutdown actions and calls reboot(2), PID 1 dies of SIGHUP, envc starts the
+/// container again from the same plan: two boots on the console, a new PID 1. Then
+/// `envc stop` (SIGPWR: busybox init halts) ends it with status 0.
+#[test]
+fn reboot_busybox_init() {
+    if !common::require_root("reboot_busybox_init") {
+        return;
+    }
+    let _s = common::serial();
+    let w = World::new("lc-bbinit", true);
+    let name = "lc-bbinit";
+    set_init(&w.rootfs, "/bin/init");
+    std::fs::write(
+        w.rootfs.join("etc/inittab"),
+        "::sysinit:/bin/echo ENVC-BOOT-MARKER\n::shutdown:/bin/echo ENVC-SHUTDOWN-MARKER\n",
+    )
+    .unwrap();
+    let profile = w.profile(name, "[init]\nreboot-signal = \"SIGTERM\"\n");
+    let before = HostState::capture();
+    let _g = w.guard(name);
+    w.apply_d(&profile, name);
+    w.wait_console(name, "ENVC-BOOT-MARKER", 1, WAIT);
+    let pid = w.pid1(name);
+    assert_eq!(comm_of(pid), "init");
+
+    let t = Instant::now();
+    w.envc(&["reboot", name]).expect(0, "envc reboot");
+    let log = w.wait_console(name, "ENVC-BOOT-MARKER", 2, WAIT);
+    let new_pid = wait_until("a new PID 1 in info.json", WAIT, || {
+        let e = w.list_entry(name)?;
+        let p = e["pid"].as_i64()? as i32;
+        (e["state"] == "running" && p != pid).then_some(p)
+    });
+    println!("busybox init reboot: {:?}", t.elapsed());
+    assert_eq!(count_lines(&log, "ENVC-BOOT-MARKER"), 2, "{log}");
+    assert_eq!(count_lines(&log, "ENVC-SHUTDOWN-MARKER"), 1, "{log}");
+    assert!(gone_or_zombie(pid), "the first PID 1 still runs");
+    assert_eq!(comm_of(new_pid), "init");
+    assert!(
+        w.supervisor_log(name)
+            .contains("PID 1 rebooted (died of SIGHUP)"),
+        "{}",
+        w.describe(name)
+    );
+
+    let stop = w.envc(&["stop", name]);
+    stop.expect(0, "envc stop");
+    println!("busybox init stop (SIGPWR → halt): {:?}", stop.elapsed);
+    assert!(
+        stop.elapsed < Duration::from_secs(10),
+        "{}",
+        stop.describe()
+    );
+    assert!(!stop.stderr.contains("killed"), "{}", stop.describe());
+    let log = w.console_log(name);
+    assert_eq!(count_lines(&log, "ENVC-SHUTDOWN-MARKER"), 2, "{log}");
+    assert_eq!(count_lines(&log, "ENVC-BOOT-MARKER"), 2, "{log}");
+    let (code, summary) = outcome(&w.final_report(name));
+    assert_eq!(code, 0, "{summary}");
+    assert!(summary.contains("halted"), "{summary}");
+    before.assert_restored_within(SETTLE);
+}
+
+/// A PID 1 that ignores the reboot signal: after the stop timeout envc kills it and
+/// starts the container again (LXD's restart).
+#[test]
+fn reboot_ignored_is_kill_and_start() {
+    if !common::require_root("reboot_ignored_is_kill_and_start") {
+        return;
+    }
+    let _s = common::serial();
+    let w = World::new("lc-rbdeaf", true);
+    let name = "lc-rbdeaf";
+    let profile = w.profile(
+        name,
+        "[init]\ncommand = [\"/sbin/probe\", \"--sleep\"]\nstop-timeout = 1\n",
+    );
+    let before = HostState::capture();
+    let _g = w.guard(name);
+    w.apply_d(&profile, name);
+    w.wait_console(name, common::PROBE_END, 1, WAIT);
+    let pid = w.pid1(name);
+    let t = Instant::now();
+    w.envc(&["reboot", name]).expect(0, "envc reboot");
+    let log = w.wait_console(name, common::PROBE_END, 2, WAIT);
+    let new_pid = wait_until("a new PID 1", WAIT, || {
+        let p = w.list_entry(name)?["pid"].as_i64()? as i32;
+        (p != pid).then_some(p)
+    });
+    println!(
+        "reboot of a PID 1 that ignores it (timeout 1s): {:?}",
+        t.elapsed()
+    );
+    assert!(t.elapsed() >= Duration::from_millis(900));
+    assert_eq!(common::extract_all_probe_json(&log).len(), 2);
+    assert!(
+        w.supervisor_log(name)
+            .contains("ignored the reboot request; killed and starting again"),
+        "{}",
+        w.describe(name)
+    );
+    assert!(!gone_or_zombie(new_pid));
+    w.envc(&["stop", "--force", name])
+        .expect(0, "envc stop --force");
+    before.assert_restored_within(SETTLE);
+}
+
+/// A PID 1 that calls reboot(2) RESTART dies of SIGHUP and envc starts the container
+/// again from the same plan. The init (a shell) counts its boots in the rootfs and
+/// reboots twice, then sleeps: three boots, then a clean stop.
+#[test]
+fn reboot_syscall_restart_starts_again() {
+    if !common::require_root("reboot_syscall_restart_starts_again") {
+        return;
+    }
+    let _s = common::serial();
+    let w = World::new("lc-rbsys", true);
+    let name = "lc-rbsys";
+    let profile = w.profile(
+        name,
+        r#"[init]
+command = ["/bin/sh", "-c", '''
+n=$(cat /var/boots 2>/dev/null || echo 0); n=$((n + 1)); echo $n > /var/boots
+echo ENVC-BOOT-$n
+if test $n -lt 3; then exec /sbin/probe --reboot restart; fi
+exec /sbin/probe --sleep
+''']
+[config]
+"environment.PROBE_CATCH_SIGNALS" = "30"
+"#,
+    );
+    let before = HostState::capture();
+    let _g = w.guard(name);
+    let t = Instant::now();
+    w.apply_d(&profile, name);
+    let log = w.wait_console(name, common::PROBE_END, 3, WAIT);
+    println!("3 boots (2 reboot(2) RESTART): {:?}", t.elapsed());
+    let probes = common::extract_all_probe_json(&log);
+    assert_eq!(probes.len(), 3, "{}", w.describe(name));
+    for (i, p) in probes.iter().enumerate() {
+        assert_eq!(p["pid"], 1, "boot {}: {p:#}", i + 1);
+        assert_eq!(p["hostname"], probes[0]["hostname"], "boot {}", i + 1);
+        assert_eq!(
+            p["env"],
+            probes[0]["env"],
+            "boot {}: not the same plan",
+            i + 1
+        );
+    }
+    for n in 1..=3 {
+        assert_eq!(count_lines(&log, &format!("ENVC-BOOT-{n}")), 1, "{log}");
+    }
+    assert!(!log.contains("ENVC-PROBE-REFUSED-REBOOT"), "{log}");
+    assert_eq!(
+        w.supervisor_log(name)
+            .matches("PID 1 rebooted (died of SIGHUP); starting it again")
+            .count(),
+        2,
+        "{}",
+        w.describe(name)
+    );
+    assert_eq!(w.list_entry(name).expect("listed")["state"], "running");
+    let stop = w.envc(&["stop", name]);
+    stop.expect(0, "envc stop");
+    assert!(
+        stop.stderr.contains("stopped (exit status 0)"),
+        "{}",
+        stop.describe()
+    );
+    before.assert_restored_within(SETTLE);
+}
+
+/// A PID 1 that calls reboot(2) POWER_OFF or HALT dies of SIGINT: a clean stop, envc
+/// exits 0, no second boot.
+#[test]
+fn reboot_syscall_poweroff_and_halt_stop() {
+    if !common::require_root("reboot_syscall_poweroff_and_halt_stop") {
+        return;
+    }
+    let _s = common::serial();
+    let w = World::new("lc-poweroff", true);
+    let before = HostState::capture();
+    for how in ["poweroff", "halt"] {
+        let name = format!("lc-{how}");
+        let profile = w.profile(
+            &name,
+            &format!("[init]\ncommand = [\"/sbin/probe\", \"--reboot\", \"{how}\"]\n"),
+        );
+        let _g = w.guard(&name);
+        let out = w.apply_fg(&profile).wait(CMD_TIMEOUT);
+        out.expect(0, &format!("reboot(2) {how} inside"));
+        assert_eq!(common::extract_all_probe_json(&out.stdout).len(), 1);
+        assert!(
+            !out.stdout.contains("ENVC-PROBE-REFUSED-REBOOT"),
+            "{}",
+            out.describe()
+        );
+        assert!(
+            out.stderr
+                .contains("PID 1 halted (died of SIGINT: halt or poweroff)"),
+            "{}",
+            out.describe()
+        );
+        assert!(
+            !out.stderr.contains("starting it again"),
+            "{}",
+            out.describe()
+        );
+    }
+    before.assert_restored_within(SETTLE);
+}
+
+/// A PID 1 that reboots at once every time: envc gives up after more than 5 reboots
+/// in 10 s (6 boots), exits, and the host is clean.
+#[test]
+fn reboot_storm_gives_up() {
+    if !common::require_root("reboot_storm_gives_up") {
+        return;
+    }
+    let _s = common::serial();
+    let w = World::new("lc-storm", true);
+    let name = "lc-storm";
+    let profile = w.profile(
+        name,
+        "[init]\ncommand = [\"/sbin/probe\", \"--reboot\", \"restart\"]\n",
+    );
+    let before = HostState::capture();
+    let _g = w.guard(name);
+    let out = w.apply_fg(&profile).wait(CMD_TIMEOUT);
+    println!("reboot storm: gave up after {:?}", out.elapsed);
+    let boots = common::extract_all_probe_json(&out.stdout).len();
+    assert_eq!(boots, 6, "{}", out.describe());
+    assert_eq!(
+        out.stderr
+            .matches("PID 1 rebooted (died of SIGHUP); starting it again")
+            .count(),
+        5,
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr
+            .contains("rebooted more than 5 times in 10s, not starting it again"),
+        "{}",
+        out.describe()
+    );
+    // envc exits on its own: PID 1 died of SIGHUP and was not restarted, 128+1.
+    assert_eq!(out.code(), Some(129), "{}", out.describe());
+    assert!(!w.state_dir(name).exists());
+    before.assert_restored_within(SETTLE);
+}
+
+/// `envc console NAME` under a pseudo-terminal: a busybox shell as PID 1 runs what is
+/// typed; Ctrl-a q detaches and the container keeps running; attaching again works;
+/// `exit` typed into the shell ends PID 1 and the console client with it.
+#[test]
+fn console_attach_detach_reattach() {
+    if !common::require_root("console_attach_detach_reattach") {
+        return;
+    }
+    let _s = common::serial();
+    let w = World::new("lc-console", true);
+    let name = "lc-console";
+    let profile = w.profile(name, "[init]\ncommand = [\"/bin/sh\"]\n");
+    let before = HostState::capture();
+    let _g = w.guard(name);
+    w.apply_d(&profile, name);
+    let pid = w.pid1(name);
+    let sup = w.info(name)["supervisor"].as_i64().unwrap() as i32;
+
+    // (typed, expected output): the arithmetic makes output differ from the echo.
+    for (round, (typed, expect)) in [
+        ("echo lc-$((6 * 7))-ok\r", "lc-42-ok"),
+        ("echo lc-$((7 * 8))-again\r", "lc-56-again"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (mut pty, slave) = Pty::open(40, 120);
+        let mut client = KillOnDrop(Pty::spawn(w.cmd(&["console", name]), &slave));
+        drop(slave);
+        let at = pty.wait_for("attached to", 0, WAIT);
+        pty.write(typed.as_bytes());
+        let at = pty.wait_for(expect, at, WAIT);
+        // Ctrl-a q: detach.
+        pty.write(b"\x01q");
+        let st = wait_pty_child(&mut client.0, &mut pty, WAIT);
+        assert_eq!(
+            st.code(),
+            Some(0),
+            "envc console after Ctrl-a q\n{}",
+            pty.text()
+        );
+        pty.wait_for("detached from", at, Duration::from_secs(2));
+        // Detaching left the container alone.
+        let e = w.list_entry(name).expect("still listed");
+        assert_eq!(e["state"], "running", "round {round}: {e:#}");
+        assert_eq!(w.pid1(name), pid, "round {round}: PID 1 changed");
+        assert!(
+            !gone_or_zombie(pid) && !gone_or_zombie(sup),
+            "round {round}"
+        );
+    }
+    assert!(
+        w.console_log(name).contains("lc-56-again"),
+        "console.log misses what the shell printed\n{}",
+        w.describe(name)
+    );
+
+    // Third attach: `exit` ends PID 1; the client ends with the container.
+    let (mut pty, slave) = Pty::open(40, 120);
+    let mut client = KillOnDrop(Pty::spawn(w.cmd(&["console", name]), &slave));
+    drop(slave);
+    pty.wait_for("attached to", 0, WAIT);
+    pty.write(b"exit 0\r");
+    let st = wait_pty_child(&mut client.0, &mut pty, WAIT);
+    assert_eq!(st.code(), Some(0), "{}", pty.text());
+    w.wait_state_gone(name);
+    let (code, summary) = outcome(&w.final_report(name));
+    assert_eq!((code, summary.as_str()), (0, "PID 1 exited with status 0"));
+    before.assert_restored_within(SETTLE);
+}
+
+/// A foreground `envc apply` on a terminal attaches it to the console: Ctrl-C goes to
+/// the guest (envc keeps running), Ctrl-a q stops the container cleanly, envc exits 0
+/// and restores the terminal's modes.
+#[test]
+fn foreground_terminal_ctrl_a_q_stops() {
+    if !common::require_root("foreground_terminal_ctrl_a_q_stops") {
+        return;
+    }
+    let _s = common::serial();
+    let w = World::new("lc-fgtty", true);
+    let name = "lc-fgtty";
+    let profile = w.profile(name, &sleeper("30", 0));
+    let before = HostState::capture();
+    let _g = w.guard(name);
+    let (mut pty, slave) = Pty::open(30, 100);
+    let modes = pty.lflag();
+    let mut envc = KillOnDrop(Pty::spawn(
+        w.cmd(&["apply".as_ref(), profile.as_os_str()]),
+        &slave,
+    ));
+    drop(slave);
+    let at = pty.wait_for("Ctrl-a q stops it", 0, WAIT);
+    let at = pty.wait_for(common::PROBE_END, at, WAIT);
+    assert_eq!(
+        pty.lflag() & libc::ICANON,
+        0,
+        "envc did not put the terminal in raw mode"
+    );
+    let probe = common::extract_probe_json(&pty.text());
+    assert_eq!(probe["pid"], 1);
+
+    // Ctrl-C (and Ctrl-a followed by another key) go to the guest, not to envc.
+    pty.write(b"\x03\x01x");
+    std::thread::sleep(Duration::from_millis(500));
+    pty.pump(0);
+    assert!(
+        envc.0.try_wait().unwrap().is_none(),
+        "Ctrl-C stopped envc\n{}",
+        pty.text()
+    );
+    assert!(w.state_dir(name).exists());
+
+    let t = Instant::now();
+    pty.write(b"\x01q");
+    let st = wait_pty_child(&mut envc.0, &mut pty, WAIT);
+    println!("Ctrl-a q → clean stop in {:?}", t.elapsed());
+    assert_eq!(st.code(), Some(0), "{}", pty.text());
+    pty.wait_for("ENVC-PROBE-SIGNAL 30 ", at, Duration::from_secs(1));
+    assert_eq!(pty.lflag(), modes, "envc left the terminal's modes changed");
+    assert!(!pty.text().contains("killing it"), "{}", pty.text());
+    before.assert_restored_within(SETTLE);
+}
+
+/// The supervisor is SIGKILLed: PID 1 dies with it (PR_SET_PDEATHSIG), `envc list` says
+/// dead, `stop` refuses pointing at gc, `envc gc` removes the state directory and the
+/// cgroups, and the host (default /run/envc) is as it was.
+#[test]
+fn killed_supervisor_dead_then_gc() {
+    if !common::require_root("killed_supervisor_dead_then_gc") {
+        return;
+    }
+    let _s = common::serial();
+    let w = World::new("lc-orphan", false);
+    let name = "lc-orphan";
+    let profile = w.profile(name, &sleeper("30", 0));
+    let before = HostState::capture();
+    let _g = w.guard(name);
+    w.apply_d(&profile, name);
+    w.wait_console(name, common::PROBE_END, 1, WAIT);
+    let info = w.info(name);
+    let (pid, sup) = (
+        info["pid"].as_i64().unwrap() as i32,
+        info["supervisor"].as_i64().unwrap() as i32,
+    );
+    assert_eq!(comm_of(sup), "envc");
+    let cgroups = envc_cgroups_of(name);
+    assert!(!cgroups.is_empty(), "no envc/{name} cgroup while it runs");
+
+    // SAFETY: kill(2) of the supervisor this test started.
+    assert_eq!(unsafe { libc::kill(sup, libc::SIGKILL) }, 0);
+    wait_until("the supervisor to die", WAIT, || {
+        gone_or_zombie(sup).then_some(())
+    });
+    wait_until("PID 1 to die with its supervisor", WAIT, || {
+        gone_or_zombie(pid).then_some(())
+    });
+
+    let e = w
+        .list_entry(name)
+        .expect("a dead container is still listed");
+    assert!(e["state"].as_str().unwrap().starts_with("dead"), "{e:#}");
+    assert!(e["uptime_secs"].is_null(), "{e:#}");
+    let out = w.envc(&["list"]);
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("{}", out.describe()));
+    assert_eq!(row.split_whitespace().nth(1), Some("dead"), "{row}");
+    let stop = w.envc(&["stop", name]);
+    stop.expect(1, "envc stop of a dead container");
+    assert!(stop.stderr.contains("envc gc"), "{}", stop.describe());
+    let gc = w.envc(&["gc"]);
+    println!("envc gc:\n{}{}", gc.stdout, gc.stderr);
+    let state = w.state_dir(name);
+    assert!(
+        gc.stdout
+            .contains(&format!("removed state {}", state.display())),
+        "{}",
+        gc.describe()
+    );
+    for cg in &cgroups {
+        assert!(
+            gc.stdout
+                .contains(&format!("removed cgroup {}", cg.display())),
+            "gc did not say it removed {}\n{}",
+            cg.display(),
+            gc.describe()
+        );
+        assert!(!cg.exists(), "{} is still there", cg.display());
+    }
+    assert_gc_ok(&gc);
+    assert!(!state.exists());
+    before.assert_restored_within(SETTLE);
+}
+
+/// A state directory nobody holds the lock of does not block a new container of that
+/// name: first a made-up one (lock file, a leftover control socket, an info.json of
+/// processes that do not exist): `list` says dead, `apply -d` takes it over. Then the
+/// real thing: the supervisor is SIGKILLed and the name is applied again without gc.
+#[test]
+fn stale_state_dir_is_taken_over() {
+    if !common::require_root("stale_state_dir_is_taken_over") {
+        return;
+    }
+    let _s = common::serial();
+    let w = World::new("lc-stale", true);
+    let name = "lc-stale";
+    let profile = w.profile(name, &sleeper("30", 0));
+    let before = HostState::capture();
+    let _g = w.guard(name);
+    let state = w.state_dir(name);
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("lock"), "").unwrap();
+    // A socket file nobody listens on, as a killed supervisor leaves it.
+    drop(std::os::unix::net::UnixListener::bind(state.join("control")).unwrap());
+    let stale_info = serde_json::json!({
+        "name": name, "pid": 999_999_999, "supervisor": 999_999_998, "started": 1,
+        "rootfs": w.rootfs, "console_log": "/nonexistent", "cgroup_parent": "envc",
+        "host_links": [],
+    });
+    std::fs::write(state.join("info.json"), stale_info.to_string()).unwrap();
+    let e = w.list_entry(name).expect("the stale dir is listed");
+    assert!(e["state"].as_str().unwrap().starts_with("dead"), "{e:#}");
+    let stop = w.envc(&["stop", name]);
+    stop.expect(1, "envc stop of a stale name");
+    assert!(stop.stderr.contains("not running"), "{}", stop.describe());
+
+    w.apply_d(&profile, name);
+    w.wait_console(name, common::PROBE_END, 1, WAIT);
+    let e = w.list_entry(name).expect("listed");
+    assert_eq!(e["state"], "running", "{e:#}");
+    let pid = w.pid1(name);
+    assert_eq!(comm_of(pid), "probe");
+
+    // The real thing: kill -9 the supervisor, apply again at once (no gc).
+    let sup = w.info(name)["supervisor"].as_i64().unwrap() as i32;
+    // SAFETY: kill(2) of the supervisor this test started.
+    assert_eq!(unsafe { libc::kill(sup, libc::SIGKILL) }, 0);
+    wait_until("PID 1 to die with its supervisor", WAIT, || {
+        gone_or_zombie(pid).then_some(())
+    });
+    w.apply_d(&profile, name);
+    w.wait_console(name, common::PROBE_END, 2, WAIT);
+    let new_pid = w.pid1(name);
+    assert_ne!(new_pid, pid);
+    assert_eq!(w.list_entry(name).expect("listed")["state"], "running");
+
+    let stop = w.envc(&["stop", name]);
+    stop.expect(0, "envc stop");
+    assert!(
+        stop.stderr.contains("stopped (exit status 0)"),
+        "{}",
+        stop.describe()
+    );
+    assert!(!state.exists(), "the state dir outlived the stop");
+    assert!(
+        envc_cgroups_of(name).is_empty(),
+        "{:?}",
+        envc_cgroups_of(name)
+    );
+    // The killed supervisor never tore down: the cgroup parent it created is gc's.
+    let gc = w.envc(&["gc"]);
+    println!("envc gc after the takeover:\n{}{}", gc.stdout, gc.stderr);
+    assert_gc_ok(&gc);
+    before.assert_restored_within(SETTLE);
+}
