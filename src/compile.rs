@@ -389,9 +389,12 @@ pub fn compile(p: &Profile) -> Plan {
 
     // Pivot and exec.
     b.push(Phase::Finish, rootfs_origin, Op::PivotRoot);
-    let mut env = vec!["container=lxc".to_string()];
+    // The profile's keys are unique: only `container` can replace an entry.
+    let mut env = Vec::with_capacity(p.environment.len() + 1);
+    if !p.environment.contains_key("container") {
+        env.push("container=lxc".to_string());
+    }
     for (k, v) in &p.environment {
-        env.retain(|e| e.split_once('=').map(|(n, _)| n) != Some(k.as_str()));
         env.push(format!("{k}={}", v.value));
     }
     b.push(

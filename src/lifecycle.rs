@@ -39,6 +39,14 @@ pub struct Info {
     pub nics: Vec<String>,
 }
 
+/// The cgroup parent a plan makes its cgroup under.
+fn cgroup_parent(plan: &Plan) -> Option<String> {
+    plan.steps.iter().find_map(|s| match &s.op {
+        Op::CreateCgroup { parent, .. } => Some(parent.clone()),
+        _ => None,
+    })
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -67,10 +75,7 @@ impl Hooks for StartHooks<'_> {
                 .display()
                 .to_string(),
             console_log: self.console_log.display().to_string(),
-            cgroup_parent: self.plan.steps.iter().find_map(|s| match &s.op {
-                Op::CreateCgroup { parent, .. } => Some(parent.clone()),
-                _ => None,
-            }),
+            cgroup_parent: cgroup_parent(self.plan),
             host_links: self
                 .plan
                 .steps
@@ -181,6 +186,13 @@ pub fn start(
             if null > 2 {
                 libc::close(null);
             }
+            // Keep none of the caller's fds (a pipe it waits on would stay open for
+            // as long as the container runs): only 0-2 and the notify pipe.
+            let keep = wr.as_raw_fd() as libc::c_uint;
+            if keep > 3 {
+                libc::close_range(3, keep - 1, 0);
+            }
+            libc::close_range(keep + 1, libc::c_uint::MAX, 0);
         }
         let out = Output {
             report_file,
@@ -208,7 +220,21 @@ pub fn start(
             } else {
                 125
             };
-            eprint!("{}", text.strip_prefix("failed\n").unwrap_or(&text));
+            let said = text.strip_prefix("failed\n").unwrap_or(&text);
+            if said.trim().is_empty() {
+                let how = if libc::WIFSIGNALED(status) {
+                    format!("killed by signal {}", libc::WTERMSIG(status))
+                } else {
+                    format!("exit status {}", libc::WEXITSTATUS(status))
+                };
+                eprintln!(
+                    "envc: the supervisor of `{}` ended before PID 1 ran ({how}); `envc gc` removes what it left (log: {})",
+                    plan.name,
+                    logs.join("supervisor.log").display()
+                );
+            } else {
+                eprint!("{said}");
+            }
             ExitCode::from(code)
         }
     }
@@ -246,6 +272,30 @@ fn run_supervisor(
         }
         Err(e) => return fail(&mut notify, format!("envc: {e}\n")),
     };
+    // The state names the cgroup parent before anything is made, so `gc` can clean up
+    // after a supervisor killed at any point; a state that can't be written (a full
+    // disk) fails here, before anything is made.
+    let early = Info {
+        name: plan.name.clone(),
+        pid: 0,
+        supervisor: std::process::id() as i32,
+        started: now(),
+        rootfs: rootfs.display().to_string(),
+        console_log: logs.join("console.log").display().to_string(),
+        cgroup_parent: cgroup_parent(plan),
+        host_links: Vec::new(),
+        nics: Vec::new(),
+    };
+    if let Err(e) = state.write(
+        "info.json",
+        &serde_json::to_string_pretty(&early).unwrap_or_default(),
+    ) {
+        drop(state);
+        return fail(
+            &mut notify,
+            format!("envc: state directory: cannot write info.json: {e}\n"),
+        );
+    }
     // A supervisor that died (SIGKILL) left its socket behind; we hold the lock now.
     let _ = std::fs::remove_file(state.path("control"));
     let control = match UnixListener::bind(state.path("control")) {
@@ -379,6 +429,7 @@ pub fn list(json: bool) -> ExitCode {
         let running = is_running(&name);
         let info = read_info(&name);
         let state = match (running, &info) {
+            (true, Some(i)) if i.pid == 0 => "starting",
             (true, Some(_)) => "running",
             (true, None) => "starting",
             (false, _) => "dead (supervisor gone; envc gc)",

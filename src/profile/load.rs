@@ -330,7 +330,7 @@ pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer
                 }
             })
             .collect();
-        return Err(capped(problems));
+        return Err(problems);
     }
     let schema = schema_json();
     let mut checker = Checker::new(schema, &source);
@@ -341,7 +341,7 @@ pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer
         Ok(r) => r,
         Err(e) => {
             if !problems.is_empty() {
-                return Err(capped(problems));
+                return Err(problems);
             }
             let msg = e.message().trim().to_string();
             let p = match e.span() {
@@ -362,7 +362,7 @@ pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer
             dir,
         };
         convert(&layer, Path::new("/"), &mut all);
-        return Err(capped(all));
+        return Err(all);
     }
     Ok(Layer {
         source,
