@@ -8,88 +8,20 @@
 //! exit 125, and no kernel call follows the failing one except the host-side teardown,
 //! which removes what was made, newest first.
 //!
-//! The runs go through [`replay`]: the real driver's sequence (`supervise::apply_once`)
-//! without the process split: `Runner::run` for every step, the clone's pid handed to
-//! the runner, `Runner::teardown` at the end and after a failure. `envc::exec::simulate`
-//! should be exactly that; [`simulate_agrees_with_the_driver`] pins where it is not yet.
+//! The runs go through `envc::exec::simulate`: the real driver's sequence
+//! (`supervise::apply_once`) without the process split: `Runner::run` for every step,
+//! the clone's pid handed to the runner, `Runner::teardown` at the end and after a
+//! failure.
 
-use envc::exec::kernel::{Kernel, Spawned};
+use envc::exec::kernel::Kernel;
 use envc::exec::recording::{FakeHost, RecordingKernel};
-use envc::exec::report::{Outcome, Report, Status};
-use envc::exec::{Failure, Runner, dropped_caps};
+use envc::exec::report::{Report, Status};
 use envc::plan::{BindWhen, Op, Plan};
 use std::path::{Path, PathBuf};
 
 /// The driver's replay of a plan through one kernel, in one process.
 fn replay<K: Kernel>(plan: &Plan, k: &mut K) -> Report {
-    let mut report = Report::new(plan);
-    if let Err(e) = k.open_rootfs(Path::new(&plan.rootfs)) {
-        report.set(
-            plan,
-            0,
-            Status::Failed {
-                error: format!("cannot open the rootfs {}: {e}", plan.rootfs),
-                fatal: true,
-            },
-        );
-        report.outcome = Some(Outcome {
-            exit_code: 125,
-            summary: "failed at step 1".into(),
-        });
-        return report;
-    }
-    let mut runner = Runner::new(k);
-    let mut failed: Option<(usize, Failure)> = None;
-    for (i, step) in plan.steps.iter().enumerate() {
-        let r = match &step.op {
-            Op::CloneChild { namespaces } => match runner.k.spawn(namespaces) {
-                Ok(Spawned::Parent { pid, .. }) => {
-                    runner.child_pid = Some(pid);
-                    report.pid = Some(pid);
-                    Ok(Status::detail(format!("pid {pid} on the host")))
-                }
-                Ok(Spawned::Child) => unreachable!("the recording kernel forks nothing"),
-                Err(e) => Err(Failure::from(e)),
-            },
-            Op::ExecInit {
-                command,
-                env,
-                drop_capabilities,
-            } => dropped_caps(drop_capabilities).and_then(|caps| {
-                let _ = runner.k.take_handoff();
-                runner
-                    .k
-                    .exec_init(command, env, &caps)
-                    .map(|()| Status::done())
-                    .map_err(Failure::from)
-            }),
-            op => runner.run(op),
-        };
-        match r {
-            Ok(s) => report.set(plan, i, s),
-            Err(f) => {
-                failed = Some((i, f));
-                break;
-            }
-        }
-    }
-    report.host.init = runner.init.as_ref().map(|i| i.resolved.clone());
-    report.teardown_left = runner.teardown();
-    if let Some((i, f)) = failed {
-        report.set(
-            plan,
-            i,
-            Status::Failed {
-                error: f.message.clone(),
-                fatal: true,
-            },
-        );
-        report.outcome = Some(Outcome {
-            exit_code: f.exit_code,
-            summary: format!("failed at step {} ({})", i + 1, plan.steps[i].op.name()),
-        });
-    }
-    report
+    envc::exec::simulate(plan, k)
 }
 
 fn examples() -> Vec<PathBuf> {
@@ -527,45 +459,9 @@ fn a_failure_at_every_call_fails_exactly_its_step() {
     }
 }
 
-/// `envc::exec::simulate` should replay a plan exactly as the driver does: same calls,
-/// same report, for a clean run and a failure at every call.
-///
-/// KNOWN BUGS (reported to the lead), all in `simulate` (src/exec/mod.rs):
-/// - it never gives the runner the clone's pid (`runner.child_pid`), so every run with a
-///   cgroup fails at AttachCgroup ("no container process to attach");
-/// - it never calls `Runner::teardown` (after a failure, or at the end), so the cgroup
-///   directories made by CreateCgroup are never seen removed;
-/// - a failure of `open_rootfs` leaves `outcome` empty (the driver says exit 125);
-/// - it leaves `report.host.init` and `report.pid` empty.
-#[test]
-fn simulate_agrees_with_the_driver() {
-    for path in examples() {
-        let plan = compile(&path);
-        let (_, clean_calls) = run(&plan, None);
-        for n in std::iter::once(None).chain((0..clean_calls.len()).map(Some)) {
-            let (want, want_calls) = run(&plan, n);
-            let mut k = match n {
-                Some(n) => RecordingKernel::failing_at(n),
-                None => RecordingKernel::new(),
-            };
-            k.host = host_for(&plan);
-            let got = envc::exec::simulate(&plan, &mut k);
-            let at = format!("{}: failure at {n:?}", path.display());
-            assert_eq!(k.calls, want_calls, "{at}");
-            assert_eq!(got.steps, want.steps, "{at}");
-            assert_eq!(got.host, want.host, "{at}");
-            assert_eq!(
-                got.outcome.map(|o| o.exit_code),
-                want.outcome.map(|o| o.exit_code),
-                "{at}"
-            );
-        }
-    }
-}
-
-/// KNOWN BUG (reported): probing a conditional host path (`host_path_state`) that fails
-/// with an error other than "absent" stops the container, though spec §4 says one
-/// failure never stops it (it should be that path's `error: ...` fact).
+/// Probing a conditional host path (`host_path_state`) that fails with an error other
+/// than "absent" does not stop the container (spec §4: one failure never stops it);
+/// it becomes that path's `error: ...` fact.
 #[test]
 fn a_failure_probing_a_conditional_path_is_not_fatal() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello.toml");
