@@ -1162,6 +1162,25 @@ fn unix_device(cx: &mut Cx<'_>, base: &str, kind: NodeKind, u: &RawUnixDevice) -
         }
         ok = false;
     }
+    if method == NodeMethod::Bind {
+        // A bind shows the host's node as it is: its mode and owner.
+        for k in ["mode", "uid", "gid"] {
+            let given = match k {
+                "mode" => u.mode.is_some(),
+                "uid" => u.uid.is_some(),
+                _ => u.gid.is_some(),
+            };
+            if given {
+                cx.bad_key(
+                    &key(k),
+                    format!("`{k}` has no effect with `method = \"bind\"`"),
+                    "not applied",
+                    Some("a node bound from the host keeps the host node's mode and owner; remove it, or use method = \"mknod\"".into()),
+                );
+                ok = false;
+            }
+        }
+    }
     let mode = match &u.mode {
         Some(m) => cx.mode(&key("mode"), m),
         None => Some(0o660),
