@@ -71,33 +71,16 @@ pub fn temp_name(final_name: &str) -> String {
     format!("envc{h:08x}")
 }
 
-/// `"00:16:3e:aa:bb:cc"` -> bytes.
+/// `"00:16:3e:aa:bb:cc"` -> bytes (a unicast MAC, as profiles take it).
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut out {
-        let p = parts.next()?;
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
+    crate::profile::values::parse_mac(s).ok()
 }
 
-/// Bytes -> `"00:16:3e:aa:bb:cc"`.
-pub fn format_mac(mac: [u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
+pub use crate::profile::values::format_mac;
 
 /// `"10.0.3.5/24"` -> (address, prefix length).
 pub fn parse_ipv4_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
-    let (a, l) = s.split_once('/')?;
-    let len: u8 = l.parse().ok()?;
-    (len <= 32).then_some((a.parse().ok()?, len))
+    crate::profile::values::parse_ipv4_cidr(s).ok()
 }
 
 /// One NIC to create on the host (the executor's `CreateNic`).
@@ -183,15 +166,7 @@ pub fn delete_link(host_name: &str) -> Result<bool> {
     Rtnl::new()?.delete_link(host_name)
 }
 
-/// LXD's spelling of a `nictype`.
-pub fn nictype_name(t: NicType) -> &'static str {
-    match t {
-        NicType::P2p => "p2p",
-        NicType::Bridged => "bridged",
-        NicType::Macvlan => "macvlan",
-        NicType::Physical => "physical",
-    }
-}
+pub use crate::profile::load::nictype_name;
 
 fn need<'a>(v: Option<&'a str>, what: &str, nictype: NicType) -> Result<&'a str> {
     v.ok_or_else(|| NetError::InvalidSpec(format!("a {} NIC needs {what}", nictype_name(nictype))))
