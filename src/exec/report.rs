@@ -291,16 +291,23 @@ impl Report {
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let count = |w: &str| self.steps.iter().filter(|s| s.status.word() == w).count();
+        // Done, skipped and failed always; the rest only when there are some.
+        let mut counts = vec![
+            format!("{} done", count("done")),
+            format!("{} skipped", count("skipped")),
+            format!("{} failed", count("failed")),
+        ];
+        for w in ["not yet", "not run"] {
+            if count(w) > 0 {
+                counts.push(format!("{} {w}", count(w)));
+            }
+        }
         let _ = writeln!(
             out,
-            "envc: {}: {} steps: {} done, {} skipped, {} failed, {} not yet, {} not run",
+            "envc: {}: {} steps: {}",
             self.name,
             self.steps.len(),
-            count("done"),
-            count("skipped"),
-            count("failed"),
-            count("not yet"),
-            count("not run")
+            counts.join(", ")
         );
         if let Some(init) = &self.host.init {
             let _ = writeln!(out, "  init           {init}");
