@@ -21,14 +21,13 @@
 
 mod common;
 
+use common::proc::{Out, Proc};
 use common::{HostState, TempDir, busybox_rootfs, set_init};
 use serde_json::Value;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The longest one envc command may take before the test kills it.
@@ -39,126 +38,6 @@ const WAIT: Duration = Duration::from_secs(10);
 const SETTLE: Duration = Duration::from_secs(5);
 
 // ------------------------------------------------------------------ processes
-
-/// A finished command.
-struct Out {
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn code(&self) -> Option<i32> {
-        self.status.and_then(|s| s.code())
-    }
-    fn describe(&self) -> String {
-        format!(
-            "--- exit: {:?}\n--- stderr:\n{}\n--- stdout (tail):\n{}",
-            self.status,
-            common::tail(&self.stderr, 6000),
-            common::tail(&self.stdout, 3000)
-        )
-    }
-    fn expect(&self, code: i32, what: &str) -> &Out {
-        assert_eq!(self.code(), Some(code), "{what}\n{}", self.describe());
-        self
-    }
-}
-
-fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-}
-
-/// A running command whose output is collected by threads; killed (SIGKILL) and reaped
-/// on drop.
-struct Proc {
-    child: Option<Child>,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), stdout.clone()),
-            collect(child.stderr.take().unwrap(), stderr.clone()),
-        ];
-        Proc {
-            child: Some(child),
-            stdout,
-            stderr,
-            readers,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().expect("running").id() as i32
-    }
-
-    /// SIGKILL (the PID is our unreaped child's: it cannot have been reused).
-    fn sigkill(&self) {
-        // SAFETY: kill(2) of our own child, not yet reaped.
-        unsafe { libc::kill(self.pid(), libc::SIGKILL) };
-    }
-
-    /// Waits for the end; kills and panics after `timeout`.
-    fn wait(mut self, timeout: Duration) -> Out {
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                return self.finish(Some(st));
-            }
-            if start.elapsed() > timeout {
-                let _ = self.child.as_mut().unwrap().kill();
-                let st = self.child.as_mut().unwrap().wait().ok();
-                let out = self.finish(st);
-                panic!(
-                    "not finished within {timeout:?}: killed\n{}",
-                    out.describe()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn finish(&mut self, st: Option<ExitStatus>) -> Out {
-        self.child = None;
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-        Out {
-            status: st,
-            stdout: String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned(),
-            stderr: String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned(),
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn proc_field(pid: i32, field: &str) -> Option<String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -463,21 +342,8 @@ impl Drop for Guard<'_> {
     fn drop(&mut self) {
         let w = self.world;
         let run = |args: &[&str]| {
-            let mut p = Proc::spawn(w.cmd(args));
-            let start = Instant::now();
-            while p
-                .child
-                .as_mut()
-                .unwrap()
-                .try_wait()
-                .ok()
-                .flatten()
-                .is_none()
-                && start.elapsed() < Duration::from_secs(20)
-            {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            drop(p); // kills it if it is still running
+            // Waits up to 20 s, then kills it; never panics in a drop.
+            let _ = Proc::spawn(w.cmd(args)).finish(Duration::from_secs(20));
         };
         if w.state_dir(&self.name).exists() {
             run(&["stop", "--force", &self.name]);
@@ -560,7 +426,7 @@ fn sigkill_of_a_starting_envc_leaves_nothing_after_gc() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let full_start = start.elapsed();
-    p.sigkill();
+    p.signal(libc::SIGKILL);
     let _ = p.wait(WAIT);
     w.wait_container_gone("PID 1 after its supervisor was killed");
     w.gc(name);
@@ -577,7 +443,7 @@ fn sigkill_of_a_starting_envc_leaves_nothing_after_gc() {
         let before = settled_host_state();
         let p = Proc::spawn(w.cmd(&["apply".as_ref(), profile.as_os_str()]));
         std::thread::sleep(Duration::from_millis(*d));
-        p.sigkill();
+        p.signal(libc::SIGKILL);
         let killed = stage(&w, name);
         let out = p.wait(WAIT);
         assert!(
@@ -1208,7 +1074,7 @@ fn sigkill_before_pid1_with_a_custom_cgroup_parent_is_cleaned_by_gc() {
         let info = w
             .info(name)
             .is_some_and(|i| i["pid"].as_i64().unwrap_or(0) > 0);
-        p.sigkill();
+        p.signal(libc::SIGKILL);
         let _ = p.wait(WAIT);
         w.wait_container_gone(&format!("run {i}"));
         hit = hit || (!info && !custom(name).is_empty());

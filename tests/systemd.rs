@@ -17,13 +17,14 @@
 
 mod common;
 
+use common::proc::{Out, Proc};
 use common::{HostState, TempDir};
 use serde_json::Value;
-use std::io::Read;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
+use std::process::Command;
+use std::sync::OnceLock;
+
 use std::time::{Duration, Instant};
 
 /// Where the rootfs is cached (ENVC_DEBIAN_ROOTFS overrides it).
@@ -45,135 +46,6 @@ const LOG_DIR: &str = "/var/log/envc";
 const JUSTIFIED_FAILURES: &[(&str, &str)] = &[];
 
 // ------------------------------------------------------------------ processes
-
-struct Out {
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Out {
-    fn code(&self) -> Option<i32> {
-        self.status.and_then(|s| s.code())
-    }
-    fn describe(&self) -> String {
-        format!(
-            "--- exit: {:?} after {:?}\n--- stderr:\n{}\n--- stdout (tail):\n{}",
-            self.status,
-            self.elapsed,
-            common::tail(&self.stderr, 6000),
-            common::tail(&self.stdout, 4000)
-        )
-    }
-    fn expect(&self, code: i32, what: &str) -> &Out {
-        assert_eq!(self.code(), Some(code), "{what}\n{}", self.describe());
-        self
-    }
-}
-
-fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-}
-
-/// A running command, its output collected; killed and reaped on drop.
-struct Proc {
-    child: Option<Child>,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<JoinHandle<()>>,
-    started: Instant,
-}
-
-impl Proc {
-    fn try_spawn(mut cmd: Command) -> std::io::Result<Proc> {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let started = Instant::now();
-        let mut child = cmd.spawn()?;
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), stdout.clone()),
-            collect(child.stderr.take().unwrap(), stderr.clone()),
-        ];
-        Ok(Proc {
-            child: Some(child),
-            stdout,
-            stderr,
-            readers,
-            started,
-        })
-    }
-
-    fn spawn(cmd: Command) -> Proc {
-        let desc = format!("{cmd:?}");
-        Proc::try_spawn(cmd).unwrap_or_else(|e| panic!("cannot start {desc}: {e}"))
-    }
-
-    fn exited(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
-    }
-
-    /// Waits up to `timeout` for the exit, else kills (status None); never panics.
-    fn finish(&mut self, timeout: Duration) -> Out {
-        let mut status = None;
-        if let Some(mut c) = self.child.take() {
-            let start = Instant::now();
-            status = loop {
-                if let Ok(Some(st)) = c.try_wait() {
-                    break Some(st);
-                }
-                if start.elapsed() > timeout {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            };
-        }
-        let elapsed = self.started.elapsed();
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-        Out {
-            status,
-            stdout: String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned(),
-            stderr: String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned(),
-            elapsed,
-        }
-    }
-
-    fn wait(mut self, timeout: Duration) -> Out {
-        let out = self.finish(timeout);
-        assert!(
-            out.status.is_some(),
-            "did not finish within {timeout:?}: killed\n{}",
-            out.describe()
-        );
-        out
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn run(mut cmd: Command, timeout: Duration) -> Out {
     cmd.env_remove("ENVC_RUN_DIR").env_remove("ENVC_LOG_DIR");

@@ -15,6 +15,7 @@
 
 mod host_state;
 mod mountinfo;
+pub mod proc;
 mod rootfs;
 mod tempdir;
 
