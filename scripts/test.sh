@@ -18,4 +18,5 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 export ENVC_REQUIRE_ROOT=1
-exec cargo test --locked "$@"
+# --no-fail-fast: one run reports every failing binary, not just the first.
+exec cargo test --locked --no-fail-fast "$@"
