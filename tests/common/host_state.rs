@@ -186,14 +186,24 @@ fn watched_processes() -> Vec<String> {
         {
             continue;
         }
-        // Start time tells a recycled PID apart from the same process.
-        let start = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        // Fields after the command: state, ppid, ..., start time (tells a recycled
+        // PID apart from the same process).
+        let stat: Vec<String> = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
             .and_then(|s| {
                 let after = s.rsplit_once(')')?.1.to_string();
-                after.split_whitespace().nth(19).map(str::to_string)
+                Some(after.split_whitespace().map(str::to_string).collect())
             })
             .unwrap_or_default();
+        let ppid: Option<u32> = stat.get(1).and_then(|p| p.parse().ok());
+        if stat.first().is_some_and(|st| st == "Z")
+            && ppid.is_some_and(|pp| pp == 1 || ancestors.contains(&pp))
+        {
+            // An orphan that already exited and waits for this PID namespace's
+            // reaper (a PID 1 that may not reap promptly): it holds nothing.
+            continue;
+        }
+        let start = stat.get(20).cloned().unwrap_or_default();
         let exe_s = exe.map_or("?".to_string(), |e| e.display().to_string());
         found.push(format!("pid={pid} start={start} comm={comm} exe={exe_s}"));
     }
