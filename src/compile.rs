@@ -115,9 +115,9 @@ pub fn compile(p: &Profile) -> Plan {
             ],
         },
     );
-    // The host attaches the child to its cgroup while the child builds its
-    // mounts; the child unshares its cgroup namespace only later (the first
-    // attach on a v1 host waits out an RCU grace period: milliseconds).
+    // The child joins its cgroup first thing: cgroup2 from the clone itself,
+    // each v1 hierarchy by writing 0 to its `tasks` (a host write of the PID
+    // to `cgroup.procs` would wait out an RCU grace period, milliseconds).
     b.push(Phase::Namespaces, &p.cgroup.parent.origin, Op::AttachCgroup);
     b.push(
         Phase::Namespaces,

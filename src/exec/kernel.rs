@@ -11,7 +11,7 @@ use crate::plan::Namespace;
 use crate::profile::model::NodeKind;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What a rootfs directory check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +95,18 @@ pub struct Handoff {
     pub guest_api: Option<OwnedFd>,
 }
 
+/// How the container's process joined its cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CgroupJoin {
+    /// v1 hierarchies joined by writing to `tasks`.
+    pub v1: usize,
+    /// The cgroup2 hierarchy: joined by the clone itself.
+    pub v2_at_clone: bool,
+    /// The cgroup2 hierarchy: joined by a write to `cgroup.procs` (a kernel
+    /// without `CLONE_INTO_CGROUP`).
+    pub v2_by_write: bool,
+}
+
 /// Every effect the executor has on the kernel.
 pub trait Kernel {
     // ---- host side, before the container exists ----
@@ -108,6 +120,15 @@ pub trait Kernel {
     /// Creates the container's first process in new namespaces (fork-like:
     /// returns in both processes).
     fn spawn(&mut self, namespaces: &[Namespace]) -> io::Result<Spawned>;
+    /// Before the clone: opens what the container's process joins its cgroup
+    /// with. Each cgroup v1 hierarchy's `tasks` file: the process writes `0`
+    /// there itself, which moves one thread without the global lock that a
+    /// write of a PID to `cgroup.procs` takes (its first taker waits out an
+    /// RCU grace period, milliseconds). The cgroup2 directory: the clone starts
+    /// the process in it (`CLONE_INTO_CGROUP`).
+    fn prepare_cgroup_join(&mut self, v1: &[PathBuf], v2: Option<&Path>) -> io::Result<()>;
+    /// In the container's process: joins what `prepare_cgroup_join` opened.
+    fn join_cgroups(&mut self) -> io::Result<CgroupJoin>;
 
     // ---- host files: cgroupfs and /proc, paths envc builds itself ----
 

@@ -25,6 +25,7 @@ const PR_CAPBSET_DROP: libc::c_int = 24;
 const PR_CAP_AMBIENT: libc::c_int = 47;
 const PR_CAP_AMBIENT_CLEAR_ALL: libc::c_ulong = 4;
 const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 #[repr(C)]
 struct OpenHow {
@@ -162,6 +163,13 @@ pub struct LinuxKernel {
     console_slave: Option<OwnedFd>,
     log_socket: Option<OwnedFd>,
     guest_socket: Option<OwnedFd>,
+    /// The cgroup to join (see `prepare_cgroup_join`): v1 `tasks` files with
+    /// their paths (for errors), the cgroup2 directory and its `cgroup.procs`.
+    join_tasks: Vec<(PathBuf, OwnedFd)>,
+    join_v2_dir: Option<OwnedFd>,
+    join_v2_procs: Option<(PathBuf, OwnedFd)>,
+    /// The clone put the child in the cgroup2 directory.
+    joined_v2_at_clone: bool,
 }
 
 impl Default for LinuxKernel {
@@ -179,6 +187,10 @@ impl LinuxKernel {
             console_slave: None,
             log_socket: None,
             guest_socket: None,
+            join_tasks: Vec::new(),
+            join_v2_dir: None,
+            join_v2_procs: None,
+            joined_v2_at_clone: false,
         }
     }
 
@@ -450,33 +462,107 @@ impl Kernel for LinuxKernel {
             } as u64;
         }
         let mut pidfd: libc::c_int = -1;
-        let args = CloneArgs {
+        let mut args = CloneArgs {
             flags,
             pidfd: &mut pidfd as *mut libc::c_int as u64,
             exit_signal: libc::SIGCHLD as u64,
             ..CloneArgs::default()
         };
+        if let Some(dir) = &self.join_v2_dir {
+            args.flags |= CLONE_INTO_CGROUP;
+            args.cgroup = dir.as_raw_fd() as u64;
+        }
         // SAFETY: clone3 without CLONE_VM and without a stack behaves like
         // fork: the child gets a copy of this (single-threaded) process.
-        let r = unsafe {
+        let clone = |args: &CloneArgs| unsafe {
             libc::syscall(
                 libc::SYS_clone3,
-                &args as *const CloneArgs,
+                args as *const CloneArgs,
                 std::mem::size_of::<CloneArgs>(),
             )
         };
+        let mut r = clone(&args);
+        if r < 0
+            && args.flags & CLONE_INTO_CGROUP != 0
+            && matches!(
+                io::Error::last_os_error().raw_os_error(),
+                Some(libc::E2BIG | libc::EINVAL)
+            )
+        {
+            // A kernel before 5.7: the child writes to cgroup.procs instead.
+            args.flags &= !CLONE_INTO_CGROUP;
+            args.cgroup = 0;
+            r = clone(&args);
+        }
         let pid = check_long(r).map_err(|e| with_context(e, "clone3"))?;
+        self.joined_v2_at_clone = args.flags & CLONE_INTO_CGROUP != 0;
         if pid == 0 {
             // SAFETY: prctl with plain integer arguments.
             unsafe { libc::prctl(PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
             return Ok(Spawned::Child);
         }
+        // The host has no use for them: only the child joins.
+        self.join_tasks.clear();
+        self.join_v2_dir = None;
+        self.join_v2_procs = None;
         // SAFETY: CLONE_PIDFD stored a new fd that nothing else owns.
         let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
         Ok(Spawned::Parent {
             pid: pid as i32,
             pidfd,
         })
+    }
+
+    fn prepare_cgroup_join(&mut self, v1: &[PathBuf], v2: Option<&Path>) -> io::Result<()> {
+        let open = |path: &Path, flags: libc::c_int| -> io::Result<OwnedFd> {
+            let c = CString::new(path.as_os_str().as_bytes())
+                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+            // SAFETY: open with a valid C string; the fd is ours.
+            let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
+            check(fd).map_err(|e| with_context(e, path.display()))?;
+            // SAFETY: a new fd nothing else owns.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        };
+        self.join_tasks.clear();
+        for dir in v1 {
+            let tasks = dir.join("tasks");
+            let fd = open(&tasks, libc::O_WRONLY)?;
+            self.join_tasks.push((tasks, fd));
+        }
+        self.join_v2_dir = None;
+        self.join_v2_procs = None;
+        if let Some(dir) = v2 {
+            self.join_v2_dir = Some(open(dir, libc::O_RDONLY | libc::O_DIRECTORY)?);
+            let procs = dir.join("cgroup.procs");
+            let fd = open(&procs, libc::O_WRONLY)?;
+            self.join_v2_procs = Some((procs, fd));
+        }
+        Ok(())
+    }
+
+    fn join_cgroups(&mut self) -> io::Result<CgroupJoin> {
+        let write_zero = |path: &Path, fd: &OwnedFd| -> io::Result<()> {
+            // SAFETY: writing one byte from a static buffer to our fd.
+            let n = unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) };
+            check_long(n as libc::c_long)
+                .map(drop)
+                .map_err(|e| with_context(e, format!("writing 0 to {}", path.display())))
+        };
+        let mut joined = CgroupJoin::default();
+        for (path, fd) in std::mem::take(&mut self.join_tasks) {
+            write_zero(&path, &fd)?;
+            joined.v1 += 1;
+        }
+        self.join_v2_dir = None;
+        if let Some((path, fd)) = self.join_v2_procs.take() {
+            if self.joined_v2_at_clone {
+                joined.v2_at_clone = true;
+            } else {
+                write_zero(&path, &fd)?;
+                joined.v2_by_write = true;
+            }
+        }
+        Ok(joined)
     }
 
     fn read_host_file(&mut self, path: &Path) -> io::Result<String> {

@@ -322,6 +322,13 @@ impl<'k, K: Kernel> Runner<'k, K> {
             }
             None => detail.push("devices: no devices controller (not restricted)".into()),
         }
+        let v1: Vec<PathBuf> = paths
+            .iter()
+            .filter(|(h, _)| !h.v2)
+            .map(|(_, cg)| cg.clone())
+            .collect();
+        let v2 = paths.iter().find(|(h, _)| h.v2).map(|(_, cg)| cg.as_path());
+        k.prepare_cgroup_join(&v1, v2)?;
         self.cgroup = Some(CgroupState {
             layout,
             paths,
@@ -489,21 +496,23 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 device_allow_from_host,
             } => self.create_cgroup(parent, name, limits, device_allow, device_allow_from_host),
             Op::AttachCgroup => {
-                let pid = self
-                    .child_pid
-                    .ok_or_else(|| Failure::new("no container process to attach"))?;
-                let Some(state) = &self.cgroup else {
+                if self.cgroup.is_none() {
                     return Ok(Status::Skipped {
                         reason: "the container has no cgroup".into(),
                     });
-                };
-                for (_, cg) in &state.paths {
-                    k.write_host_file(&cg.join("cgroup.procs"), &pid.to_string())?;
                 }
-                Ok(Status::detail(format!(
-                    "pid {pid} in {} hierarchies",
-                    state.paths.len()
-                )))
+                let j = k.join_cgroups()?;
+                let mut how = Vec::new();
+                if j.v1 > 0 {
+                    how.push(format!("{} v1 hierarchies (tasks)", j.v1));
+                }
+                if j.v2_at_clone {
+                    how.push("cgroup2 from the clone".to_string());
+                }
+                if j.v2_by_write {
+                    how.push("cgroup2 (cgroup.procs)".to_string());
+                }
+                Ok(Status::detail(format!("joined {}", how.join(", "))))
             }
             Op::UnshareCgroupNamespace => {
                 let ns = crate::paths::HostPath::new("/proc/self/ns/cgroup").expect("static");

@@ -6,7 +6,7 @@ use crate::paths::{ContainerPath, HostPath};
 use crate::plan::Namespace;
 use crate::profile::model::NodeKind;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What the recording kernel answers for host probes.
 #[derive(Debug, Clone)]
@@ -61,6 +61,9 @@ pub struct RecordingKernel {
     /// Fail the call with this index (0-based) with EIO.
     pub fail_at: Option<usize>,
     pub host: FakeHost,
+    /// What `prepare_cgroup_join` was given (v1 count, a cgroup2 directory).
+    joins: usize,
+    join_v2: bool,
 }
 
 impl RecordingKernel {
@@ -107,6 +110,26 @@ impl Kernel for RecordingKernel {
         Ok(Spawned::Parent {
             pid: 4242,
             pidfd: None,
+        })
+    }
+    fn prepare_cgroup_join(&mut self, v1: &[PathBuf], v2: Option<&Path>) -> io::Result<()> {
+        let mut s = String::from("prepare_cgroup_join");
+        for p in v1 {
+            s.push_str(&format!(" {}/tasks", p.display()));
+        }
+        if let Some(p) = v2 {
+            s.push_str(&format!(" into {}", p.display()));
+        }
+        self.joins = v1.len();
+        self.join_v2 = v2.is_some();
+        self.call(s)
+    }
+    fn join_cgroups(&mut self) -> io::Result<CgroupJoin> {
+        self.call("join_cgroups".into())?;
+        Ok(CgroupJoin {
+            v1: self.joins,
+            v2_at_clone: self.join_v2,
+            v2_by_write: false,
         })
     }
     fn read_host_file(&mut self, path: &Path) -> io::Result<String> {

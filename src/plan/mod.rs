@@ -179,7 +179,8 @@ pub enum Op {
     },
     /// Create the container's first process with these new namespaces.
     CloneChild { namespaces: Vec<Namespace> },
-    /// Move the container's first process into its cgroup in every hierarchy.
+    /// The container's first process joins its cgroup in every hierarchy (it
+    /// writes 0 to each v1 `tasks`; cgroup2 it entered with the clone).
     AttachCgroup,
     /// Unshare the cgroup namespace (after the process was attached everywhere).
     UnshareCgroupNamespace,
@@ -359,7 +360,6 @@ impl Op {
             | Op::CheckInit { .. }
             | Op::CreateCgroup { .. }
             | Op::CloneChild { .. }
-            | Op::AttachCgroup
             | Op::CreateNic { .. } => Side::Host,
             _ => Side::Container,
         }

@@ -61,7 +61,7 @@ fn what(op: &Op) -> String {
                 .collect();
             format!("new {} namespaces", n.join(", "))
         }
-        Op::AttachCgroup => "the container's process, in every hierarchy".into(),
+        Op::AttachCgroup => "the container's process joins it in every hierarchy".into(),
         Op::UnshareCgroupNamespace => "if the kernel has cgroup namespaces".into(),
         Op::MakeMountsSlave => "/ recursively, so no mount reaches the host".into(),
         Op::BindRootfs => "rootfs onto itself".into(),
