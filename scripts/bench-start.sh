@@ -48,7 +48,7 @@ else
   if [ -z "$cargo" ]; then echo "cargo not found (install Rust, or set ENVC=/path/to/envc)" >&2; exit 1; fi
   echo "== cargo build --release"
   "$cargo" build --release --quiet
-  envc=$repo/target/release/envc
+  envc=$repo/target/${CARGO_BUILD_TARGET:-x86_64-unknown-linux-gnu}/release/envc
 fi
 
 echo "== busybox rootfs, launcher"

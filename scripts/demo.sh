@@ -4,13 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "run as root (envc runs privileged containers)" >&2; exit 1; fi
-if ! command -v busybox >/dev/null || ! command -v cc >/dev/null; then
+if ! command -v busybox >/dev/null || ! command -v cc >/dev/null || [ ! -e /usr/lib/x86_64-linux-gnu/libc.a ]; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static gcc >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static gcc libc6-dev >/dev/null
 fi
 cargo build --release --quiet
 scripts/make-rootfs.sh examples/rootfs >/dev/null
 echo "== envc plan examples/hello.toml (first lines)"
-target/release/envc plan examples/hello.toml | head -n 12
+target/${CARGO_BUILD_TARGET:-x86_64-unknown-linux-gnu}/release/envc plan examples/hello.toml | head -n 12
 echo "== envc apply examples/hello.toml"
-exec target/release/envc apply examples/hello.toml
+exec target/${CARGO_BUILD_TARGET:-x86_64-unknown-linux-gnu}/release/envc apply examples/hello.toml

@@ -39,7 +39,7 @@ cargo build --quiet --bin envc
 for f in examples/*.toml tests/fixtures/valid/*.toml; do
   out="fuzz/corpus/plan_json/seed-$(echo "$f" | tr / _).json"
   mkdir -p fuzz/corpus/plan_json
-  target/debug/envc plan --format json -o "$out" "$f" 2>/dev/null || rm -f "$out"
+  target/${CARGO_BUILD_TARGET:-x86_64-unknown-linux-gnu}/debug/envc plan --format json -o "$out" "$f" 2>/dev/null || rm -f "$out"
 done
 for f in tests/fixtures/fuzz/*.json; do
   [ -f "$f" ] && seed plan_json "$f" "$(basename "$f")"

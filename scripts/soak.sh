@@ -32,7 +32,7 @@ command -v busybox >/dev/null ||
 
 if [ -z "${ENVC:-}" ]; then
   cargo build --quiet --release --bin envc
-  ENVC=$PWD/target/release/envc
+  ENVC=$PWD/target/${CARGO_BUILD_TARGET:-x86_64-unknown-linux-gnu}/release/envc
 fi
 ENVC=$(realpath "$ENVC")
 if [ -n "${SOAK_DIR:-}" ]; then

@@ -115,10 +115,6 @@ pub fn compile(p: &Profile) -> Plan {
             ],
         },
     );
-    // The child joins its cgroup first thing: cgroup2 from the clone itself,
-    // each v1 hierarchy by writing 0 to its `tasks` (a host write of the PID
-    // to `cgroup.procs` would wait out an RCU grace period, milliseconds).
-    b.push(Phase::Namespaces, &p.cgroup.parent.origin, Op::AttachCgroup);
     b.push(
         Phase::Namespaces,
         name_origin,
@@ -276,8 +272,12 @@ pub fn compile(p: &Profile) -> Plan {
         );
     }
 
-    // The cgroup namespace, once the host has attached the child everywhere,
-    // and /sys/fs/cgroup as the host's layout needs.
+    // The child joins its cgroup: cgroup2 it entered with the clone; each v1
+    // hierarchy, which the host makes while the child builds its mounts, by
+    // writing 0 to its `tasks` (a write of the PID to `cgroup.procs` waits
+    // out an RCU grace period, milliseconds). Then the cgroup namespace, and
+    // /sys/fs/cgroup as the host's layout needs.
+    b.push(Phase::Cgroups, &p.cgroup.parent.origin, Op::AttachCgroup);
     if p.cgroup.namespace.value {
         b.push(
             Phase::Cgroups,

@@ -361,7 +361,7 @@ fn run_supervisor(
         ));
     }
     let _ = std::fs::create_dir_all(logs);
-    let _ = std::fs::write(logs.join("report.json"), report.to_json());
+    let _ = crate::state::overwrite(&logs.join("report.json"), report.to_json().as_bytes());
     let notify = hooks.notify.take();
     drop(hooks);
     state.release();

@@ -23,6 +23,23 @@ pub fn log_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/log/envc"))
 }
 
+/// Replaces a file's contents by overwriting it from the start and cutting
+/// it to the new length. Unlike a truncate-then-write (`O_TRUNC`), this does
+/// not make ext4 allocate and flush the file's blocks at close (its guard for
+/// files replaced by truncation), about 0.2 ms per start for the report in
+/// the log directory. Readers can see a half-written file meanwhile; use it
+/// for files nothing reads while they are written.
+pub fn overwrite(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    f.write_all(contents)?;
+    f.set_len(contents.len() as u64)
+}
+
 /// A container's state directory, locked.
 pub struct State {
     pub dir: PathBuf,

@@ -22,8 +22,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 const NAME: &str = "hd-rec";
-/// The pid the recording kernel gives the container's first process.
-const CHILD_PID: &str = "4242";
 const ALL_LIMITS: &str = r#"
 [config]
 "limits.memory" = "256MiB"
@@ -220,18 +218,20 @@ fn unified_host_gets_v2_names_delegation_one_cgroup2_mount_and_teardown() {
         );
     }
 
-    // The first process joins the cgroup once (one hierarchy), after every limit and
-    // before the child unshares its cgroup namespace.
+    // The clone starts the first process in the cgroup (prepared after every limit):
+    // no PID is written anywhere; the child's join comes before it unshares its
+    // cgroup namespace.
     let spawn = calls.iter().position(|c| c.starts_with("spawn ")).unwrap();
-    assert!(spawn > last);
-    let procs = write(&format!("{own}/cgroup.procs"), CHILD_PID);
-    let attach = pos(&calls, &procs);
-    assert!(attach > spawn);
-    assert_eq!(
-        matching(&calls, |c| c.contains("cgroup.procs")),
-        [procs.as_str()]
+    let prepare = pos(&calls, &format!("prepare_cgroup_join into {own}"));
+    assert!(last < prepare && prepare < spawn);
+    let join = pos(&calls, "join_cgroups");
+    assert!(join > spawn);
+    assert!(
+        matching(&calls, |c| c.contains("cgroup.procs")
+            || c.contains("/tasks"))
+        .is_empty()
     );
-    assert!(pos(&calls, "unshare_cgroup_namespace") > attach);
+    assert!(pos(&calls, "unshare_cgroup_namespace") > join);
 
     // Inside: one fresh cgroup2 mount on /sys/fs/cgroup, nothing else there.
     let on_cgroup = matching(&calls, |c| {
@@ -240,6 +240,7 @@ fn unified_host_gets_v2_names_delegation_one_cgroup2_mount_and_teardown() {
             && !c.starts_with("make_host_dir")
             && !c.starts_with("remove_host_dir")
             && !c.starts_with("host_subdirs")
+            && !c.starts_with("prepare_cgroup_join")
             && c.contains("/sys/fs/cgroup")
     });
     assert_eq!(
@@ -372,11 +373,11 @@ fn hybrid_host_gets_v1_names_in_their_hierarchies_cpuset_copied_and_devices_list
         assert!(i > last, "{c} out of order:\n{}", calls.join("\n"));
         last = i;
     }
-    let attach_cpuset = pos(
-        &calls,
-        &write(&format!("{}/cgroup.procs", own("cpuset")), CHILD_PID),
-    );
-    assert!(attach_cpuset > last);
+    let prepare = calls
+        .iter()
+        .position(|c| c.starts_with("prepare_cgroup_join "))
+        .unwrap();
+    assert!(prepare > last);
     // The count is taken from the parent's CPUs (0-1): the first one.
     assert!(
         pos(
@@ -401,19 +402,20 @@ fn hybrid_host_gets_v1_names_in_their_hierarchies_cpuset_copied_and_devices_list
     assert_eq!(got_dev, want_dev);
     assert!(pos(&calls, want_dev.last().unwrap()) < spawn);
 
-    // Attach: the same pid in every hierarchy, after the spawn, before the unshare.
-    let unshare = pos(&calls, "unshare_cgroup_namespace");
-    for h in HYBRID_DIRS {
-        let a = pos(
-            &calls,
-            &write(&format!("{}/cgroup.procs", own(h)), CHILD_PID),
-        );
-        assert!(spawn < a && a < unshare, "attach to {h} out of order");
+    // Joining: every v1 hierarchy's tasks file and the cgroup2 directory prepared
+    // before the spawn; the child joins after it, before the unshare. No PID is
+    // written to any cgroup.procs.
+    let mut want = String::from("prepare_cgroup_join");
+    for h in HYBRID_DIRS.iter().filter(|h| **h != "unified") {
+        want.push_str(&format!(" {}/tasks", own(h)));
     }
-    assert_eq!(
-        matching(&calls, |c| c.contains("cgroup.procs")).len(),
-        HYBRID_DIRS.len()
-    );
+    want.push_str(&format!(" into {}", own("unified")));
+    assert_eq!(calls[prepare], want);
+    assert!(prepare < spawn);
+    let unshare = pos(&calls, "unshare_cgroup_namespace");
+    let join = pos(&calls, "join_cgroups");
+    assert!(spawn < join && join < unshare, "join out of order");
+    assert!(matching(&calls, |c| c.contains("cgroup.procs")).is_empty());
 
     // Inside: a tmpfs with each hierarchy mounted, then the tmpfs made read-only.
     let mounts = matching(&calls, |c| {
@@ -564,11 +566,13 @@ fn a_failure_at_any_cgroup_call_removes_what_was_made() {
     for mountinfo in [HYBRID_MOUNTINFO, UNIFIED_MOUNTINFO] {
         let (_, clean) = run(&plan, host(mountinfo), None);
         let first = pos(&clean, "read_host_file /proc/self/mountinfo");
-        let last = clean
+        // Every call of CreateCgroup (up to preparing the join), and the join itself.
+        let prepare = clean
             .iter()
-            .rposition(|c| c.contains("/cgroup.procs "))
+            .position(|c| c.starts_with("prepare_cgroup_join"))
             .unwrap();
-        for n in first..=last {
+        let join = pos(&clean, "join_cgroups");
+        for n in (first..=prepare).chain([join]) {
             let (report, calls) = run(&plan, host(mountinfo), Some(n));
             let at = format!("failure at call {n} ({})", clean[n]);
             assert_eq!(calls[..=n], clean[..=n], "{at}");
@@ -633,6 +637,18 @@ impl Kernel for Cgroupfs {
     }
     fn spawn(&mut self, namespaces: &[Namespace]) -> io::Result<Spawned> {
         self.inner.spawn(namespaces)
+    }
+    fn prepare_cgroup_join(&mut self, v1: &[PathBuf], v2: Option<&Path>) -> io::Result<()> {
+        self.inner.prepare_cgroup_join(v1, v2)
+    }
+    fn take_cgroup_join(&mut self) -> Vec<(PathBuf, std::os::fd::OwnedFd)> {
+        self.inner.take_cgroup_join()
+    }
+    fn adopt_cgroup_join(&mut self, tasks: Vec<(PathBuf, std::os::fd::OwnedFd)>) {
+        self.inner.adopt_cgroup_join(tasks)
+    }
+    fn join_cgroups(&mut self) -> io::Result<CgroupJoin> {
+        self.inner.join_cgroups()
     }
     fn read_host_file(&mut self, path: &Path) -> io::Result<String> {
         let fake = self.inner.read_host_file(path)?;

@@ -283,6 +283,25 @@ pub fn limit_writes(
     Ok(out)
 }
 
+/// The controllers the limits write to (v1 names; on cgroup2 they all go to
+/// the one hierarchy).
+pub fn limit_controllers(limits: &Limits) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if limits.memory.is_some() {
+        out.push("memory");
+    }
+    if limits.cpu.is_some() {
+        out.push("cpuset");
+    }
+    if limits.cpu_allowance.is_some() {
+        out.push("cpu");
+    }
+    if limits.processes.is_some() {
+        out.push("pids");
+    }
+    out
+}
+
 /// `MemTotal` from `/proc/meminfo`, in bytes.
 pub fn mem_total(meminfo: &str) -> Option<u64> {
     meminfo.lines().find_map(|l| {

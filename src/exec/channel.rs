@@ -15,6 +15,9 @@ pub enum Msg {
     Go { step: usize },
     /// Host → child: the host's step `step` is done.
     HostDone { step: usize },
+    /// Host → child: the container's cgroup is made in the v1 hierarchies
+    /// too; carries their `tasks` files (these paths, in order).
+    CgroupReady { tasks: Vec<String> },
     /// Host → child: a host step failed; report what you did and stop.
     Abort,
     /// Child → host: stopped on `Abort`, with what it did.

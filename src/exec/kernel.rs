@@ -129,6 +129,11 @@ pub trait Kernel {
     fn prepare_cgroup_join(&mut self, v1: &[PathBuf], v2: Option<&Path>) -> io::Result<()>;
     /// In the container's process: joins what `prepare_cgroup_join` opened.
     fn join_cgroups(&mut self) -> io::Result<CgroupJoin>;
+    /// Host side, after the clone: hands over the v1 `tasks` files opened
+    /// since, to pass to the child.
+    fn take_cgroup_join(&mut self) -> Vec<(PathBuf, OwnedFd)>;
+    /// In the container's process: the v1 `tasks` files the host passed.
+    fn adopt_cgroup_join(&mut self, tasks: Vec<(PathBuf, OwnedFd)>);
 
     // ---- host files: cgroupfs and /proc, paths envc builds itself ----
 

@@ -523,14 +523,11 @@ impl Kernel for LinuxKernel {
             // SAFETY: a new fd nothing else owns.
             Ok(unsafe { OwnedFd::from_raw_fd(fd) })
         };
-        self.join_tasks.clear();
         for dir in v1 {
             let tasks = dir.join("tasks");
             let fd = open(&tasks, libc::O_WRONLY)?;
             self.join_tasks.push((tasks, fd));
         }
-        self.join_v2_dir = None;
-        self.join_v2_procs = None;
         if let Some(dir) = v2 {
             self.join_v2_dir = Some(open(dir, libc::O_RDONLY | libc::O_DIRECTORY)?);
             let procs = dir.join("cgroup.procs");
@@ -538,6 +535,14 @@ impl Kernel for LinuxKernel {
             self.join_v2_procs = Some((procs, fd));
         }
         Ok(())
+    }
+
+    fn take_cgroup_join(&mut self) -> Vec<(PathBuf, OwnedFd)> {
+        std::mem::take(&mut self.join_tasks)
+    }
+
+    fn adopt_cgroup_join(&mut self, tasks: Vec<(PathBuf, OwnedFd)>) {
+        self.join_tasks.extend(tasks);
     }
 
     fn join_cgroups(&mut self) -> io::Result<CgroupJoin> {

@@ -106,6 +106,51 @@ pub struct CgroupState {
     pub paths: Vec<(cgroup::Hierarchy, PathBuf)>,
     /// `PARENT/NAME`, relative to each hierarchy's root.
     pub relative: String,
+    /// What the report says of it, part by part.
+    pub detail: Vec<String>,
+    /// The v1 hierarchies are still to be made (after the clone).
+    pub pending_v1: bool,
+}
+
+/// What `CreateCgroup` makes.
+pub struct CgroupSpec<'a> {
+    pub parent: &'a str,
+    pub name: &'a str,
+    pub limits: &'a crate::profile::model::Limits,
+    pub device_allow: &'a [String],
+    pub device_allow_from_host: &'a [crate::paths::HostPath],
+}
+
+impl<'a> CgroupSpec<'a> {
+    /// The spec of a `CreateCgroup` step; `None` for any other op.
+    pub fn of(op: &'a Op) -> Option<CgroupSpec<'a>> {
+        match op {
+            Op::CreateCgroup {
+                parent,
+                name,
+                limits,
+                device_allow,
+                device_allow_from_host,
+            } => Some(CgroupSpec {
+                parent,
+                name,
+                limits,
+                device_allow,
+                device_allow_from_host,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Which hierarchies a `create_cgroup` call makes. The real driver splits the
+/// step across the clone: cgroup2 before it (the clone starts the process
+/// there), the v1 hierarchies after it, while the child builds its mounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupPart {
+    All,
+    Cgroup2,
+    V1,
 }
 
 /// Runs the steps that need no special handling by the driver.
@@ -180,29 +225,61 @@ impl<'k, K: Kernel> Runner<'k, K> {
         left
     }
 
-    fn create_cgroup(
+    /// In the container's process: the host made the v1 part of the cgroup
+    /// (the same paths it made in cgroup2: `MOUNTPOINT/PARENT/NAME`).
+    pub fn cgroup_v1_made(&mut self) {
+        if let Some(state) = self.cgroup.as_mut().filter(|s| s.pending_v1) {
+            // Every hierarchy, in the layout's order.
+            state.paths = (state.layout.hierarchies.iter())
+                .map(|h| (h.clone(), h.mountpoint.join(&state.relative)))
+                .collect();
+            state.pending_v1 = false;
+        }
+    }
+
+    /// Makes the container's cgroup in the hierarchies `part` names (see
+    /// [`CgroupPart`]), with the limits and device rules that go there, and
+    /// opens what the child joins them with. `self.cgroup` holds the layout
+    /// and every hierarchy made so far; its detail adds up over the parts.
+    pub fn create_cgroup(
         &mut self,
-        parent: &str,
-        name: &str,
-        limits: &crate::profile::model::Limits,
-        device_allow: &[String],
-        device_allow_from_host: &[crate::paths::HostPath],
+        spec: &CgroupSpec<'_>,
+        part: CgroupPart,
     ) -> Result<Status, Failure> {
         use std::path::Path;
         let k = &mut *self.k;
-        let mountinfo = k.read_host_file(Path::new("/proc/self/mountinfo"))?;
-        let Some(layout) = cgroup::parse_layout(&mountinfo) else {
-            if !limits.is_empty() {
-                return Err(Failure::new(
-                    "the profile sets limits, but the host has no cgroup hierarchy mounted",
-                ));
+        let layout = match &self.cgroup {
+            Some(state) => state.layout.clone(),
+            None => {
+                let mountinfo = k.read_host_file(Path::new("/proc/self/mountinfo"))?;
+                let Some(layout) = cgroup::parse_layout(&mountinfo) else {
+                    if !spec.limits.is_empty() {
+                        return Err(Failure::new(
+                            "the profile sets limits, but the host has no cgroup hierarchy mounted",
+                        ));
+                    }
+                    return Ok(Status::Skipped {
+                        reason: "the host has no cgroup hierarchy mounted".into(),
+                    });
+                };
+                self.cgroup = Some(CgroupState {
+                    detail: vec![layout.describe()],
+                    layout,
+                    paths: Vec::new(),
+                    relative: format!("{}/{}", spec.parent, spec.name),
+                    pending_v1: false,
+                });
+                self.cgroup.as_ref().expect("just set").layout.clone()
             }
-            return Ok(Status::Skipped {
-                reason: "the host has no cgroup hierarchy mounted".into(),
-            });
+        };
+        let (parent, name, limits) = (spec.parent, spec.name, spec.limits);
+        let mine = |h: &cgroup::Hierarchy| match part {
+            CgroupPart::All => true,
+            CgroupPart::Cgroup2 => h.v2,
+            CgroupPart::V1 => !h.v2,
         };
         let mut paths = Vec::new();
-        for h in &layout.hierarchies {
+        for h in layout.hierarchies.iter().filter(|h| mine(h)) {
             let cpuset = h.has("cpuset");
             let mut dir = h.mountpoint.clone();
             for comp in parent.split('/') {
@@ -252,67 +329,95 @@ impl<'k, K: Kernel> Runner<'k, K> {
             }
             paths.push((h.clone(), cg));
         }
-        let mut detail = vec![layout.describe()];
-        // Limits, in the names the layout uses.
+        let mut detail = Vec::new();
+        // Limits, in the names the layout uses, written where this part made
+        // the hierarchy they go to.
         if !limits.is_empty() {
             let v2 = layout.kind == cgroup::LayoutKind::Unified;
-            let host_memory = match limits.memory {
-                Some(crate::profile::values::MemoryLimit::PercentHundredths(_)) => {
-                    cgroup::mem_total(&k.read_host_file(Path::new("/proc/meminfo"))?).ok_or_else(
-                        || {
-                            Failure::new(
-                                "limits.memory is a percentage, but /proc/meminfo has no MemTotal",
-                            )
-                        },
-                    )?
-                }
-                _ => 0,
-            };
-            let parent_cpus = match paths.iter().find(|(h, _)| h.has("cpuset") || (v2 && h.v2)) {
-                Some((h, cg)) if limits.cpu.is_some() => {
-                    let file = if h.v2 {
-                        "cpuset.cpus.effective"
-                    } else {
-                        "cpuset.cpus"
-                    };
-                    let parent_dir = cg.parent().unwrap_or(cg);
-                    cgroup::parse_cpu_list(&k.read_host_file(&parent_dir.join(file))?)
-                }
-                _ => Vec::new(),
-            };
-            let writes = cgroup::limit_writes(limits, v2, host_memory, &parent_cpus)
-                .map_err(Failure::new)?;
-            for w in writes {
-                let target = paths
+            let target_of = |controller: &str| {
+                layout
+                    .hierarchies
                     .iter()
-                    .find(|(h, _)| if v2 { h.v2 } else { h.has(w.controller) });
-                let Some((_, cg)) = target else {
-                    return Err(Failure::new(format!(
-                        "the limits need the {} controller, which this host does not have",
-                        w.controller
-                    )));
+                    .find(|h| if v2 { h.v2 } else { h.has(controller) })
+            };
+            let needed = cgroup::limit_controllers(limits);
+            if let Some(c) = needed.iter().find(|c| target_of(c).is_none()) {
+                return Err(Failure::new(format!(
+                    "the limits need the {c} controller, which this host does not have"
+                )));
+            }
+            let writes_here = needed.iter().any(|c| target_of(c).is_some_and(mine));
+            if part == CgroupPart::Cgroup2
+                && !v2
+                && let Some(crate::profile::values::CpuLimit::Count(_)) = limits.cpu
+                && let Some(h) = layout.hierarchies.iter().find(|h| h.has("cpuset"))
+            {
+                // Refuse a CPU count the host cannot give before the clone,
+                // not after it (the v1 part computes it again, exactly).
+                let cpus =
+                    cgroup::parse_cpu_list(&k.read_host_file(&h.mountpoint.join("cpuset.cpus"))?);
+                cgroup::limit_writes(limits, false, 0, &cpus).map_err(Failure::new)?;
+            }
+            if writes_here {
+                let host_memory = match limits.memory {
+                    Some(crate::profile::values::MemoryLimit::PercentHundredths(_)) => {
+                        cgroup::mem_total(&k.read_host_file(Path::new("/proc/meminfo"))?)
+                            .ok_or_else(|| {
+                                Failure::new(
+                                    "limits.memory is a percentage, but /proc/meminfo has no MemTotal",
+                                )
+                            })?
+                    }
+                    _ => 0,
                 };
-                k.write_host_file(&cg.join(w.file), &w.value)?;
-                detail.push(format!("{}={}", w.file, w.value));
+                let parent_cpus = match paths.iter().find(|(h, _)| h.has("cpuset") || (v2 && h.v2))
+                {
+                    Some((h, cg)) if limits.cpu.is_some() => {
+                        let file = if h.v2 {
+                            "cpuset.cpus.effective"
+                        } else {
+                            "cpuset.cpus"
+                        };
+                        let parent_dir = cg.parent().unwrap_or(cg);
+                        cgroup::parse_cpu_list(&k.read_host_file(&parent_dir.join(file))?)
+                    }
+                    _ => Vec::new(),
+                };
+                let writes = cgroup::limit_writes(limits, v2, host_memory, &parent_cpus)
+                    .map_err(Failure::new)?;
+                for w in writes {
+                    let target = paths
+                        .iter()
+                        .find(|(h, _)| if v2 { h.v2 } else { h.has(w.controller) });
+                    let Some((_, cg)) = target else {
+                        continue; // another part's hierarchy
+                    };
+                    k.write_host_file(&cg.join(w.file), &w.value)?;
+                    detail.push(format!("{}={}", w.file, w.value));
+                }
             }
         }
         // The devices allow-list, where the host has a devices controller.
+        let devices_here = layout
+            .hierarchies
+            .iter()
+            .any(|h| h.has("devices") && mine(h));
         match paths.iter().find(|(h, _)| h.has("devices")) {
             Some((_, cg)) => {
                 k.write_host_file(&cg.join("devices.deny"), "a")?;
                 let mut n = 0;
-                for rule in device_allow {
+                for rule in spec.device_allow {
                     k.write_host_file(&cg.join("devices.allow"), rule)?;
                     n += 1;
                 }
-                for src in device_allow_from_host {
+                for src in spec.device_allow_from_host {
                     if let Some((kind, ma, mi)) = k.host_device(src)? {
                         let t = match kind {
                             crate::profile::model::NodeKind::Char => 'c',
                             crate::profile::model::NodeKind::Block => 'b',
                         };
                         let rule = format!("{t} {ma}:{mi} rwm");
-                        if !device_allow.contains(&rule) {
+                        if !spec.device_allow.contains(&rule) {
                             k.write_host_file(&cg.join("devices.allow"), &rule)?;
                             n += 1;
                         }
@@ -320,7 +425,10 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 }
                 detail.push(format!("devices: deny all, allow {n} rules"));
             }
-            None => detail.push("devices: no devices controller (not restricted)".into()),
+            None if !devices_here && part != CgroupPart::Cgroup2 => {
+                detail.push("devices: no devices controller (not restricted)".into())
+            }
+            None => {}
         }
         let v1: Vec<PathBuf> = paths
             .iter()
@@ -329,12 +437,16 @@ impl<'k, K: Kernel> Runner<'k, K> {
             .collect();
         let v2 = paths.iter().find(|(h, _)| h.v2).map(|(_, cg)| cg.as_path());
         k.prepare_cgroup_join(&v1, v2)?;
-        self.cgroup = Some(CgroupState {
-            layout,
-            paths,
-            relative: format!("{parent}/{name}"),
-        });
-        Ok(Status::detail(detail.join("; ")))
+        let state = self.cgroup.as_mut().expect("set above");
+        state.paths.extend(paths);
+        // In the layout's order, whichever part made them.
+        let order = |h: &cgroup::Hierarchy| {
+            (state.layout.hierarchies.iter()).position(|l| l.mountpoint == h.mountpoint)
+        };
+        state.paths.sort_by_key(|(h, _)| order(h));
+        state.detail.extend(detail);
+        state.pending_v1 = part == CgroupPart::Cgroup2 && layout.hierarchies.iter().any(|h| !h.v2);
+        Ok(Status::detail(state.detail.join("; ")))
     }
 
     fn mount_cgroups(
@@ -488,13 +600,10 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 }),
                 Err(InitProblem::Other(e)) => Err(e.into()),
             },
-            Op::CreateCgroup {
-                parent,
-                name,
-                limits,
-                device_allow,
-                device_allow_from_host,
-            } => self.create_cgroup(parent, name, limits, device_allow, device_allow_from_host),
+            Op::CreateCgroup { .. } => {
+                let spec = CgroupSpec::of(op).expect("a CreateCgroup");
+                self.create_cgroup(&spec, CgroupPart::All)
+            }
             Op::AttachCgroup => {
                 if self.cgroup.is_none() {
                     return Ok(Status::Skipped {

@@ -120,9 +120,15 @@ impl Kernel for RecordingKernel {
         if let Some(p) = v2 {
             s.push_str(&format!(" into {}", p.display()));
         }
-        self.joins = v1.len();
-        self.join_v2 = v2.is_some();
+        self.joins += v1.len();
+        self.join_v2 |= v2.is_some();
         self.call(s)
+    }
+    fn take_cgroup_join(&mut self) -> Vec<(PathBuf, std::os::fd::OwnedFd)> {
+        Vec::new()
+    }
+    fn adopt_cgroup_join(&mut self, tasks: Vec<(PathBuf, std::os::fd::OwnedFd)>) {
+        let _ = self.call(format!("adopt_cgroup_join {}", tasks.len()));
     }
     fn join_cgroups(&mut self) -> io::Result<CgroupJoin> {
         self.call("join_cgroups".into())?;

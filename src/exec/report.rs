@@ -225,6 +225,13 @@ impl Report {
         }
     }
 
+    /// Adds to a step's time (a step done in two parts).
+    pub fn add_us(&mut self, index: usize, us: u32) {
+        if let Some(s) = self.steps.get_mut(index) {
+            s.us = s.us.saturating_add(us);
+        }
+    }
+
     /// Where the time went: milestones, then the steps' time per phase.
     pub fn timings(&self, plan: &Plan) -> String {
         let mut out = String::from("envc: timings (ms since envc started)\n");

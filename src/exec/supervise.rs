@@ -8,7 +8,7 @@ use super::kernel::{Kernel, Spawned};
 use super::linux::LinuxKernel;
 use super::monitor::{self, End};
 use super::report::{Outcome, Report, Status};
-use super::{Failure, Runner, clone_index, dropped_caps};
+use super::{CgroupPart, CgroupSpec, Failure, Runner, clone_index, dropped_caps};
 use crate::plan::{Op, Plan, Side};
 use std::fs::File;
 use std::io;
@@ -241,10 +241,16 @@ fn run(
     control: Option<&UnixListener>,
     hooks: &mut dyn Hooks,
 ) -> Result<End, StepErr> {
-    // Host steps before the clone.
+    // Host steps before the clone. The cgroup only in cgroup2 (the clone
+    // starts the child there); the v1 hierarchies after the clone, while the
+    // child builds its mounts.
     for i in 0..ci {
         let t = Instant::now();
-        let s = runner.run(&plan.steps[i].op).map_err(|f| (Some(i), f))?;
+        let s = match CgroupSpec::of(&plan.steps[i].op) {
+            Some(spec) => runner.create_cgroup(&spec, CgroupPart::Cgroup2),
+            None => runner.run(&plan.steps[i].op),
+        }
+        .map_err(|f| (Some(i), f))?;
         report.set(plan, i, s);
         report.set_us(i, t.elapsed().as_micros() as u32);
     }
@@ -347,6 +353,28 @@ fn host_side(
 ) -> Result<Handoff, StepErr> {
     ch.send(&Msg::Go { step: start }, &[])
         .map_err(|e| (None, e.into()))?;
+    // The rest of the cgroup: the v1 hierarchies, passed to the child to join.
+    if runner.cgroup.as_ref().is_some_and(|c| c.pending_v1) {
+        let i = plan
+            .steps
+            .iter()
+            .position(|s| CgroupSpec::of(&s.op).is_some())
+            .expect("a pending cgroup comes from a CreateCgroup step");
+        let spec = CgroupSpec::of(&plan.steps[i].op).expect("found above");
+        let t = Instant::now();
+        match runner.create_cgroup(&spec, CgroupPart::V1) {
+            Ok(s) => {
+                report.set(plan, i, s);
+                report.add_us(i, t.elapsed().as_micros() as u32);
+            }
+            Err(f) => return Err(abort(plan, report, ch, i, f)),
+        }
+        let tasks = runner.k.take_cgroup_join();
+        let paths = tasks.iter().map(|(p, _)| p.display().to_string()).collect();
+        let fds: Vec<RawFd> = tasks.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
+        // A child that already failed has closed its end: its message follows.
+        let _ = ch.send(&Msg::CgroupReady { tasks: paths }, &fds);
+    }
     for j in start..plan.steps.len() {
         if plan.steps[j].side != Side::Host {
             continue;
@@ -357,29 +385,7 @@ fn host_side(
                 report.set(plan, j, s);
                 report.set_us(j, t.elapsed().as_micros() as u32);
             }
-            Err(f) => {
-                // Ask the child to stop and say what it did, so the report is
-                // whole; it may also have failed first (which explains ours).
-                let _ = ch.send(&Msg::Abort, &[]);
-                match ch.recv_timeout(Duration::from_secs(5)) {
-                    Ok(Some((
-                        Msg::Failed {
-                            results,
-                            step,
-                            error,
-                        },
-                        _,
-                    ))) => {
-                        record(plan, report, results);
-                        return Err((Some(step), Failure::new(error)));
-                    }
-                    Ok(Some((Msg::Aborted { results } | Msg::Exec { results, .. }, _))) => {
-                        record(plan, report, results);
-                    }
-                    _ => {}
-                }
-                return Err((Some(j), f));
-            }
+            Err(f) => return Err(abort(plan, report, ch, j, f)),
         }
         // A child that already failed has closed its end: its message follows.
         let _ = ch.send(&Msg::HostDone { step: j }, &[]);
@@ -429,6 +435,30 @@ fn host_side(
     }
 }
 
+/// Host step `j` failed: asks the child to stop and say what it did, so the
+/// report is whole; it may also have failed first (which explains ours).
+fn abort(plan: &Plan, report: &mut Report, ch: &Channel, j: usize, f: Failure) -> StepErr {
+    let _ = ch.send(&Msg::Abort, &[]);
+    match ch.recv_timeout(Duration::from_secs(5)) {
+        Ok(Some((
+            Msg::Failed {
+                results,
+                step,
+                error,
+            },
+            _,
+        ))) => {
+            record(plan, report, results);
+            return (Some(step), Failure::new(error));
+        }
+        Ok(Some((Msg::Aborted { results } | Msg::Exec { results, .. }, _))) => {
+            record(plan, report, results);
+        }
+        _ => {}
+    }
+    (Some(j), f)
+}
+
 fn record(plan: &Plan, report: &mut Report, results: Vec<(usize, Status, u32)>) {
     for (i, s, us) in results {
         report.set(plan, i, s);
@@ -475,6 +505,29 @@ fn child_main(plan: &Plan, runner: &mut Runner<'_, LinuxKernel>, ch: Channel, ci
     // The host steps after the clone that each container step must wait for.
     let mut host_done = ci;
     let mut last_host = ci;
+    // The cgroup's v1 hierarchies, which the host makes after the clone.
+    let mut cgroup_pending = runner.cgroup.as_ref().is_some_and(|c| c.pending_v1);
+    // One word from the host: a host step done, or the cgroup's v1 files.
+    let hear = |runner: &mut Runner<'_, LinuxKernel>,
+                host_done: &mut usize,
+                cgroup_pending: &mut bool,
+                results: &[(usize, Status, u32)]| {
+        match ch.recv() {
+            Ok(Some((Msg::HostDone { step }, _))) => *host_done = step,
+            Ok(Some((Msg::CgroupReady { tasks }, fds))) if tasks.len() == fds.len() => {
+                let tasks = tasks.into_iter().map(PathBuf::from).zip(fds).collect();
+                runner.k.adopt_cgroup_join(tasks);
+                runner.cgroup_v1_made();
+                *cgroup_pending = false;
+            }
+            Ok(Some((Msg::Abort, _))) => {
+                let results = results.to_vec();
+                let _ = ch.send(&Msg::Aborted { results }, &[]);
+                exit(1);
+            }
+            _ => exit(1),
+        }
+    };
     loop {
         let Some(step) = plan.steps.get(j) else {
             exit(1)
@@ -485,14 +538,12 @@ fn child_main(plan: &Plan, runner: &mut Runner<'_, LinuxKernel>, ch: Channel, ci
             continue;
         }
         while host_done < last_host {
-            host_done = match ch.recv() {
-                Ok(Some((Msg::HostDone { step }, _))) => step,
-                Ok(Some((Msg::Abort, _))) => {
-                    let _ = ch.send(&Msg::Aborted { results }, &[]);
-                    exit(1);
-                }
-                _ => exit(1),
-            };
+            hear(runner, &mut host_done, &mut cgroup_pending, &results);
+        }
+        if matches!(step.op, Op::AttachCgroup) {
+            while cgroup_pending {
+                hear(runner, &mut host_done, &mut cgroup_pending, &results);
+            }
         }
         if let Op::ExecInit {
             command,
