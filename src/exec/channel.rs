@@ -153,6 +153,7 @@ impl Channel {
         hdr.msg_iovlen = 1;
         hdr.msg_control = cbuf.as_mut_ptr().cast();
         hdr.msg_controllen = cbuf.len() as _;
+        let mut reset_seen = false;
         let n = loop {
             // SAFETY: hdr points at live buffers.
             let r = unsafe {
@@ -164,6 +165,13 @@ impl Channel {
             };
             match check(r) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // The peer exited with a message of ours unread (a child that
+                // failed before it read the cgroup's files). The kernel reports
+                // that once, even before messages still queued for us: read on.
+                Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) && !reset_seen => {
+                    reset_seen = true;
+                    continue;
+                }
                 other => break other?,
             }
         };

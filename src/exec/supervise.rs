@@ -187,7 +187,8 @@ fn apply_once(
                     },
                 );
             }
-            let where_ = step.map_or(String::new(), |i| {
+            // A failure of no step (the protocol) says what it was here.
+            let where_ = step.map_or(format!(": {}", f.message), |i| {
                 format!(" at step {} ({})", i + 1, plan.steps[i].op.name())
             });
             (
