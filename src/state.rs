@@ -64,12 +64,28 @@ impl std::fmt::Display for StateError {
 impl State {
     pub fn acquire(name: &str) -> Result<State, StateError> {
         let run = run_dir();
-        std::fs::create_dir_all(&run).map_err(StateError::Io)?;
         let dir = run.join(name);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(StateError::Io(e)),
+        // The run directory goes with the last container that stops, so
+        // another container's exit can remove it between our two mkdirs:
+        // make it again (a few times, then say why not).
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match std::fs::create_dir(&dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 10 => {
+                    match std::fs::create_dir(&run) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                            std::fs::create_dir_all(&run).map_err(StateError::Io)?
+                        }
+                        Err(e) => return Err(StateError::Io(e)),
+                    }
+                }
+                Err(e) => return Err(StateError::Io(e)),
+            }
         }
         let lock = std::fs::OpenOptions::new()
             .create(true)

@@ -198,6 +198,10 @@ class Bench:
                     problems.append("/dev/console or /dev/lxd missing")
                 if ns.get("cgroup") == self.host_ns["cgroup"]:
                     problems.append("no cgroup namespace")
+                # In its own cgroup namespace, every hierarchy shows the root.
+                if len(cgroups) < 2 or not all(c.endswith(":/") for c in cgroups):
+                    problems.append(f"not at the root of its cgroup namespace: {cgroups}")
+                own = len(cgroups)
                 try:
                     rep = json.load(open(self.path("list-report.json")))
                     steps = rep["steps"]
@@ -208,7 +212,7 @@ class Bench:
                         if not any(s["op"] == op and s["status"] == "done" for s in steps):
                             problems.append(f"report: {op} not done")
                     att = next((s.get("detail", "") for s in steps if s["op"] == "AttachCgroup"), "")
-                    rt.note += f"; cgroups in {att.split(' in ')[-1]}" if att else ""
+                    rt.note += f"; cgroup in {own} hierarchies ({att})" if att else ""
                 except (OSError, ValueError, KeyError) as e:
                     problems.append(f"report: {e}")
             ndev = len([d for d in devs if d.count("/") == 2])

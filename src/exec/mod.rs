@@ -281,27 +281,60 @@ impl<'k, K: Kernel> Runner<'k, K> {
         let mut paths = Vec::new();
         for h in layout.hierarchies.iter().filter(|h| mine(h)) {
             let cpuset = h.has("cpuset");
-            let mut dir = h.mountpoint.clone();
-            for comp in parent.split('/') {
-                let up = dir.clone();
-                dir.push(comp);
-                // Removed at teardown if no other container uses it then
-                // (whoever made it: containers may stop in any order).
-                k.make_host_dir(&dir)?;
-                self.undo.push(Undo::RemoveCgroupDir(dir.clone()));
-                if cpuset {
-                    copy_cpuset(k, &up, &dir)?;
+            // A shared parent can vanish under us: another container's
+            // teardown removes it when it looks unused. Make the chain again.
+            let mut tries = 0;
+            let (dir, cg) = loop {
+                tries += 1;
+                // ENOENT: a parent is gone; ENODEV: a parent's file was being
+                // written as it went.
+                let retry = |e: &std::io::Error| {
+                    tries < 5 && matches!(linux::errno(e), Some(libc::ENOENT | libc::ENODEV))
+                };
+                let mut dir = h.mountpoint.clone();
+                let mut vanished = false;
+                for comp in parent.split('/') {
+                    let up = dir.clone();
+                    dir.push(comp);
+                    // Removed at teardown if no other container uses it then
+                    // (whoever made it: containers may stop in any order).
+                    let made = k.make_host_dir(&dir).and_then(|_| {
+                        self.undo.push(Undo::RemoveCgroupDir(dir.clone()));
+                        if cpuset {
+                            copy_cpuset(k, &up, &dir)
+                        } else {
+                            Ok(())
+                        }
+                    });
+                    match made {
+                        Ok(()) => {}
+                        Err(e) if retry(&e) => {
+                            vanished = true;
+                            break;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
-            }
-            let cg = dir.join(name);
-            if !k.make_host_dir(&cg)? {
-                // Left by a supervisor that died (the state lock says no
-                // container of this name runs): take it over if it is empty.
-                k.remove_host_dir(&cg).map_err(|e| {
-                    Failure::new(format!("the cgroup {} exists and cannot be removed ({e}); is something still running in it?", cg.display()))
-                })?;
-                k.make_host_dir(&cg)?;
-            }
+                if vanished {
+                    continue;
+                }
+                let cg = dir.join(name);
+                match k.make_host_dir(&cg) {
+                    Ok(true) => break (dir, cg),
+                    Ok(false) => {
+                        // Left by a supervisor that died (the state lock says
+                        // no container of this name runs): take it over if it
+                        // is empty.
+                        k.remove_host_dir(&cg).map_err(|e| {
+                            Failure::new(format!("the cgroup {} exists and cannot be removed ({e}); is something still running in it?", cg.display()))
+                        })?;
+                        k.make_host_dir(&cg)?;
+                        break (dir, cg);
+                    }
+                    Err(e) if retry(&e) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            };
             self.undo.push(Undo::RemoveCgroupTree(cg.clone()));
             if cpuset {
                 copy_cpuset(k, &dir, &cg)?;
