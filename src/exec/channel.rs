@@ -18,6 +18,8 @@ pub enum Msg {
     /// Host → child: the container's cgroup is made in the v1 hierarchies
     /// too; carries their `tasks` files (these paths, in order).
     CgroupReady { tasks: Vec<String> },
+    /// Host → child: the cgroup is whole (the devices allow-list written).
+    CgroupDone,
     /// Host → child: a host step failed; report what you did and stop.
     Abort,
     /// Child → host: stopped on `Abort`, with what it did.

@@ -143,14 +143,16 @@ impl<'a> CgroupSpec<'a> {
     }
 }
 
-/// Which hierarchies a `create_cgroup` call makes. The real driver splits the
-/// step across the clone: cgroup2 before it (the clone starts the process
-/// there), the v1 hierarchies after it, while the child builds its mounts.
+/// Which part of the cgroup a `create_cgroup` call makes. The real driver
+/// splits the step across the clone: cgroup2 before it (the clone starts the
+/// process there); the v1 hierarchies after it, while the child builds its
+/// mounts; the devices allow-list once the child has them to join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CgroupPart {
     All,
     Cgroup2,
     V1,
+    Devices,
 }
 
 /// Runs the steps that need no special handling by the driver.
@@ -277,6 +279,7 @@ impl<'k, K: Kernel> Runner<'k, K> {
             CgroupPart::All => true,
             CgroupPart::Cgroup2 => h.v2,
             CgroupPart::V1 => !h.v2,
+            CgroupPart::Devices => false,
         };
         let mut paths = Vec::new();
         for h in layout.hierarchies.iter().filter(|h| mine(h)) {
@@ -430,13 +433,18 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 }
             }
         }
-        // The devices allow-list, where the host has a devices controller.
-        let devices_here = layout
-            .hierarchies
-            .iter()
-            .any(|h| h.has("devices") && mine(h));
-        match paths.iter().find(|(h, _)| h.has("devices")) {
-            Some((_, cg)) => {
+        // The devices allow-list, where the host has a devices controller:
+        // in the last part (the real driver writes it while the child joins
+        // and mounts its cgroups; it only has to be there before the exec).
+        let has_v1 = layout.hierarchies.iter().any(|h| !h.v2);
+        let devices_now = match part {
+            CgroupPart::All | CgroupPart::Devices => true,
+            CgroupPart::Cgroup2 => !has_v1,
+            CgroupPart::V1 => false,
+        };
+        match layout.hierarchies.iter().find(|h| h.has("devices")) {
+            Some(h) if devices_now => {
+                let cg = h.mountpoint.join(parent).join(name);
                 k.write_host_file(&cg.join("devices.deny"), "a")?;
                 let mut n = 0;
                 for rule in spec.device_allow {
@@ -458,10 +466,10 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 }
                 detail.push(format!("devices: deny all, allow {n} rules"));
             }
-            None if !devices_here && part != CgroupPart::Cgroup2 => {
+            None if devices_now => {
                 detail.push("devices: no devices controller (not restricted)".into())
             }
-            None => {}
+            _ => {}
         }
         let v1: Vec<PathBuf> = paths
             .iter()

@@ -375,6 +375,16 @@ fn host_side(
         let fds: Vec<RawFd> = tasks.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
         // A child that already failed has closed its end: its message follows.
         let _ = ch.send(&Msg::CgroupReady { tasks: paths }, &fds);
+        drop(tasks);
+        let t = Instant::now();
+        match runner.create_cgroup(&spec, CgroupPart::Devices) {
+            Ok(s) => {
+                report.set(plan, i, s);
+                report.add_us(i, t.elapsed().as_micros() as u32);
+            }
+            Err(f) => return Err(abort(plan, report, ch, i, f)),
+        }
+        let _ = ch.send(&Msg::CgroupDone, &[]);
     }
     for j in start..plan.steps.len() {
         if plan.steps[j].side != Side::Host {
@@ -503,31 +513,16 @@ fn child_main(plan: &Plan, runner: &mut Runner<'_, LinuxKernel>, ch: Channel, ci
         Ok(Some((Msg::Go { step }, _))) => step,
         _ => exit(1),
     };
-    // The host steps after the clone that each container step must wait for.
-    let mut host_done = ci;
+    // The last host step after the clone before the current step.
     let mut last_host = ci;
     // The cgroup's v1 hierarchies, which the host makes after the clone.
-    let mut cgroup_pending = runner.cgroup.as_ref().is_some_and(|c| c.pending_v1);
-    // One word from the host: a host step done, or the cgroup's v1 files.
-    let hear = |runner: &mut Runner<'_, LinuxKernel>,
-                host_done: &mut usize,
-                cgroup_pending: &mut bool,
-                results: &[(usize, Status, u32)]| {
-        match ch.recv() {
-            Ok(Some((Msg::HostDone { step }, _))) => *host_done = step,
-            Ok(Some((Msg::CgroupReady { tasks }, fds))) if tasks.len() == fds.len() => {
-                let tasks = tasks.into_iter().map(PathBuf::from).zip(fds).collect();
-                runner.k.adopt_cgroup_join(tasks);
-                runner.cgroup_v1_made();
-                *cgroup_pending = false;
-            }
-            Ok(Some((Msg::Abort, _))) => {
-                let results = results.to_vec();
-                let _ = ch.send(&Msg::Aborted { results }, &[]);
-                exit(1);
-            }
-            _ => exit(1),
-        }
+    // What the host still owes the child: the cgroup's v1 files (before it
+    // joins them), then its devices allow-list (before the exec).
+    let cgroup_pending = runner.cgroup.as_ref().is_some_and(|c| c.pending_v1);
+    let mut owed = Owed {
+        host_done: ci,
+        cgroup: cgroup_pending,
+        devices: cgroup_pending,
     };
     loop {
         let Some(step) = plan.steps.get(j) else {
@@ -538,12 +533,25 @@ fn child_main(plan: &Plan, runner: &mut Runner<'_, LinuxKernel>, ch: Channel, ci
             j += 1;
             continue;
         }
-        while host_done < last_host {
-            hear(runner, &mut host_done, &mut cgroup_pending, &results);
-        }
-        if matches!(step.op, Op::AttachCgroup) {
-            while cgroup_pending {
-                hear(runner, &mut host_done, &mut cgroup_pending, &results);
+        while owed.host_done < last_host
+            || (owed.cgroup && matches!(step.op, Op::AttachCgroup))
+            || (owed.devices && matches!(step.op, Op::ExecInit { .. }))
+        {
+            // One word from the host.
+            match ch.recv() {
+                Ok(Some((Msg::HostDone { step }, _))) => owed.host_done = step,
+                Ok(Some((Msg::CgroupReady { tasks }, fds))) if tasks.len() == fds.len() => {
+                    let tasks = tasks.into_iter().map(PathBuf::from).zip(fds).collect();
+                    runner.k.adopt_cgroup_join(tasks);
+                    runner.cgroup_v1_made();
+                    owed.cgroup = false;
+                }
+                Ok(Some((Msg::CgroupDone, _))) => owed.devices = false,
+                Ok(Some((Msg::Abort, _))) => {
+                    let _ = ch.send(&Msg::Aborted { results }, &[]);
+                    exit(1);
+                }
+                _ => exit(1),
             }
         }
         if let Op::ExecInit {
@@ -616,6 +624,16 @@ fn child_main(plan: &Plan, runner: &mut Runner<'_, LinuxKernel>, ch: Channel, ci
         }
         j += 1;
     }
+}
+
+/// What the child waits for from the host (see `child_main`).
+struct Owed {
+    /// The last host step after the clone known done.
+    host_done: usize,
+    /// The cgroup's v1 `tasks` files.
+    cgroup: bool,
+    /// The cgroup's devices allow-list.
+    devices: bool,
 }
 
 struct Child {
