@@ -420,17 +420,7 @@ fn host_side(
                 _guest_api: if guest_api { fds.next() } else { None },
             })
         }
-        Ok(Some((
-            Msg::Failed {
-                results,
-                step,
-                error,
-            },
-            _,
-        ))) => {
-            record(plan, report, results);
-            Err((Some(step), Failure::new(error)))
-        }
+        Ok(Some((msg @ Msg::Failed { .. }, _))) => Err(child_failed(plan, report, msg)),
         Ok(Some((other, _))) => Err((
             None,
             Failure::new(format!("unexpected message from the container: {other:?}")),
@@ -451,23 +441,31 @@ fn host_side(
 fn abort(plan: &Plan, report: &mut Report, ch: &Channel, j: usize, f: Failure) -> StepErr {
     let _ = ch.send(&Msg::Abort, &[]);
     match ch.recv_timeout(Duration::from_secs(5)) {
-        Ok(Some((
-            Msg::Failed {
-                results,
-                step,
-                error,
-            },
-            _,
-        ))) => {
-            record(plan, report, results);
-            return (Some(step), Failure::new(error));
-        }
+        Ok(Some((msg @ Msg::Failed { .. }, _))) => return child_failed(plan, report, msg),
         Ok(Some((Msg::Aborted { results } | Msg::Exec { results, .. }, _))) => {
             record(plan, report, results);
         }
         _ => {}
     }
     (Some(j), f)
+}
+
+/// The child's `Failed`: what it did goes in the report; its step failed.
+fn child_failed(plan: &Plan, report: &mut Report, msg: Msg) -> StepErr {
+    match msg {
+        Msg::Failed {
+            results,
+            step,
+            error,
+        } => {
+            record(plan, report, results);
+            (Some(step), Failure::new(error))
+        }
+        other => (
+            None,
+            Failure::new(format!("unexpected message from the container: {other:?}")),
+        ),
+    }
 }
 
 fn record(plan: &Plan, report: &mut Report, results: Vec<(usize, Status, u32)>) {
