@@ -1632,3 +1632,128 @@ echo "HD done=1"
     assert_eq!(step["status"], "skipped", "{step}");
     assert!(f.stderr.contains("LXCFS not found"), "{}", f.describe());
 }
+
+/// A pure cgroup2 host, for real: in a private mount namespace `/sys/fs/cgroup` is
+/// replaced by this machine's cgroup2 hierarchy alone (bound from
+/// `/sys/fs/cgroup/unified`; it has no controllers here, the v1 hierarchies hold them),
+/// so envc sees the layout of a pure cgroup2 host and runs that path on the kernel: the
+/// clone starts PID 1 in its cgroup (no PID is written), PID 1 sees `0::/` and a fresh
+/// cgroup2 on `/sys/fs/cgroup`, and the cgroup (in the host's unified hierarchy) is gone
+/// afterwards.
+#[test]
+fn a_pure_cgroup2_layout_runs_for_real() {
+    if !common::require_root("a_pure_cgroup2_layout_runs_for_real") {
+        return;
+    }
+    let _serial = common::serial();
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    let unified_is_cgroup2 = cgroup_mounts()
+        .iter()
+        .any(|m| m.mount_point == "/sys/fs/cgroup/unified" && m.fs_type == "cgroup2");
+    if !unified_is_cgroup2 {
+        // A pure cgroup2 host runs this path in every other root test already.
+        let pure = cgroup_mounts()
+            .iter()
+            .any(|m| m.mount_point == "/sys/fs/cgroup" && m.fs_type == "cgroup2");
+        assert!(
+            pure,
+            "neither hybrid nor pure cgroup2: {:?}",
+            cgroup_mounts()
+        );
+        return;
+    }
+    let w = World::new("hd-pure2");
+    let name = "hd-pure2";
+    let profile = w.profile(
+        name,
+        r#"
+[init]
+command = ["/bin/sh", "-c", '''
+busybox sed 's/^/HDM /' /proc/self/mountinfo | grep ' /sys/fs/cgroup'
+echo "HD cgroup=$(busybox tr '\n' ' ' < /proc/self/cgroup)"
+echo "HD procs=$(busybox tr '\n' ' ' < /sys/fs/cgroup/cgroup.procs)"
+echo "HD done=1"
+''']
+"#,
+    );
+    let ns = PrivateNs::new();
+    let stage = w.path("cg2");
+    std::fs::create_dir(&stage).unwrap();
+    ns.sh(&format!(
+        "mount --bind {u} {s}; umount -l /sys/fs/cgroup; mount --move {s} /sys/fs/cgroup",
+        u = unified.display(),
+        s = stage.display()
+    ));
+    let layout = ns.sh("grep ' /sys/fs/cgroup' /proc/self/mountinfo");
+    let cg_lines: Vec<&str> = layout.stdout.lines().collect();
+    assert_eq!(
+        cg_lines.len(),
+        1,
+        "the namespace's cgroup mounts: {cg_lines:?}"
+    );
+    assert!(cg_lines[0].contains(" - cgroup2 "), "{cg_lines:?}");
+
+    let f = host_unchanged(|| w.apply(&profile, Some(&ns))).ok();
+    let v = f.values();
+    assert_eq!(
+        v.get("done").map(String::as_str),
+        Some("1"),
+        "{}",
+        f.describe()
+    );
+    // At the root of its cgroup2 namespace. (The kernel lists this machine's v1
+    // hierarchies too, whatever the mounts say: there PID 1 stayed where envc was.)
+    assert!(
+        v["cgroup"].split_whitespace().any(|l| l == "0::/"),
+        "{}",
+        f.describe()
+    );
+    // PID 1 (and the shell's pipeline) in its own cgroup, from the clone on.
+    assert!(
+        v["procs"].split_whitespace().any(|p| p == "1"),
+        "{}",
+        f.describe()
+    );
+    let inside = mounts_in_text(&f.stdout);
+    let at = must_mount(&inside, "/sys/fs/cgroup");
+    assert_eq!(at.fs_type, "cgroup2", "{}", describe_mounts(&inside));
+    assert_eq!(
+        inside
+            .iter()
+            .filter(|m| m.mount_point.starts_with("/sys/fs/cgroup"))
+            .count(),
+        1,
+        "{}",
+        describe_mounts(&inside)
+    );
+
+    let report = w.report(&profile);
+    let step = |op: &str| {
+        report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["op"] == op)
+            .unwrap_or_else(|| panic!("no {op} in {report:#}"))
+            .clone()
+    };
+    let create = step("CreateCgroup");
+    assert_eq!(create["status"], "done", "{create}");
+    assert!(
+        create["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("pure cgroup2"),
+        "{create}"
+    );
+    let attach = step("AttachCgroup");
+    assert_eq!(attach["status"], "done", "{attach}");
+    assert_eq!(
+        attach["detail"], "joined cgroup2 from the clone",
+        "{attach}"
+    );
+    assert!(
+        !unified.join("envc").join(name).exists(),
+        "the container's cgroup is left in the unified hierarchy"
+    );
+}

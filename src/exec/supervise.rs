@@ -362,29 +362,26 @@ fn host_side(
             .position(|s| CgroupSpec::of(&s.op).is_some())
             .expect("a pending cgroup comes from a CreateCgroup step");
         let spec = CgroupSpec::of(&plan.steps[i].op).expect("found above");
-        let t = Instant::now();
-        match runner.create_cgroup(&spec, CgroupPart::V1) {
-            Ok(s) => {
-                report.set(plan, i, s);
-                report.add_us(i, t.elapsed().as_micros() as u32);
+        for part in [CgroupPart::V1, CgroupPart::Devices] {
+            let t = Instant::now();
+            match runner.create_cgroup(&spec, part) {
+                Ok(s) => {
+                    report.set(plan, i, s);
+                    report.add_us(i, t.elapsed().as_micros() as u32);
+                }
+                Err(f) => return Err(abort(plan, report, ch, i, f)),
             }
-            Err(f) => return Err(abort(plan, report, ch, i, f)),
-        }
-        let tasks = runner.k.take_cgroup_join();
-        let paths = tasks.iter().map(|(p, _)| p.display().to_string()).collect();
-        let fds: Vec<RawFd> = tasks.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
-        // A child that already failed has closed its end: its message follows.
-        let _ = ch.send(&Msg::CgroupReady { tasks: paths }, &fds);
-        drop(tasks);
-        let t = Instant::now();
-        match runner.create_cgroup(&spec, CgroupPart::Devices) {
-            Ok(s) => {
-                report.set(plan, i, s);
-                report.add_us(i, t.elapsed().as_micros() as u32);
+            // A child that already failed has closed its end: its message
+            // follows.
+            if part == CgroupPart::V1 {
+                let tasks = runner.k.take_cgroup_join();
+                let paths = tasks.iter().map(|(p, _)| p.display().to_string()).collect();
+                let fds: Vec<RawFd> = tasks.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
+                let _ = ch.send(&Msg::CgroupReady { tasks: paths }, &fds);
+            } else {
+                let _ = ch.send(&Msg::CgroupDone, &[]);
             }
-            Err(f) => return Err(abort(plan, report, ch, i, f)),
         }
-        let _ = ch.send(&Msg::CgroupDone, &[]);
     }
     for j in start..plan.steps.len() {
         if plan.steps[j].side != Side::Host {
