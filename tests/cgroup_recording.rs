@@ -166,24 +166,25 @@ fn unified_host_gets_v2_names_delegation_one_cgroup2_mount_and_teardown() {
     // The parent, then the container's own cgroup, in the one cgroup2 root.
     assert_eq!(made_dirs(&calls), [parent.clone(), own.clone()]);
 
-    // Every controller the host offers is delegated at each level above the container
-    // (cgroup.controllers of the fake: cpuset cpu io memory pids), before any limit.
+    // Every controller that reaches the parent (cgroup.controllers of the fake: cpuset
+    // cpu io memory pids) is passed on to the container, before any limit. The root's
+    // subtree_control is the host's: never written.
     let delegate = "+cpuset +cpu +io +memory +pids";
-    let at_root = pos(
-        &calls,
-        &write(&format!("{root}/cgroup.subtree_control"), delegate),
-    );
     let at_parent = pos(
         &calls,
         &write(&format!("{parent}/cgroup.subtree_control"), delegate),
     );
-    assert!(pos(&calls, &format!("make_host_dir {own}")) < at_root);
-    assert!(at_root < at_parent, "root first:\n{}", calls.join("\n"));
+    assert!(pos(&calls, &format!("make_host_dir {own}")) < at_parent);
     assert_eq!(
-        matching(&calls, |c| c.contains("subtree_control")).len(),
-        2,
+        matching(&calls, |c| c.contains("subtree_control")),
+        [write(&format!("{parent}/cgroup.subtree_control"), delegate)],
         "{}",
         calls.join("\n")
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains(&format!("{root}/cgroup.subtree_control")))
     );
 
     // The limits, in v2 names, in the container's cgroup, after the delegation.
@@ -284,7 +285,7 @@ fn unified_host_gets_v2_names_delegation_one_cgroup2_mount_and_teardown() {
 }
 
 #[test]
-fn unified_host_a_nested_parent_is_delegated_at_every_level() {
+fn unified_host_a_nested_parent_is_delegated_at_every_level_below_the_root() {
     let plan = plan_of(&format!(
         "{ALL_LIMITS}\n[cgroup]\nparent = \"envc/nested\"\n"
     ));
@@ -294,7 +295,6 @@ fn unified_host_a_nested_parent_is_delegated_at_every_level() {
     assert_eq!(
         subtree,
         [
-            "write_host_file /sys/fs/cgroup/cgroup.subtree_control +cpuset +cpu +io +memory +pids",
             "write_host_file /sys/fs/cgroup/envc/cgroup.subtree_control +cpuset +cpu +io +memory +pids",
             "write_host_file /sys/fs/cgroup/envc/nested/cgroup.subtree_control +cpuset +cpu +io +memory +pids",
         ]
@@ -601,6 +601,40 @@ fn a_failure_at_any_cgroup_call_removes_what_was_made() {
     }
 }
 
+/// A pure cgroup2 host whose root does not pass on a controller the limits need: the
+/// start fails before the clone, says what to enable, and leaves nothing. envc never
+/// enables it at the root itself.
+#[test]
+fn unified_host_without_a_needed_controller_fails_before_the_clone() {
+    let plan = plan_of(ALL_LIMITS);
+    let mut k = Cgroupfs::new(host(UNIFIED_MOUNTINFO), None);
+    k.controllers = Some("cpu io\n".into());
+    let report = envc::exec::simulate(&plan, &mut k);
+    let calls = k.inner.calls;
+    let o = report.outcome.as_ref().expect("the start failed");
+    assert_eq!(o.exit_code, 125, "{}", report.summary());
+    match step_status(&report, "CreateCgroup") {
+        Status::Failed { error, .. } => assert!(
+            error.contains("the memory controller")
+                && error.contains("/sys/fs/cgroup/cgroup.subtree_control"),
+            "{error}"
+        ),
+        other => panic!("CreateCgroup: {other:?}"),
+    }
+    assert!(!calls.iter().any(|c| c.starts_with("spawn ")), "{calls:#?}");
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains("/sys/fs/cgroup/cgroup.subtree_control")),
+        "{calls:#?}"
+    );
+    assert!(report.teardown_left.is_empty());
+    let mut made = made_dirs(&calls);
+    made.reverse();
+    let all: Vec<&str> = calls.iter().map(String::as_str).collect();
+    assert_eq!(removed_dirs(&all), made);
+}
+
 // ------------------------------------------------------------------ the cgroupfs model
 
 /// The recording kernel, plus what cgroupfs would answer (see the module doc).
@@ -608,6 +642,8 @@ struct Cgroupfs {
     inner: RecordingKernel,
     made: BTreeSet<PathBuf>,
     written: BTreeMap<PathBuf, String>,
+    /// What every `cgroup.controllers` says, if not the fake host's default.
+    controllers: Option<String>,
 }
 
 impl Cgroupfs {
@@ -621,6 +657,7 @@ impl Cgroupfs {
             inner,
             made: BTreeSet::new(),
             written: BTreeMap::new(),
+            controllers: None,
         }
     }
 }
@@ -654,6 +691,9 @@ impl Kernel for Cgroupfs {
         let fake = self.inner.read_host_file(path)?;
         if let Some(v) = self.written.get(path) {
             return Ok(v.clone());
+        }
+        if let (Some(c), true) = (&self.controllers, path.ends_with("cgroup.controllers")) {
+            return Ok(c.clone());
         }
         let fresh = path.parent().is_some_and(|d| self.made.contains(d));
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");

@@ -343,11 +343,17 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 copy_cpuset(k, &dir, &cg)?;
             }
             if h.v2 && layout.kind == cgroup::LayoutKind::Unified {
-                // Delegate every controller the host offers down to the container.
+                // Pass on to the container every controller that reaches the
+                // parent chain (`cgroup.parent`, envc's own directories). The
+                // root's own `cgroup.subtree_control` is the host's setting
+                // (systemd enables every controller there): envc never
+                // changes it, since nothing could undo that safely while
+                // other cgroups rely on it.
                 let mut level = h.mountpoint.clone();
-                let comps: Vec<&str> = parent.split('/').collect();
-                for i in 0..=comps.len() {
-                    let available = k.read_host_file(&level.join("cgroup.controllers"))?;
+                let mut available = String::new();
+                for comp in parent.split('/') {
+                    level.push(comp);
+                    available = k.read_host_file(&level.join("cgroup.controllers"))?;
                     let enable: Vec<String> = available
                         .split_whitespace()
                         .map(|c| format!("+{c}"))
@@ -358,9 +364,18 @@ impl<'k, K: Kernel> Runner<'k, K> {
                             &enable.join(" "),
                         )?;
                     }
-                    if i < comps.len() {
-                        level.push(comps[i]);
-                    }
+                }
+                let offered: Vec<&str> = available.split_whitespace().collect();
+                if let Some(c) = cgroup::limit_controllers(limits)
+                    .into_iter()
+                    .find(|c| !offered.contains(c))
+                {
+                    return Err(Failure::new(format!(
+                        "the limits need the {c} controller, which the host's root cgroup does not \
+                         pass on (`+{c}` is not in {}/cgroup.subtree_control; systemd sets it, or \
+                         write it there)",
+                        h.mountpoint.display()
+                    )));
                 }
             }
             paths.push((h.clone(), cg));
