@@ -10,4 +10,5 @@ pub mod paths;
 pub mod plan;
 pub mod profile;
 pub mod state;
+pub mod sys;
 pub mod timing;

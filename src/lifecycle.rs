@@ -6,13 +6,14 @@
 use crate::diag::{Problem, Style, render};
 use crate::exec::monitor::{ESCAPE, filter_escape};
 use crate::exec::report::{Report, Status};
-use crate::exec::supervise::{ApplyOptions, Hooks, RawTerminal, apply};
+use crate::exec::supervise::{ApplyOptions, Hooks, apply};
 use crate::plan::{Op, Plan};
 use crate::state::{State, log_dir, run_dir};
+use crate::sys::{self, Forked, RawTerminal};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -123,8 +124,7 @@ pub fn start(
     detach: bool,
     timings: bool,
 ) -> ExitCode {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !sys::is_root() {
         eprintln!(
             "envc: apply needs root: envc runs privileged containers (the host's root is the container's root)"
         );
@@ -147,60 +147,34 @@ pub fn start(
     }
     // Detached: a supervisor of its own session; this process waits until
     // PID 1 runs (or the start failed) and returns.
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 into a valid array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        eprintln!("envc: pipe: {}", io::Error::last_os_error());
-        return ExitCode::from(125);
-    }
-    // SAFETY: the pipe's fds are ours.
-    let (mut rd, wr) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
-    let _ = io::stdout().flush();
-    // SAFETY: envc is single-threaded here; the child only continues this program.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        eprintln!("envc: fork: {}", io::Error::last_os_error());
-        return ExitCode::from(125);
-    }
-    if pid == 0 {
-        drop(rd);
-        // SAFETY: plain calls on our own process.
-        unsafe {
-            libc::setsid();
-            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-            libc::dup2(null, 0);
-            libc::dup2(null, 1);
-            let _ = std::fs::create_dir_all(&logs);
-            let log =
-                std::ffi::CString::new(logs.join("supervisor.log").as_os_str().as_encoded_bytes())
-                    .unwrap_or_default();
-            let lf = libc::open(
-                log.as_ptr(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
-                0o640,
-            );
-            libc::dup2(if lf >= 0 { lf } else { null }, 2);
-            if lf > 2 {
-                libc::close(lf);
-            }
-            if null > 2 {
-                libc::close(null);
-            }
-            // Keep none of the caller's fds (a pipe it waits on would stay open for
-            // as long as the container runs): only 0-2 and the notify pipe.
-            let keep = wr.as_raw_fd() as libc::c_uint;
-            if keep > 3 {
-                libc::close_range(3, keep - 1, 0);
-            }
-            libc::close_range(keep + 1, libc::c_uint::MAX, 0);
+    let (mut rd, wr) = match sys::pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("envc: pipe: {e}");
+            return ExitCode::from(125);
         }
-        let out = Output {
-            report_file,
-            timings,
-        };
-        let code = run_supervisor(plan, rootfs, sources, out, Some(wr), &logs);
-        std::process::exit(code as i32);
-    }
+    };
+    let _ = io::stdout().flush();
+    let pid = match sys::fork_single_threaded() {
+        Ok(Forked::Parent(pid)) => pid,
+        Ok(Forked::Child) => {
+            drop(rd);
+            let _ = std::fs::create_dir_all(&logs);
+            // Keep none of the caller's fds (a pipe it waits on would stay open
+            // for as long as the container runs): only 0-2 and the notify pipe.
+            sys::detach(&logs.join("supervisor.log"), wr.as_raw_fd());
+            let out = Output {
+                report_file,
+                timings,
+            };
+            let code = run_supervisor(plan, rootfs, sources, out, Some(wr), &logs);
+            std::process::exit(code as i32);
+        }
+        Err(e) => {
+            eprintln!("envc: fork: {e}");
+            return ExitCode::from(125);
+        }
+    };
     drop(wr);
     let mut text = String::new();
     let _ = rd.read_to_string(&mut text);
@@ -212,20 +186,13 @@ pub fn start(
         }
         _ => {
             // The supervisor failed before PID 1 ran: it wrote why, then exits.
-            let mut status = 0;
-            // SAFETY: waiting for our own child.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            let code = if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status) as u8
-            } else {
-                125
-            };
+            let status = sys::wait(pid).unwrap_or(sys::WaitStatus(0));
+            let code = status.exit_code().map_or(125, |c| c as u8);
             let said = text.strip_prefix("failed\n").unwrap_or(&text);
             if said.trim().is_empty() {
-                let how = if libc::WIFSIGNALED(status) {
-                    format!("killed by signal {}", libc::WTERMSIG(status))
-                } else {
-                    format!("exit status {}", libc::WEXITSTATUS(status))
+                let how = match (status.signal(), status.exit_code()) {
+                    (Some(sig), _) => format!("killed by signal {sig}"),
+                    (None, c) => format!("exit status {}", c.unwrap_or(0)),
                 };
                 eprintln!(
                     "envc: the supervisor of `{}` ended before PID 1 ran ({how}); `envc gc` removes what it left (log: {})",
@@ -381,8 +348,8 @@ pub fn is_running(name: &str) -> bool {
     let Ok(f) = std::fs::OpenOptions::new().write(true).open(&lock) else {
         return false;
     };
-    // SAFETY: flock on our own fd; released when f closes.
-    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+    // Free if we can take it (released when f closes).
+    !sys::try_lock(&f).unwrap_or(false)
 }
 
 fn read_info(name: &str) -> Option<Info> {
@@ -558,14 +525,9 @@ pub fn console(name: &str) -> ExitCode {
         Err(c) => return c,
     };
     let tty = io::stdin().is_terminal();
-    let (rows, cols) = {
-        // SAFETY: TIOCGWINSZ into a valid winsize.
-        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-        if tty && unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 {
-            (ws.ws_row, ws.ws_col)
-        } else {
-            (0, 0)
-        }
+    let (rows, cols) = match sys::window_size(0) {
+        Some(ws) if tty => (ws.ws_row, ws.ws_col),
+        _ => (0, 0),
     };
     let req = if rows > 0 {
         format!("console {rows} {cols}\n")
@@ -598,9 +560,8 @@ pub fn console(name: &str) -> ExitCode {
                 revents: 0,
             },
         ];
-        // SAFETY: a live array of pollfd.
-        if unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) } < 0 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+        if let Err(e) = sys::poll(&mut pfds, -1) {
+            if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
             break;

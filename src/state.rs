@@ -6,7 +6,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// The run directory: `ENVC_RUN_DIR`, else `/run/envc`.
@@ -93,9 +92,7 @@ impl State {
             .write(true)
             .open(dir.join("lock"))
             .map_err(StateError::Io)?;
-        // SAFETY: flock on our own fd.
-        let r = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if r < 0 {
+        if !crate::sys::try_lock(&lock).unwrap_or(false) {
             return Err(StateError::Running(name.to_string()));
         }
         Ok(State {

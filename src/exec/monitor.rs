@@ -7,6 +7,7 @@
 use crate::plan::Plan;
 use crate::profile::model::StopSignal;
 use crate::profile::values::signal_name;
+use crate::sys::{read as read_raw, set_nonblocking};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -78,50 +79,24 @@ struct Stopping {
     reboot: bool,
 }
 
-fn set_nonblocking(fd: RawFd) {
-    // SAFETY: fcntl on an fd we hold.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
-}
-
-fn read_raw(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: reading into a live buffer.
-    let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r as usize)
-    }
-}
-
 fn write_all_raw(fd: RawFd, mut data: &[u8]) {
     let deadline = Instant::now() + Duration::from_secs(2);
     while !data.is_empty() && Instant::now() < deadline {
-        // SAFETY: writing from a live buffer.
-        let r = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if r > 0 {
-            data = &data[r as usize..];
-        } else if r < 0 {
-            let e = io::Error::last_os_error();
-            match e.kind() {
+        match crate::sys::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(e) => match e.kind() {
                 io::ErrorKind::Interrupted => {}
                 io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(2)),
                 _ => return,
-            }
+            },
         }
     }
 }
 
 /// Copies the terminal size of `from` to the pty `to`.
 pub fn copy_winsize(from: RawFd, to: RawFd) {
-    // SAFETY: TIOCGWINSZ/TIOCSWINSZ with a valid winsize.
-    unsafe {
-        let mut ws: libc::winsize = std::mem::zeroed();
-        if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_row > 0 {
-            libc::ioctl(to, libc::TIOCSWINSZ, &ws);
-        }
+    if let Some(ws) = crate::sys::window_size(from).filter(|ws| ws.ws_row > 0) {
+        crate::sys::set_window_size(to, &ws);
     }
 }
 
@@ -296,9 +271,9 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
         } else {
             1000
         };
-        // SAFETY: pfds is a live array of pollfd.
-        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms) };
-        if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+        if let Err(e) = crate::sys::poll(&mut pfds, wait_ms)
+            && e.kind() != io::ErrorKind::Interrupted
+        {
             break pid1.reap();
         }
         // Clients accepted below have no slot in this round: they wait for the next.
@@ -361,12 +336,9 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
         }
         // Signals to envc.
         if ready(1) {
-            let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
-            while read_raw(io.sigfd.as_raw_fd(), &mut info).is_ok_and(|n| n > 0) {
-                // SAFETY: the kernel wrote a whole signalfd_siginfo.
-                let si: libc::signalfd_siginfo =
-                    unsafe { std::ptr::read_unaligned(info.as_ptr().cast()) };
-                if si.ssi_signo as i32 == libc::SIGWINCH {
+            use std::os::fd::AsFd;
+            while let Some(signo) = crate::sys::read_signal(io.sigfd.as_fd()) {
+                if signo as i32 == libc::SIGWINCH {
                     if let (true, Some(c)) = (io.terminal, &io.console) {
                         copy_winsize(0, c.as_raw_fd());
                     }
@@ -447,8 +419,7 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
                                         ws_xpixel: 0,
                                         ws_ypixel: 0,
                                     };
-                                    // SAFETY: TIOCSWINSZ with a valid winsize.
-                                    unsafe { libc::ioctl(c.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+                                    crate::sys::set_window_size(c.as_raw_fd(), &ws);
                                 }
                                 cl.kind = ClientKind::Console;
                                 if let (false, Some(c)) = (rest.is_empty(), &io.console) {

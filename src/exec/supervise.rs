@@ -12,7 +12,7 @@ use super::{CgroupPart, CgroupSpec, Failure, Runner, clone_index, dropped_caps};
 use crate::plan::{Op, Plan, Side};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -63,28 +63,7 @@ fn finish(mut report: Report, code: u8, summary: String) -> Applied {
 
 /// Blocks the signals that mean "stop the container" and returns a signalfd for them.
 fn stop_signals() -> io::Result<(OwnedFd, libc::sigset_t)> {
-    // SAFETY: sigset manipulation on a local set; signalfd returns a new fd.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGWINCH] {
-            libc::sigaddset(&mut set, s);
-        }
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        if libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok((OwnedFd::from_raw_fd(fd), old))
-    }
-}
-
-fn restore_mask(old: &libc::sigset_t) {
-    // SAFETY: restoring a mask we saved.
-    unsafe { libc::sigprocmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+    crate::sys::signalfd_for(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGWINCH])
 }
 
 /// Builds and runs the container in the foreground; returns when PID 1 is
@@ -101,7 +80,7 @@ pub fn apply(
         Err(e) => return finish(Report::new(plan), 125, format!("cannot block signals: {e}")),
     };
     let _raw = if opts.terminal {
-        RawTerminal::enter()
+        crate::sys::RawTerminal::enter()
     } else {
         None
     };
@@ -128,7 +107,7 @@ pub fn apply(
         }
         hooks.rebooting(&applied.report);
     };
-    restore_mask(&old_mask);
+    crate::sys::restore_mask(&old_mask);
     applied
 }
 
@@ -196,36 +175,6 @@ fn apply_once(
                 false,
             )
         }
-    }
-}
-
-/// The user's terminal in raw mode while attached; restored on drop.
-pub struct RawTerminal {
-    saved: libc::termios,
-}
-
-impl RawTerminal {
-    pub fn enter() -> Option<RawTerminal> {
-        // SAFETY: tcgetattr/tcsetattr on stdin with a valid termios.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(0, &mut t) != 0 {
-                return None;
-            }
-            let saved = t;
-            libc::cfmakeraw(&mut t);
-            if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
-                return None;
-            }
-            Some(RawTerminal { saved })
-        }
-    }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        // SAFETY: restoring the settings saved above.
-        unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.saved) };
     }
 }
 
@@ -499,10 +448,8 @@ struct Handoff {
 
 /// The container's first process: runs its steps, then becomes init.
 fn child_main(plan: &Plan, runner: &mut Runner<'_, LinuxKernel>, ch: Channel, ci: usize) -> ! {
-    let exit = |code: i32| -> ! {
-        // SAFETY: leaving the child without running the parent's destructors.
-        unsafe { libc::_exit(code) }
-    };
+    // Leaving the child without running the parent's destructors.
+    let exit = |code: i32| -> ! { crate::sys::exit_now(code) };
     let mut results: Vec<(usize, Status, u32)> = Vec::new();
     let mut j = match ch.recv() {
         Ok(Some((Msg::Go { step }, _))) => step,
@@ -656,35 +603,13 @@ impl monitor::Pid1 for Child {
 
 impl Child {
     fn signal(&self, sig: i32) {
-        // SAFETY: signalling our own child, by pidfd when we have one (no PID reuse race).
-        unsafe {
-            match &self.pidfd {
-                Some(fd) => {
-                    libc::syscall(
-                        libc::SYS_pidfd_send_signal,
-                        fd.as_raw_fd(),
-                        sig,
-                        std::ptr::null::<libc::siginfo_t>(),
-                        0,
-                    );
-                }
-                None => {
-                    libc::kill(self.pid, sig);
-                }
-            }
-        }
+        use std::os::fd::AsFd;
+        crate::sys::signal_child(self.pid, self.pidfd.as_ref().map(|f| f.as_fd()), sig);
     }
 
     /// Waits for the child; returns its wait status.
     fn reap(&self) -> i32 {
-        let mut status = 0;
-        loop {
-            // SAFETY: waiting for our own child.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
-            if r >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                return status;
-            }
-        }
+        crate::sys::wait(self.pid).map_or(0, |s| s.0)
     }
 
     fn kill_and_reap(&self) {
@@ -694,10 +619,7 @@ impl Child {
 
     /// The wait status if the child has exited.
     fn try_reap(&self) -> Option<i32> {
-        let mut status = 0;
-        // SAFETY: non-blocking wait for our own child.
-        let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-        (r == self.pid).then_some(status)
+        crate::sys::try_wait(self.pid).map(|s| s.0)
     }
 
     /// Whether PID 1 blocks a signal (from `SigBlk` in its status).
