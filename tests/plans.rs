@@ -466,3 +466,39 @@ fn from_json_refuses_other_formats_and_unknown_fields() {
     assert!(Plan::from_json(&v.to_string()).is_err(), "unknown ops");
     assert!(Plan::from_json("not json").is_err());
 }
+
+/// A file two stacked files both stack (a diamond) is one layer, where it comes first:
+/// what the first of them overrides in it stays overridden.
+#[test]
+fn a_file_stacked_twice_is_one_layer_where_it_comes_first() {
+    let dir = std::env::temp_dir().join(format!("envc-plans-diamond-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, body: &str| std::fs::write(dir.join(name), body).unwrap();
+    write("common.toml", "[init]\nstop-timeout = 5\n");
+    write(
+        "a.toml",
+        "profiles = [\"common.toml\"]\n[init]\nstop-timeout = 7\n",
+    );
+    write("b.toml", "profiles = [\"common.toml\"]\n");
+    write(
+        "top.toml",
+        "name = \"diamond\"\nrootfs = \"rootfs\"\nprofiles = [\"a.toml\", \"b.toml\"]\n",
+    );
+    let loaded = envc::profile::load(&dir.join("top.toml"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (profile, _) = loaded.unwrap_or_else(|p| panic!("{}", render(&p, Style::plain())));
+    assert_eq!(
+        profile.init.stop_timeout.value, 7,
+        "b's common.toml undid a.toml"
+    );
+    assert!(
+        format!("{:?}", profile.init.stop_timeout.origin).contains("a.toml"),
+        "{:?}",
+        profile.init.stop_timeout.origin
+    );
+    assert_eq!(
+        envc::compile::compile(&profile).supervise.stop_timeout_secs,
+        7
+    );
+}

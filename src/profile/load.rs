@@ -87,11 +87,15 @@ pub fn load(top: &Path) -> Result<(Profile, Sources), Vec<Problem>> {
         }
     }
     let mut stack = Vec::new();
+    let mut done = std::collections::HashSet::new();
     collect(
         &top_abs,
         &top_dir,
         None,
-        &mut stack,
+        &mut Walk {
+            stack: &mut stack,
+            done: &mut done,
+        },
         &mut layers,
         &mut problems,
     );
@@ -121,8 +125,7 @@ pub fn load(top: &Path) -> Result<(Profile, Sources), Vec<Problem>> {
     }
 }
 
-/// A file stacked twice (`a` and `b` both stack `common`) is read twice; its
-/// problems are still reported once.
+/// Problems are reported once each, however they were reached.
 fn once_each(problems: Vec<Problem>) -> Vec<Problem> {
     let mut seen = std::collections::HashSet::new();
     capped(
@@ -195,16 +198,28 @@ fn relative_to(path: &Path, base: &Path) -> String {
     if s.is_empty() { ".".into() } else { s }
 }
 
+/// Where `collect` is: the files being read (outermost first) and those
+/// already stacked.
+struct Walk<'a> {
+    stack: &'a mut Vec<PathBuf>,
+    done: &'a mut std::collections::HashSet<PathBuf>,
+}
+
+/// Reads `file` and, first, the files it stacks, pushing each layer after
+/// the layers it stacks. A file stacked more than once (`a` and `b` both
+/// stack `common`) is a layer once, where it comes first: stacking it again
+/// later would undo what the files between override.
 fn collect(
     file: &Path,
     top_dir: &Path,
     included_at: Option<(&Source, std::ops::Range<usize>)>,
-    stack: &mut Vec<PathBuf>,
+    walk: &mut Walk<'_>,
     layers: &mut Vec<Layer>,
     problems: &mut Vec<Problem>,
 ) {
     let name = relative_to(file, top_dir);
     let canon = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let stack = &mut *walk.stack;
     if let Some(pos) = stack.iter().position(|p| *p == canon) {
         let cycle: Vec<String> = stack[pos..]
             .iter()
@@ -216,6 +231,9 @@ fn collect(
             Some((src, span)) => Problem::new(msg).at(src, span, "included again here"),
             None => Problem::new(msg),
         });
+        return;
+    }
+    if walk.done.contains(&canon) {
         return;
     }
     if stack.len() >= 32 {
@@ -249,7 +267,7 @@ fn collect(
             return;
         }
     };
-    stack.push(canon);
+    walk.stack.push(canon.clone());
     let base_dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
     for (i, inc) in layer.raw.profiles.iter().enumerate() {
         let span = layer.spans.value(&format!("profiles[{i}]")).unwrap_or(0..0);
@@ -266,12 +284,13 @@ fn collect(
             &path,
             top_dir,
             Some((&layer.source, span)),
-            stack,
+            walk,
             layers,
             problems,
         );
     }
-    stack.pop();
+    walk.stack.pop();
+    walk.done.insert(canon);
     layers.push(layer);
 }
 
