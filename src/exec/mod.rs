@@ -19,12 +19,16 @@ use std::path::{Path, PathBuf};
 /// Removes a cgroup directory, waiting a moment for its last tasks to leave
 /// (the container's processes exit just after PID 1). Gone already is fine.
 fn remove_cgroup_dir<K: Kernel>(k: &mut K, path: &Path) -> std::io::Result<()> {
-    for _ in 0..200 {
+    // Short waits first (the kernel usually lets go within microseconds),
+    // then 5 ms at a time: about a second in all.
+    let mut wait = std::time::Duration::from_micros(50);
+    for _ in 0..210 {
         match k.remove_host_dir(path) {
             Ok(()) => return Ok(()),
             Err(e) if linux::errno(&e) == Some(libc::ENOENT) => return Ok(()),
             Err(e) if linux::errno(&e) == Some(libc::EBUSY) => {
-                std::thread::sleep(std::time::Duration::from_millis(5))
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(std::time::Duration::from_millis(5));
             }
             Err(e) => return Err(e),
         }
