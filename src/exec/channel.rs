@@ -22,6 +22,9 @@ pub enum Msg {
     CgroupDone,
     /// Host → child: a host step failed; report what you did and stop.
     Abort,
+    /// Child → host: what the steps so far did, ahead of the message that
+    /// ends the set-up (a big profile's results would not fit in one).
+    Results { results: Vec<(usize, Status, u32)> },
     /// Child → host: stopped on `Abort`, with what it did.
     Aborted { results: Vec<(usize, Status, u32)> },
     /// Child → host: every container step done; exec follows. Carries the

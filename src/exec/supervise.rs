@@ -347,7 +347,7 @@ fn host_side(
         // A child that already failed has closed its end: its message follows.
         let _ = ch.send(&Msg::HostDone { step: j }, &[]);
     }
-    match ch.recv() {
+    match recv_recording(ch, plan, report, None) {
         Ok(Some((
             Msg::Exec {
                 results,
@@ -386,7 +386,7 @@ fn host_side(
 /// report is whole; it may also have failed first (which explains ours).
 fn abort(plan: &Plan, report: &mut Report, ch: &Channel, j: usize, f: Failure) -> StepErr {
     let _ = ch.send(&Msg::Abort, &[]);
-    match ch.recv_timeout(Duration::from_secs(5)) {
+    match recv_recording(ch, plan, report, Some(Duration::from_secs(5))) {
         Ok(Some((msg @ Msg::Failed { .. }, _))) => return child_failed(plan, report, msg),
         Ok(Some((Msg::Aborted { results } | Msg::Exec { results, .. }, _))) => {
             record(plan, report, results);
@@ -411,6 +411,25 @@ fn child_failed(plan: &Plan, report: &mut Report, msg: Msg) -> StepErr {
             None,
             Failure::new(format!("unexpected message from the container: {other:?}")),
         ),
+    }
+}
+
+/// The child's next message but `Results`, whose results go in the report.
+fn recv_recording(
+    ch: &Channel,
+    plan: &Plan,
+    report: &mut Report,
+    timeout: Option<Duration>,
+) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
+    loop {
+        let got = match timeout {
+            Some(t) => ch.recv_timeout(t)?,
+            None => ch.recv()?,
+        };
+        match got {
+            Some((Msg::Results { results }, _)) => record(plan, report, results),
+            other => return Ok(other),
+        }
     }
 }
 
@@ -551,7 +570,17 @@ fn child_main(plan: &Plan, runner: &mut Runner<'_, LinuxKernel>, ch: Channel, ci
         }
         let t = Instant::now();
         match runner.run(&step.op) {
-            Ok(s) => results.push((j, s, t.elapsed().as_micros() as u32)),
+            Ok(s) => {
+                results.push((j, s, t.elapsed().as_micros() as u32));
+                // A message holds a few hundred KiB at most: send the results
+                // of a big profile ahead, in parts.
+                if results.len() >= RESULTS_PER_MESSAGE {
+                    let part = std::mem::take(&mut results);
+                    if ch.send(&Msg::Results { results: part }, &[]).is_err() {
+                        exit(1);
+                    }
+                }
+            }
             Err(f) => {
                 let _ = ch.send(
                     &Msg::Failed {
@@ -567,6 +596,10 @@ fn child_main(plan: &Plan, runner: &mut Runner<'_, LinuxKernel>, ch: Channel, ci
         j += 1;
     }
 }
+
+/// Results sent in one message at most (a step's result is tens of bytes;
+/// the socket takes messages of about 200 KiB).
+const RESULTS_PER_MESSAGE: usize = 128;
 
 /// What the child waits for from the host (see `child_main`).
 struct Owed {
