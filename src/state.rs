@@ -64,21 +64,49 @@ impl State {
     pub fn acquire(name: &str) -> Result<State, StateError> {
         let run = run_dir();
         let dir = run.join(name);
+        // A supervisor that stops removes its lock file while holding the
+        // lock: one that opened that file just before may take the lock
+        // after, on a file no longer in the directory. Such a lock guards
+        // nothing: start again (a few times, then say why not).
+        for _ in 0..10 {
+            let lock = Self::lock_in(&run, &dir, name)?;
+            let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| {
+                use std::os::unix::fs::MetadataExt;
+                a.dev() == b.dev() && a.ino() == b.ino()
+            };
+            match (lock.metadata(), std::fs::metadata(dir.join("lock"))) {
+                (Ok(held), Ok(named)) if same(&held, &named) => {
+                    return Ok(State {
+                        dir,
+                        lock: Some(lock),
+                    });
+                }
+                _ => continue,
+            }
+        }
+        Err(StateError::Io(io::Error::other(format!(
+            "{} keeps changing under us",
+            dir.display()
+        ))))
+    }
+
+    /// Makes `dir` (and `run`) if needed and takes the lock in it.
+    fn lock_in(run: &Path, dir: &Path, name: &str) -> Result<File, StateError> {
         // The run directory goes with the last container that stops, so
         // another container's exit can remove it between our two mkdirs:
         // make it again (a few times, then say why not).
         let mut tries = 0;
         loop {
             tries += 1;
-            match std::fs::create_dir(&dir) {
+            match std::fs::create_dir(dir) {
                 Ok(()) => break,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => break,
                 Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 10 => {
-                    match std::fs::create_dir(&run) {
+                    match std::fs::create_dir(run) {
                         Ok(()) => {}
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                            std::fs::create_dir_all(&run).map_err(StateError::Io)?
+                            std::fs::create_dir_all(run).map_err(StateError::Io)?
                         }
                         Err(e) => return Err(StateError::Io(e)),
                     }
@@ -95,10 +123,7 @@ impl State {
         if !crate::sys::try_lock(&lock).unwrap_or(false) {
             return Err(StateError::Running(name.to_string()));
         }
-        Ok(State {
-            dir,
-            lock: Some(lock),
-        })
+        Ok(lock)
     }
 
     pub fn write(&self, file: &str, contents: &str) -> io::Result<()> {

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -52,7 +52,8 @@ fn threads() -> Option<usize> {
 /// `fork(2)`, refused unless this process is single-threaded (a child forked
 /// from several threads may find a lock held by a thread it does not have).
 pub fn fork_single_threaded() -> io::Result<Forked> {
-    if threads() != Some(1) {
+    // Without /proc the count is unknown; envc starts no thread before this.
+    if threads().is_some_and(|n| n != 1) {
         return Err(io::Error::other(
             "fork refused: envc is not single-threaded",
         ));
@@ -81,18 +82,27 @@ pub fn detach(log: &Path, keep: RawFd) {
         .mode(0o640)
         .open(log)
         .ok();
+    // Raw from here: one of them may itself have landed on 0, 1 or 2 (when
+    // envc was started with that fd closed), and must then stay open.
+    let null = null.map_or(-1, IntoRawFd::into_raw_fd);
+    let log = log.map_or(-1, IntoRawFd::into_raw_fd);
     // SAFETY: plain calls on this process's own fds.
     unsafe {
         libc::setsid();
-        if let Some(n) = &null {
-            libc::dup2(n.as_raw_fd(), 0);
-            libc::dup2(n.as_raw_fd(), 1);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::dup2(null, 1);
         }
-        if let Some(f) = log.as_ref().or(null.as_ref()) {
-            libc::dup2(f.as_raw_fd(), 2);
+        let err = if log >= 0 { log } else { null };
+        if err >= 0 {
+            libc::dup2(err, 2);
+        }
+        for fd in [null, log] {
+            if fd > 2 {
+                libc::close(fd);
+            }
         }
     }
-    drop((null, log));
     let keep = keep as libc::c_uint;
     // SAFETY: closing fds this process owns and will not use again.
     unsafe {

@@ -408,10 +408,20 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 && let Some(h) = layout.hierarchies.iter().find(|h| h.has("cpuset"))
             {
                 // Refuse a CPU count the host cannot give before the clone,
-                // not after it (the v1 part computes it again, exactly).
-                let cpus =
-                    cgroup::parse_cpu_list(&k.read_host_file(&h.mountpoint.join("cpuset.cpus"))?);
-                cgroup::limit_writes(limits, false, 0, &cpus).map_err(Failure::new)?;
+                // not after it: the CPUs of the deepest level of the parent
+                // chain that has its own (a level made later copies its
+                // parent's). The v1 part computes the limit again.
+                let mut level = h.mountpoint.clone();
+                let mut cpus = k.read_host_file(&level.join("cpuset.cpus"))?;
+                for comp in parent.split('/') {
+                    level.push(comp);
+                    match k.read_host_file(&level.join("cpuset.cpus")) {
+                        Ok(v) if !v.trim().is_empty() => cpus = v,
+                        _ => break,
+                    }
+                }
+                cgroup::limit_writes(limits, false, 0, &cgroup::parse_cpu_list(&cpus))
+                    .map_err(Failure::new)?;
             }
             if writes_here {
                 let host_memory = match limits.memory {

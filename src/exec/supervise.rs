@@ -320,15 +320,16 @@ fn host_side(
                 }
                 Err(f) => return Err(abort(plan, report, ch, i, f)),
             }
-            // A child that already failed has closed its end: its message
-            // follows.
-            if part == CgroupPart::V1 {
+            let sent = if part == CgroupPart::V1 {
                 let tasks = runner.k.take_cgroup_join();
                 let paths = tasks.iter().map(|(p, _)| p.display().to_string()).collect();
                 let fds: Vec<RawFd> = tasks.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
-                let _ = ch.send(&Msg::CgroupReady { tasks: paths }, &fds);
+                ch.send(&Msg::CgroupReady { tasks: paths }, &fds)
             } else {
-                let _ = ch.send(&Msg::CgroupDone, &[]);
+                ch.send(&Msg::CgroupDone, &[])
+            };
+            if let Err(f) = told(sent) {
+                return Err(abort(plan, report, ch, i, f));
             }
         }
     }
@@ -344,8 +345,9 @@ fn host_side(
             }
             Err(f) => return Err(abort(plan, report, ch, j, f)),
         }
-        // A child that already failed has closed its end: its message follows.
-        let _ = ch.send(&Msg::HostDone { step: j }, &[]);
+        if let Err(f) = told(ch.send(&Msg::HostDone { step: j }, &[])) {
+            return Err(abort(plan, report, ch, j, f));
+        }
     }
     match recv_recording(ch, plan, report, None) {
         Ok(Some((
@@ -411,6 +413,18 @@ fn child_failed(plan: &Plan, report: &mut Report, msg: Msg) -> StepErr {
             None,
             Failure::new(format!("unexpected message from the container: {other:?}")),
         ),
+    }
+}
+
+/// What a word to the child came to. A child that already failed has closed
+/// its end (its message follows, and is read next): that is no failure of
+/// ours. Any other error would leave it waiting for a word that never comes.
+fn told(sent: io::Result<()>) -> Result<(), Failure> {
+    match sent {
+        Err(e) if !matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) => Err(
+            Failure::new(format!("telling the container's process: {e}")),
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -501,7 +515,23 @@ fn child_main(plan: &Plan, runner: &mut Runner<'_, LinuxKernel>, ch: Channel, ci
             // One word from the host.
             match ch.recv() {
                 Ok(Some((Msg::HostDone { step }, _))) => owed.host_done = step,
-                Ok(Some((Msg::CgroupReady { tasks }, fds))) if tasks.len() == fds.len() => {
+                Ok(Some((Msg::CgroupReady { tasks }, fds))) if tasks.len() != fds.len() => {
+                    let error = format!(
+                        "the host passed {} of the cgroup's {} tasks files",
+                        fds.len(),
+                        tasks.len()
+                    );
+                    let _ = ch.send(
+                        &Msg::Failed {
+                            results,
+                            step: j,
+                            error,
+                        },
+                        &[],
+                    );
+                    exit(1);
+                }
+                Ok(Some((Msg::CgroupReady { tasks }, fds))) => {
                     let tasks = tasks.into_iter().map(PathBuf::from).zip(fds).collect();
                     runner.k.adopt_cgroup_join(tasks);
                     runner.cgroup_v1_made();
