@@ -11,18 +11,16 @@
 
 mod common;
 
+use common::proc::{Out, Proc};
 use common::{HostState, Mount, TempDir, busybox_rootfs, set_init};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// The longest any single container run may take before the test kills it.
 const RUN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -38,12 +36,8 @@ const DROPPED_CAPS: &[u32] = &[16, 17, 25, 32, 33];
 
 /// A running `envc` whose stdout/stderr are collected by threads. Dropping it kills
 /// envc (SIGKILL; the container's process dies with it: PR_SET_PDEATHSIG) and reaps it.
-struct Envc {
-    child: Option<Child>,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<JoinHandle<()>>,
-}
+/// A running `envc` (the shared test process: output collected, killed on drop).
+struct Envc(Proc);
 
 /// A finished run.
 #[derive(Debug)]
@@ -73,122 +67,37 @@ impl Finished {
     }
 }
 
-fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
-            }
+impl From<Out> for Finished {
+    fn from(o: Out) -> Finished {
+        Finished {
+            code: o.code(),
+            stdout: o.stdout,
+            stderr: o.stderr,
         }
-    })
+    }
 }
 
 impl Envc {
-    fn spawn(mut cmd: Command) -> Envc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), stdout.clone()),
-            collect(child.stderr.take().unwrap(), stderr.clone()),
-        ];
-        Envc {
-            child: Some(child),
-            stdout,
-            stderr,
-            readers,
-        }
+    fn spawn(cmd: Command) -> Envc {
+        Envc(Proc::spawn(cmd))
     }
 
     fn pid(&self) -> i32 {
-        self.child.as_ref().expect("running").id() as i32
-    }
-
-    fn stdout_now(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+        self.0.pid()
     }
 
     /// Waits until stdout contains `needle`; panics (killing envc) after `timeout`.
     fn wait_for_output(&mut self, needle: &str, timeout: Duration) {
-        let start = Instant::now();
-        loop {
-            if self.stdout_now().contains(needle) {
-                return;
-            }
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                let f = self.finish_after(Some(st));
-                panic!(
-                    "envc exited ({st}) before printing {needle:?}\n{}",
-                    f.describe()
-                );
-            }
-            if start.elapsed() > timeout {
-                let f = self.kill();
-                panic!(
-                    "no {needle:?} on the console within {timeout:?}\n{}",
-                    f.describe()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.0.wait_stdout(needle, 1, timeout);
     }
 
     fn signal(&self, sig: i32) {
-        // SAFETY: signalling our own (unreaped) child.
-        unsafe { libc::kill(self.pid(), sig) };
+        self.0.signal(sig);
     }
 
     /// Waits for envc to exit; kills it and panics after `timeout`.
-    fn wait(mut self, timeout: Duration) -> Finished {
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                return self.finish_after(Some(st));
-            }
-            if start.elapsed() > timeout {
-                let f = self.kill();
-                panic!(
-                    "envc did not finish within {timeout:?}: killed\n{}",
-                    f.describe()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn kill(&mut self) -> Finished {
-        if let Some(c) = self.child.as_mut() {
-            let _ = c.kill();
-        }
-        let st = self.child.as_mut().and_then(|c| c.wait().ok());
-        self.finish_after(st)
-    }
-
-    fn finish_after(&mut self, st: Option<std::process::ExitStatus>) -> Finished {
-        self.child = None;
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-        Finished {
-            code: st.and_then(|s| s.code()),
-            stdout: String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned(),
-            stderr: String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned(),
-        }
-    }
-}
-
-impl Drop for Envc {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            self.kill();
-        }
+    fn wait(self, timeout: Duration) -> Finished {
+        self.0.wait(timeout).into()
     }
 }
 
@@ -1658,7 +1567,7 @@ fn a_second_apply_of_a_running_name_is_refused_and_sigterm_stops_cleanly() {
             "the refused apply removed the running one's state"
         );
         assert!(
-            first.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+            !first.0.exited(),
             "the first container stopped when the second was refused"
         );
         first.signal(libc::SIGTERM);

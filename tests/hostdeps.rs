@@ -19,17 +19,15 @@
 
 mod common;
 
+use common::proc::{Out, Proc};
 use common::{HostState, Mount, TempDir, busybox_rootfs};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The longest one container run may take before the test kills it.
@@ -71,14 +69,12 @@ const MOUNTED_IF_POSSIBLE: &[(&str, &str, &str)] = &[
 
 // ------------------------------------------------------------------ processes
 
-/// A child whose stdout/stderr are collected by threads. Dropping it kills it (SIGKILL)
-/// and reaps it; envc's container dies with envc (PR_SET_PDEATHSIG).
+/// A child whose stdout/stderr are collected by threads (the shared test process).
+/// Dropping it kills it (SIGKILL) and reaps it; envc's container dies with envc
+/// (PR_SET_PDEATHSIG).
 struct Running {
     what: String,
-    child: Option<Child>,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<JoinHandle<()>>,
+    proc: Proc,
 }
 
 /// A finished process.
@@ -126,125 +122,51 @@ impl Finished {
     }
 }
 
-fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
-            }
+impl Finished {
+    fn of(what: &str, o: Out) -> Finished {
+        Finished {
+            what: what.to_string(),
+            status: o.status,
+            stdout: o.stdout,
+            stderr: o.stderr,
         }
-    })
+    }
 }
 
 impl Running {
-    fn spawn(mut cmd: Command) -> Running {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+    fn spawn(cmd: Command) -> Running {
         let what = format!("{cmd:?}");
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), stdout.clone()),
-            collect(child.stderr.take().unwrap(), stderr.clone()),
-        ];
         Running {
             what,
-            child: Some(child),
-            stdout,
-            stderr,
-            readers,
+            proc: Proc::spawn(cmd),
         }
     }
 
     fn pid(&self) -> i32 {
-        self.child.as_ref().expect("running").id() as i32
-    }
-
-    fn stdout_now(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+        self.proc.pid()
     }
 
     fn exited(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
+        self.proc.exited()
     }
 
     /// Waits until stdout contains `needle`; panics (killing the process) after `timeout`.
     fn wait_for_output(&mut self, needle: &str, timeout: Duration) {
-        let start = Instant::now();
-        loop {
-            if self.stdout_now().contains(needle) {
-                return;
-            }
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                let f = self.finish(Some(st));
-                panic!("exited before printing {needle:?}\n{}", f.describe());
-            }
-            if start.elapsed() > timeout {
-                let f = self.kill();
-                panic!("no {needle:?} within {timeout:?}\n{}", f.describe());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.proc.wait_stdout(needle, 1, timeout);
     }
 
     fn signal(&self, sig: i32) {
-        // SAFETY: signalling our own child, not yet reaped.
-        unsafe { libc::kill(self.pid(), sig) };
+        self.proc.signal(sig);
     }
 
     /// Waits for the exit; kills and panics after `timeout`.
-    fn wait(mut self, timeout: Duration) -> Finished {
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                return self.finish(Some(st));
-            }
-            if start.elapsed() > timeout {
-                let f = self.kill();
-                panic!(
-                    "did not finish within {timeout:?}: killed\n{}",
-                    f.describe()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    fn wait(self, timeout: Duration) -> Finished {
+        Finished::of(&self.what, self.proc.wait(timeout))
     }
 
+    /// Kills it now (if it still runs) and reaps it.
     fn kill(&mut self) -> Finished {
-        if let Some(c) = self.child.as_mut() {
-            let _ = c.kill();
-        }
-        let st = self.child.as_mut().and_then(|c| c.wait().ok());
-        self.finish(st)
-    }
-
-    fn finish(&mut self, status: Option<ExitStatus>) -> Finished {
-        self.child = None;
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-        Finished {
-            what: self.what.clone(),
-            status,
-            stdout: String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned(),
-            stderr: String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned(),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            self.kill();
-        }
+        Finished::of(&self.what, self.proc.finish(Duration::ZERO))
     }
 }
 

@@ -19,15 +19,13 @@
 
 mod common;
 
+use common::proc::Proc;
 use common::{HostState, TempDir, busybox_rootfs};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The longest one container run may take before the test kills it.
@@ -37,54 +35,15 @@ const CMD_TIMEOUT: Duration = Duration::from_secs(15);
 
 // ------------------------------------------------------------------ commands
 
-fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-}
-
 /// Runs `argv`, killing it after `timeout` (then panics).
 fn run_bounded(argv: &[&str], timeout: Duration) -> Output {
-    let mut child = Command::new(argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let err = Arc::new(Mutex::new(Vec::new()));
-    let readers = [
-        collect(child.stdout.take().unwrap(), out.clone()),
-        collect(child.stderr.take().unwrap(), err.clone()),
-    ];
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{argv:?} did not finish within {timeout:?}: killed");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    for r in readers {
-        let _ = r.join();
-    }
-    let stdout = out.lock().unwrap().clone();
-    let stderr = err.lock().unwrap().clone();
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..]);
+    let out = Proc::spawn(cmd).wait(timeout);
     Output {
-        status,
-        stdout,
-        stderr,
+        status: out.status.expect("waited for"),
+        stdout: out.stdout.into_bytes(),
+        stderr: out.stderr.into_bytes(),
     }
 }
 
@@ -231,12 +190,7 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 
 /// A running `nsenter --net=NS envc apply` (nsenter execs envc: same process).
 /// Dropping it kills envc (the container dies with it: PR_SET_PDEATHSIG).
-struct Envc {
-    child: Option<Child>,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<JoinHandle<()>>,
-}
+struct Envc(Proc);
 
 #[derive(Debug)]
 struct Finished {
@@ -257,103 +211,30 @@ impl Finished {
 }
 
 impl Envc {
-    fn spawn(mut cmd: Command) -> Envc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), stdout.clone()),
-            collect(child.stderr.take().unwrap(), stderr.clone()),
-        ];
-        Envc {
-            child: Some(child),
-            stdout,
-            stderr,
-            readers,
-        }
+    fn spawn(cmd: Command) -> Envc {
+        Envc(Proc::spawn(cmd))
     }
 
-    fn stdout_now(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
-    }
-
+    /// Waits until stdout contains `needle`; panics (killing envc) after `timeout`.
     fn wait_for_output(&mut self, needle: &str, timeout: Duration) {
-        let start = Instant::now();
-        loop {
-            if self.stdout_now().contains(needle) {
-                return;
-            }
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                let f = self.finish_after(Some(st));
-                panic!(
-                    "envc exited ({st}) before printing {needle:?}\n{}",
-                    f.describe()
-                );
-            }
-            if start.elapsed() > timeout {
-                let f = self.kill();
-                panic!(
-                    "no {needle:?} on the console within {timeout:?}\n{}",
-                    f.describe()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.0.wait_stdout(needle, 1, timeout);
     }
 
     fn signal(&self, sig: i32) {
-        let pid = self.child.as_ref().expect("running").id() as i32;
-        // SAFETY: signalling our own (unreaped) child.
-        unsafe { libc::kill(pid, sig) };
+        self.0.signal(sig);
     }
 
-    fn wait(mut self, timeout: Duration) -> Finished {
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                return self.finish_after(Some(st));
-            }
-            if start.elapsed() > timeout {
-                let f = self.kill();
-                panic!(
-                    "envc did not finish within {timeout:?}: killed\n{}",
-                    f.describe()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    fn stdout_now(&self) -> String {
+        self.0.stdout_now()
     }
 
-    fn kill(&mut self) -> Finished {
-        if let Some(c) = self.child.as_mut() {
-            let _ = c.kill();
-        }
-        let st = self.child.as_mut().and_then(|c| c.wait().ok());
-        self.finish_after(st)
-    }
-
-    fn finish_after(&mut self, st: Option<std::process::ExitStatus>) -> Finished {
-        self.child = None;
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
+    /// Waits for envc to exit; kills it and panics after `timeout`.
+    fn wait(self, timeout: Duration) -> Finished {
+        let o = self.0.wait(timeout);
         Finished {
-            code: st.and_then(|s| s.code()),
-            stdout: String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned(),
-            stderr: String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned(),
-        }
-    }
-}
-
-impl Drop for Envc {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            self.kill();
+            code: o.code(),
+            stdout: o.stdout,
+            stderr: o.stderr,
         }
     }
 }
