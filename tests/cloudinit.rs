@@ -14,14 +14,13 @@
 
 mod common;
 
+use common::proc::{run, run_cmd, show};
 use common::{HostState, TempDir, busybox_rootfs};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The longest cloud-init may take to finish after envc returned.
@@ -29,68 +28,6 @@ const CLOUD_INIT_TIMEOUT: Duration = Duration::from_secs(90);
 const CMD_TIMEOUT: Duration = Duration::from_secs(20);
 
 // ------------------------------------------------------------------ commands
-
-/// Runs `cmd` (stdin closed), killing it and panicking after `timeout`.
-fn run_cmd(mut cmd: Command, timeout: Duration) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let pipe = |mut r: Box<dyn Read + Send>| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let b = buf.clone();
-        let h = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            *b.lock().unwrap() = v;
-        });
-        (buf, h)
-    };
-    let (out, ho) = pipe(Box::new(child.stdout.take().unwrap()));
-    let (err, he) = pipe(Box::new(child.stderr.take().unwrap()));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = (ho.join(), he.join());
-            panic!(
-                "{cmd:?} did not finish within {timeout:?}: killed\n--- stdout:\n{}--- stderr:\n{}",
-                String::from_utf8_lossy(&out.lock().unwrap()),
-                String::from_utf8_lossy(&err.lock().unwrap())
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let _ = (ho.join(), he.join());
-    let stdout = out.lock().unwrap().clone();
-    let stderr = err.lock().unwrap().clone();
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
-}
-
-fn run(argv: &[&str], timeout: Duration) -> Output {
-    let mut cmd = Command::new(argv[0]);
-    cmd.args(&argv[1..]);
-    run_cmd(cmd, timeout)
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "({})\n--- stdout:\n{}--- stderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn ok(argv: &[&str]) -> String {
     let o = run(argv, CMD_TIMEOUT);

@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::proc::Proc;
+use common::proc::{Proc, run, show};
 use common::{HostState, TempDir, busybox_rootfs};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,30 +35,9 @@ const CMD_TIMEOUT: Duration = Duration::from_secs(15);
 
 // ------------------------------------------------------------------ commands
 
-/// Runs `argv`, killing it after `timeout` (then panics).
-fn run_bounded(argv: &[&str], timeout: Duration) -> Output {
-    let mut cmd = Command::new(argv[0]);
-    cmd.args(&argv[1..]);
-    let out = Proc::spawn(cmd).wait(timeout);
-    Output {
-        status: out.status.expect("waited for"),
-        stdout: out.stdout.into_bytes(),
-        stderr: out.stderr.into_bytes(),
-    }
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "({})\n--- stdout:\n{}--- stderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// Runs `argv`; it must succeed. Returns stdout.
 fn ok(argv: &[&str]) -> String {
-    let o = run_bounded(argv, CMD_TIMEOUT);
+    let o = run(argv, CMD_TIMEOUT);
     assert!(o.status.success(), "{argv:?} failed {}", show(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -99,7 +78,7 @@ impl TestNetns {
     fn try_ip(&self, args: &[&str]) -> Output {
         let mut argv = vec!["ip", "-n", &self.name];
         argv.extend_from_slice(args);
-        run_bounded(&argv, CMD_TIMEOUT)
+        run(&argv, CMD_TIMEOUT)
     }
 
     /// Every link (`ip -j link show`), by name.
@@ -164,7 +143,7 @@ impl TestNetns {
 
 impl Drop for TestNetns {
     fn drop(&mut self) {
-        let o = run_bounded(&["ip", "netns", "del", &self.name], CMD_TIMEOUT);
+        let o = run(&["ip", "netns", "del", &self.name], CMD_TIMEOUT);
         if !o.status.success() {
             eprintln!(
                 "!!!! cannot delete the test netns {}: {}",
@@ -343,7 +322,7 @@ fn inside(pid: i32, argv: &[&str]) -> Output {
     let t = pid.to_string();
     let mut v = vec!["nsenter", "-t", &t, "-a"];
     v.extend_from_slice(argv);
-    run_bounded(&v, CMD_TIMEOUT)
+    run(&v, CMD_TIMEOUT)
 }
 
 fn inside_ok(pid: i32, argv: &[&str]) -> String {

@@ -179,3 +179,37 @@ impl Drop for Proc {
         }
     }
 }
+
+/// Runs `cmd` to its end and returns its output; kills it and panics (output shown)
+/// after `timeout`.
+pub fn run_cmd(cmd: Command, timeout: Duration) -> std::process::Output {
+    let out = Proc::spawn(cmd).finish(timeout);
+    let Some(status) = out.status else {
+        panic!(
+            "did not finish within {timeout:?}: killed\n{}",
+            out.describe()
+        );
+    };
+    std::process::Output {
+        status,
+        stdout: out.stdout.into_bytes(),
+        stderr: out.stderr.into_bytes(),
+    }
+}
+
+/// [`run_cmd`] of `argv`.
+pub fn run(argv: &[&str], timeout: Duration) -> std::process::Output {
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..]);
+    run_cmd(cmd, timeout)
+}
+
+/// An output for a failure message.
+pub fn show(o: &std::process::Output) -> String {
+    format!(
+        "({})\n--- stdout:\n{}--- stderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
