@@ -1679,3 +1679,57 @@ echo "HD done=1"
         "the container's cgroup is left in the unified hierarchy"
     );
 }
+
+/// The cgroup's v1 part fails after the clone (the container's cgroup is left busy in
+/// one v1 hierarchy by a process the test put there): the start fails at CreateCgroup
+/// with a clear message, what the container's process did before is in the report,
+/// and nothing envc made is left in any hierarchy.
+#[test]
+fn a_busy_leftover_v1_cgroup_fails_the_start_after_the_clone_cleanly() {
+    if !common::require_root("a_busy_leftover_v1_cgroup_fails_the_start_after_the_clone_cleanly") {
+        return;
+    }
+    let _serial = common::serial();
+    let name = "hd-busycg";
+    let v1 = host_hierarchies()
+        .into_iter()
+        .find(|m| m.fs_type == "cgroup")
+        .expect("a v1 hierarchy");
+    let busy = Path::new(&v1.mount_point).join("envc").join(name);
+    let _cleanup = CgroupCleanup("envc", &["hd-busycg"]);
+    std::fs::create_dir_all(&busy).unwrap();
+    let mut sleeper = Command::new("sleep");
+    sleeper.arg("60");
+    die_with_test(&mut sleeper);
+    let mut sleeper = sleeper.spawn().unwrap();
+    std::fs::write(busy.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+
+    let w = World::new(name);
+    let profile = w.profile(name, "");
+    let f = host_unchanged(|| w.apply(&profile, None));
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert_eq!(f.code(), Some(125), "{}", f.describe());
+    assert!(
+        f.stderr.contains("exists and cannot be removed"),
+        "{}",
+        f.describe()
+    );
+    let report = w.report(&profile);
+    let steps = report["steps"].as_array().unwrap();
+    let status = |op: &str| {
+        steps
+            .iter()
+            .find(|s| s["op"] == op)
+            .unwrap_or_else(|| panic!("no {op}: {report:#}"))["status"]
+            .clone()
+    };
+    assert_eq!(status("CreateCgroup"), "failed", "{report:#}");
+    assert_eq!(status("CloneChild"), "done", "{report:#}");
+    // The container's process worked meanwhile, and stopped at the join.
+    assert_eq!(status("MountProc"), "done", "{report:#}");
+    assert_eq!(status("AttachCgroup"), "not_run", "{report:#}");
+    assert_eq!(status("ExecInit"), "not_run", "{report:#}");
+    assert!(report.get("teardown_left").is_none(), "{report:#}");
+    assert!(!f.stdout.contains(common::PROBE_BEGIN), "init ran");
+}
