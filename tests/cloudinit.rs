@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::proc::{run, run_cmd, show};
+use common::proc::{run, run_cmd, run_ok, show};
 use common::{HostState, TempDir, busybox_rootfs};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -30,9 +30,7 @@ const CMD_TIMEOUT: Duration = Duration::from_secs(20);
 // ------------------------------------------------------------------ commands
 
 fn ok(argv: &[&str]) -> String {
-    let o = run(argv, CMD_TIMEOUT);
-    assert!(o.status.success(), "{argv:?} failed {}", show(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    run_ok(argv, CMD_TIMEOUT)
 }
 
 // ------------------------------------------------------------------ the test's netns

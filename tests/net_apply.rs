@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::proc::{Proc, run, show};
+use common::proc::{Proc, run, run_ok, show};
 use common::{HostState, TempDir, busybox_rootfs};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,11 +35,8 @@ const CMD_TIMEOUT: Duration = Duration::from_secs(15);
 
 // ------------------------------------------------------------------ commands
 
-/// Runs `argv`; it must succeed. Returns stdout.
 fn ok(argv: &[&str]) -> String {
-    let o = run(argv, CMD_TIMEOUT);
-    assert!(o.status.success(), "{argv:?} failed {}", show(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    run_ok(argv, CMD_TIMEOUT)
 }
 
 // ------------------------------------------------------------------ the test's netns

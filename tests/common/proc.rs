@@ -213,3 +213,10 @@ pub fn show(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// Runs `argv`; it must succeed within `timeout`. Returns its stdout.
+pub fn run_ok(argv: &[&str], timeout: Duration) -> String {
+    let o = run(argv, timeout);
+    assert!(o.status.success(), "{argv:?} failed {}", show(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
