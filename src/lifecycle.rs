@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -265,7 +265,7 @@ fn run_supervisor(
     }
     // A supervisor that died (SIGKILL) left its socket behind; we hold the lock now.
     let _ = std::fs::remove_file(state.path("control"));
-    let control = match UnixListener::bind(state.path("control")) {
+    let control = match crate::sys::bind_unix(&state.path("control")) {
         Ok(l) => l,
         Err(e) => return fail(&mut notify, format!("envc: control socket: {e}\n")),
     };
@@ -448,7 +448,7 @@ fn connect(name: &str) -> Result<UnixStream, ExitCode> {
         );
         return Err(ExitCode::from(1));
     }
-    UnixStream::connect(run_dir().join(name).join("control")).map_err(|e| {
+    crate::sys::connect_unix(&run_dir().join(name).join("control")).map_err(|e| {
         eprintln!("envc: cannot reach `{name}`'s supervisor: {e}");
         ExitCode::from(1)
     })

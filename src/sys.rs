@@ -26,6 +26,47 @@ pub fn is_root() -> bool {
 }
 
 /// A close-on-exec pipe: (read end, write end).
+/// The longest path `bind(2)`/`connect(2)` take for a unix socket (the
+/// size of `sockaddr_un.sun_path`, less its terminating NUL).
+const SUN_PATH_MAX: usize = 107;
+
+/// Runs `f` on a name for `path` short enough for a unix socket address:
+/// `path` itself when it fits, else `/proc/self/fd/N/FILE` through an
+/// `O_PATH` descriptor of its directory (a run directory deep in a build
+/// tree or a long `ENVC_RUN_DIR` is still usable).
+fn with_socket_name<T>(path: &Path, f: impl FnOnce(&Path) -> io::Result<T>) -> io::Result<T> {
+    use std::os::unix::ffi::OsStrExt;
+    if path.as_os_str().len() <= SUN_PATH_MAX {
+        return f(path);
+    }
+    let (Some(dir), Some(file)) = (path.parent(), path.file_name()) else {
+        return f(path);
+    };
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)?;
+    let mut short = std::ffi::OsString::from(format!("/proc/self/fd/{}/", dir.as_raw_fd()));
+    short.push(file);
+    if short.as_bytes().len() > SUN_PATH_MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("socket name too long: {}", path.display()),
+        ));
+    }
+    f(Path::new(&short))
+}
+
+/// Binds a listening unix socket at `path`, however long the path.
+pub fn bind_unix(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
+    with_socket_name(path, |p| std::os::unix::net::UnixListener::bind(p))
+}
+
+/// Connects to the unix socket at `path`, however long the path.
+pub fn connect_unix(path: &Path) -> io::Result<std::os::unix::net::UnixStream> {
+    with_socket_name(path, |p| std::os::unix::net::UnixStream::connect(p))
+}
+
 pub fn pipe() -> io::Result<(File, File)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 into a valid array of two ints.

@@ -878,6 +878,54 @@ fn stop_timeout_kills() {
     before.assert_restored_within(SETTLE);
 }
 
+/// A run directory whose control socket path is longer than a unix socket address
+/// holds (108 bytes; a build tree deep in a CI checkout, a long `ENVC_RUN_DIR`)
+/// works like any other: apply -d binds the socket, list, console and stop reach it.
+#[test]
+fn a_run_dir_too_long_for_a_socket_address_works() {
+    if !common::require_root("a_run_dir_too_long_for_a_socket_address_works") {
+        return;
+    }
+    let _s = common::serial();
+    let mut w = World::new("lc-long", true);
+    w.run_dir = w
+        .dir
+        .path()
+        .join("a-run-directory-with-a-long-name-".repeat(4))
+        .join("run");
+    let name = "lc-long";
+    let control = w.state_dir(name).join("control");
+    assert!(
+        control.as_os_str().len() > 108,
+        "{} is short enough for sun_path: the test proves nothing",
+        control.display()
+    );
+    let profile = w.profile(name, &sleeper("30", 0));
+    let before = HostState::capture();
+    let _g = w.guard(name);
+    w.apply_d(&profile, name);
+    w.wait_console(name, common::PROBE_END, 1, WAIT);
+    let meta = std::fs::symlink_metadata(&control)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", control.display(), w.describe(name)));
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()),
+        "{} is not a socket",
+        control.display()
+    );
+    assert_eq!(w.list_entry(name).expect("listed")["state"], "running");
+    let stop = w.envc(&["stop", name]);
+    stop.expect(0, "envc stop");
+    assert!(
+        w.supervisor_log(name).contains("sent SIGPWR to PID 1")
+            && w.console_log(name).contains("ENVC-PROBE-SIGNAL 30"),
+        "stop did not reach PID 1 through the control socket\n{}",
+        w.describe(name)
+    );
+    assert_eq!(outcome(&w.final_report(name)).0, 0);
+    w.wait_state_gone(name);
+    before.assert_restored_within(SETTLE);
+}
+
 /// `stop --force` kills at once, even a PID 1 that would stop cleanly.
 #[test]
 fn stop_force_kills_at_once() {
@@ -1423,7 +1471,7 @@ fn stale_state_dir_is_taken_over() {
     std::fs::create_dir_all(&state).unwrap();
     std::fs::write(state.join("lock"), "").unwrap();
     // A socket file nobody listens on, as a killed supervisor leaves it.
-    drop(std::os::unix::net::UnixListener::bind(state.join("control")).unwrap());
+    drop(envc::sys::bind_unix(&state.join("control")).unwrap());
     let stale_info = serde_json::json!({
         "name": name, "pid": 999_999_999, "supervisor": 999_999_998, "started": 1,
         "rootfs": w.rootfs, "console_log": "/nonexistent", "cgroup_parent": "envc",
