@@ -90,11 +90,13 @@ impl Hooks for StartHooks<'_> {
                 .collect(),
             nics: report.host.nics.clone(),
         };
-        let _ = self.state.write(
+        // Both were written before (info.json at the start, report.json by
+        // an earlier boot): replaced in place.
+        let _ = self.state.replace(
             "info.json",
             &serde_json::to_string_pretty(&info).unwrap_or_default(),
         );
-        let _ = self.state.write("report.json", &report.to_json());
+        let _ = self.state.replace("report.json", &report.to_json());
         if let Some(f) = self.report_file {
             let _ = std::fs::write(f, report.to_json());
         }
@@ -353,8 +355,9 @@ pub fn is_running(name: &str) -> bool {
 }
 
 fn read_info(name: &str) -> Option<Info> {
-    let text = std::fs::read_to_string(run_dir().join(name).join("info.json")).ok()?;
-    serde_json::from_str(&text).ok()
+    crate::state::read_consistent(&run_dir().join(name).join("info.json"), |t| {
+        serde_json::from_str(t).ok()
+    })
 }
 
 fn names() -> Vec<String> {

@@ -39,6 +39,21 @@ pub fn overwrite(path: &Path, contents: &[u8]) -> io::Result<()> {
     f.set_len(contents.len() as u64)
 }
 
+/// Reads a state file that its supervisor may be replacing in place
+/// ([`State::replace`]): `parse` says whether what was read is whole; a torn
+/// read is read again (a few times, a millisecond apart). `None` if the file
+/// is missing or never reads whole.
+pub fn read_consistent<T>(path: &Path, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+    for _ in 0..5 {
+        let text = std::fs::read_to_string(path).ok()?;
+        if let Some(v) = parse(&text) {
+            return Some(v);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    None
+}
+
 /// A container's state directory, locked.
 pub struct State {
     pub dir: PathBuf,
@@ -128,6 +143,13 @@ impl State {
 
     pub fn write(&self, file: &str, contents: &str) -> io::Result<()> {
         std::fs::write(self.dir.join(file), contents)
+    }
+
+    /// Replaces a file written before, in place ([`overwrite`]): a
+    /// truncate-and-rewrite would make ext4 flush it at close. A reader can
+    /// see it half-written for a moment; [`read_consistent`] reads it again then.
+    pub fn replace(&self, file: &str, contents: &str) -> io::Result<()> {
+        overwrite(&self.dir.join(file), contents.as_bytes())
     }
 
     pub fn path(&self, file: &str) -> PathBuf {

@@ -89,6 +89,9 @@ const KEEP_CAPACITY: usize = 8 * 1024;
 /// connection and the listener.
 #[derive(Debug)]
 pub struct ServerHandle {
+    /// Gives the thread its listener ([`ServerHandle::serve`]); dropped
+    /// unused, it tells a thread still waiting for one to end.
+    listener: Option<std::sync::mpsc::SyncSender<OwnedFd>>,
     stop: Option<UnixStream>,
     thread: Option<JoinHandle<()>>,
     ready: Arc<AtomicBool>,
@@ -100,15 +103,33 @@ impl ServerHandle {
         self.ready.load(Ordering::Relaxed)
     }
 
+    /// Starts serving `listener`, for a server made by [`spawn_waiting`].
+    pub fn serve(&mut self, listener: OwnedFd) -> io::Result<()> {
+        match self.listener.take() {
+            Some(tx) => tx
+                .send(listener)
+                .map_err(|_| io::Error::other("the guest API thread is gone")),
+            None => Err(io::Error::other("the guest API already has its listener")),
+        }
+    }
+
     /// Stops the server and waits for its thread (promptly: the stop socket is in its
     /// poll set).
     pub fn stop(mut self) {
         self.shutdown();
     }
 
-    fn shutdown(&mut self) {
+    /// Tells the thread to stop without waiting for it: it closes the
+    /// listener and every connection on its own CPU while the caller goes
+    /// on. Dropping the handle (or [`ServerHandle::stop`]) waits for it.
+    pub fn request_stop(&mut self) {
+        drop(self.listener.take());
         // Closing our end makes the thread's end readable (EOF).
         drop(self.stop.take());
+    }
+
+    fn shutdown(&mut self) {
+        self.request_stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -133,38 +154,59 @@ pub fn spawn_with_limits(
     api: GuestApi,
     limits: Limits,
 ) -> io::Result<ServerHandle> {
-    let listener = UnixListener::from(listener);
-    listener.set_nonblocking(true)?;
+    let mut h = spawn_waiting(api, limits)?;
+    h.serve(listener)?;
+    Ok(h)
+}
+
+/// Starts the server's thread before its listener exists: it waits for
+/// [`ServerHandle::serve`]. The supervisor starts it while the container
+/// is still being built, so the thread's start is off the start's path.
+pub fn spawn_waiting(api: GuestApi, limits: Limits) -> io::Result<ServerHandle> {
     let (stop_tx, stop_rx) = UnixStream::pair()?;
     stop_rx.set_nonblocking(true)?;
+    let (listener_tx, listener_rx) = std::sync::mpsc::sync_channel::<OwnedFd>(1);
     let ready = Arc::new(AtomicBool::new(false));
-    let GuestApi {
-        name,
-        host_name,
-        config,
-        devices,
-        authorized,
-    } = api;
-    let server = Server {
-        listener,
-        stop: stop_rx,
-        data: api::Data {
-            name,
-            host_name,
-            config,
-            devices,
-        },
-        auth: authorized,
-        ready: Arc::clone(&ready),
-        limits,
-        conns: Vec::new(),
-        accept_paused_until: None,
-    };
+    let ready_thread = Arc::clone(&ready);
     let thread = std::thread::Builder::new()
         .name("devlxd".into())
         .stack_size(256 * 1024)
-        .spawn(move || server.run())?;
+        .spawn(move || {
+            // No listener (the start failed, or it is over): nothing to serve.
+            let Ok(listener) = listener_rx.recv() else {
+                return;
+            };
+            let listener = UnixListener::from(listener);
+            if let Err(e) = listener.set_nonblocking(true) {
+                eprintln!("envc: the guest API cannot serve: {e}");
+                return;
+            }
+            let GuestApi {
+                name,
+                host_name,
+                config,
+                devices,
+                authorized,
+            } = api;
+            Server {
+                listener,
+                stop: stop_rx,
+                data: api::Data {
+                    name,
+                    host_name,
+                    config,
+                    devices,
+                },
+                auth: authorized,
+                ready: ready_thread,
+                limits,
+                conns: Vec::new(),
+                accept_paused_until: None,
+            }
+            .run()
+        })?;
     Ok(ServerHandle {
+        listener: Some(listener_tx),
         stop: Some(stop_tx),
         thread: Some(thread),
         ready,

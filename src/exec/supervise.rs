@@ -139,6 +139,7 @@ fn apply_once(
         );
     };
     let mut runner = Runner::new(&mut k);
+    let mut guest_api = None;
     let result = run(
         plan,
         opts,
@@ -148,9 +149,17 @@ fn apply_once(
         sigfd,
         control,
         hooks,
+        &mut guest_api,
     );
     report.mark("PID 1 gone");
+    // The guest API's thread closes its listener, the last hold on the
+    // container's /dev (the kernel frees that tmpfs then), on the other CPU
+    // while this one removes the cgroups.
+    if let Some(g) = guest_api.as_mut() {
+        g.request_stop();
+    }
     report.teardown_left = runner.teardown();
+    drop(guest_api);
     report.mark("host torn down");
     match result {
         Ok(End::Stopped { code, summary }) => (finish(report, code, summary), false),
@@ -190,6 +199,7 @@ fn run(
     sigfd: &OwnedFd,
     control: Option<&UnixListener>,
     hooks: &mut dyn Hooks,
+    guest_api: &mut Option<crate::devlxd::ServerHandle>,
 ) -> Result<End, StepErr> {
     // Host steps before the clone. The cgroup only in cgroup2 (the clone
     // starts the child there); the v1 hierarchies after the clone, while the
@@ -229,7 +239,7 @@ fn run(
     let child = Child { pid, pidfd };
 
     // Pass the baton until the child is about to exec.
-    let handoff = match host_side(plan, runner, &host_end, ci + 1, report) {
+    let handoff = match host_side(plan, runner, &host_end, ci + 1, report, pid, guest_api) {
         Ok(h) => h,
         Err(e) => {
             child.kill_and_reap();
@@ -265,17 +275,13 @@ fn run(
         Status::detail(format!("PID 1 is {}", plan.steps[last].op_command())),
     );
     drop(host_end);
-    // The guest API, in a thread of its own now that the child exists.
-    let _guest_api = match handoff._guest_api {
-        Some(listener) => match start_guest_api(plan, pid, listener) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                eprintln!("envc: the guest API could not start: {e}");
-                None
-            }
-        },
-        None => None,
-    };
+    // The guest API's thread (started while the child was being set up)
+    // serves from now on.
+    if let (Some(listener), Some(g)) = (handoff.guest_api, guest_api.as_mut()) {
+        if let Err(e) = g.serve(listener) {
+            eprintln!("envc: the guest API could not start: {e}");
+        }
+    }
     hooks.started(pid, report);
     let io = monitor::Io {
         console: handoff.console,
@@ -300,6 +306,8 @@ fn host_side(
     ch: &Channel,
     start: usize,
     report: &mut Report,
+    pid: i32,
+    guest_api: &mut Option<crate::devlxd::ServerHandle>,
 ) -> Result<Handoff, StepErr> {
     ch.send(&Msg::Go { step: start }, &[])
         .map_err(|e| (None, e.into()))?;
@@ -349,6 +357,18 @@ fn host_side(
             return Err(abort(plan, report, ch, j, f));
         }
     }
+    // The host's part is done: start the guest API's thread while the
+    // child works (it waits for its listener, which comes with the exec).
+    if plan
+        .steps
+        .iter()
+        .any(|s| matches!(s.op, Op::MakeGuestApiSocket { .. }))
+    {
+        match start_guest_api(plan, pid) {
+            Ok(h) => *guest_api = Some(h),
+            Err(e) => eprintln!("envc: the guest API could not start: {e}"),
+        }
+    }
     match recv_recording(ch, plan, report, None) {
         Ok(Some((
             Msg::Exec {
@@ -365,7 +385,7 @@ fn host_side(
             Ok(Handoff {
                 console: if console { fds.next() } else { None },
                 log: if log { fds.next() } else { None },
-                _guest_api: if guest_api { fds.next() } else { None },
+                guest_api: if guest_api { fds.next() } else { None },
             })
         }
         Ok(Some((msg @ Msg::Failed { .. }, _))) => Err(child_failed(plan, report, msg)),
@@ -454,11 +474,7 @@ fn record(plan: &Plan, report: &mut Report, results: Vec<(usize, Status, u32)>) 
     }
 }
 
-fn start_guest_api(
-    plan: &Plan,
-    pid: i32,
-    listener: OwnedFd,
-) -> io::Result<crate::devlxd::ServerHandle> {
+fn start_guest_api(plan: &Plan, pid: i32) -> io::Result<crate::devlxd::ServerHandle> {
     let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
@@ -470,13 +486,13 @@ fn start_guest_api(
         // Privileged: the container's root is the host's uid 0.
         authorized: crate::devlxd::Authorizer::for_pid(pid as u32, 0)?,
     };
-    crate::devlxd::spawn(listener, api)
+    crate::devlxd::spawn_waiting(api, crate::devlxd::Limits::default())
 }
 
 struct Handoff {
     console: Option<OwnedFd>,
     log: Option<OwnedFd>,
-    _guest_api: Option<OwnedFd>,
+    guest_api: Option<OwnedFd>,
 }
 
 /// The container's first process: runs its steps, then becomes init.
