@@ -199,7 +199,21 @@ impl<'k, K: Kernel> Runner<'k, K> {
                     }
                 }
                 Undo::RemoveCgroupTree(path) => {
-                    // Deepest first: a guest's init (systemd) makes its own tree.
+                    // Usually the container's cgroup is empty and has no
+                    // children: one rmdir. Else (EBUSY: tasks still leaving,
+                    // or cgroups of its own)...
+                    match self.k.remove_host_dir(&path) {
+                        Ok(()) => continue,
+                        Err(e) => match linux::errno(&e) {
+                            Some(libc::ENOENT) => continue,
+                            Some(libc::EBUSY | libc::ENOTEMPTY) => {}
+                            _ => {
+                                left.push(format!("{}: {e}", path.display()));
+                                continue;
+                            }
+                        },
+                    }
+                    // ... deepest first: a guest's init (systemd) makes its own tree.
                     let mut dirs = Vec::new();
                     let mut stack = vec![path.clone()];
                     while let Some(d) = stack.pop() {
