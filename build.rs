@@ -1,0 +1,33 @@
+//! Links envc's binary with its start path's functions together, first run
+//! first (`link/start-path.order`, made by `scripts/hot-functions.py`): a
+//! container start then faults in a contiguous ~1 MiB of text instead of
+//! 64 KiB windows all over the binary (peak RSS and page faults; see
+//! docs/performance.md, "Code layout"). Functions the list names that no
+//! longer exist are skipped, and new ones go after it: a stale list costs
+//! speed, never correctness.
+
+fn main() {
+    println!("cargo:rerun-if-changed=link/start-path.order");
+    println!("cargo:rerun-if-env-changed=ENVC_NO_SYMBOL_ORDER");
+    // rustc links this target with its own LLD (the option is LLD's); other
+    // targets use the system linker, which may not know it.
+    let lld = std::env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu");
+    if !lld || std::env::var_os("ENVC_NO_SYMBOL_ORDER").is_some() {
+        return;
+    }
+    let order = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("link/start-path.order");
+    println!(
+        "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+        order.display()
+    );
+    println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    // The link map: which function is where in the (stripped) binary, for
+    // scripts/hot-functions.py and the benchmark's check that the list still
+    // names this build's functions.
+    if let Some(out) = std::env::var_os("OUT_DIR") {
+        let map = std::path::Path::new(&out).join("envc.map");
+        println!("cargo:rustc-link-arg-bins=-Wl,-Map={}", map.display());
+        // Symbols in the map as the order file names them.
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-demangle");
+    }
+}
