@@ -4,6 +4,8 @@ they first run: the input of the linker's symbol ordering (see
 docs/performance.md, "Code layout").
 
     sudo scripts/hot-functions.py [--map LINK_MAP] BINARY -- ARGS...  (a command per --)
+    scripts/hot-functions.py --check ORDER_FILE --map LINK_MAP
+    (scripts/hot-functions.sh does it all: build, trace, write, build again)
 
 BINARY is the release build of envc, and LINK_MAP the map its link wrote
 (build.rs asks LLD for one: target/<triple>/release/build/envc-*/out/envc.map);
@@ -195,8 +197,28 @@ def trace(binary, argv, funcs, order, seen):
             live.discard(tid)
 
 
+def check(order_file, map_file):
+    """Says how much of the order file names functions of the build whose
+    map is given; exits 1 below 90 % (the list is for another build:
+    another rustc, other dependencies or profile settings change the hashes
+    in the names)."""
+    have = {name for _, name in map_functions(map_file)}
+    with open(order_file) as f:
+        want = [line.strip() for line in f if line.strip()]
+    found = sum(name in have for name in want)
+    share = found / len(want) if want else 0.0
+    print(f"{order_file}: {found} of {len(want)} functions are in this build ({share:.0%})")
+    if share < 0.9:
+        print("  stale: the start path's code is not laid out together in this build;"
+              " scripts/hot-functions.sh makes the list anew", file=sys.stderr)
+        sys.exit(1)
+
+
 def main():
     args = sys.argv[1:]
+    if len(args) == 4 and args[0] == "--check" and args[2] == "--map":
+        check(args[1], args[3])
+        return
     if len(args) < 3 or "--" not in args:
         sys.exit(__doc__)
     map_file = None
