@@ -185,3 +185,35 @@ impl Drop for State {
 pub fn exists(name: &str) -> bool {
     Path::new(&run_dir()).join(name).exists()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file replaced in place by shorter contents has no tail of the old ones, and
+    /// `read_consistent` reads it (or says it is gone).
+    #[test]
+    fn replaced_in_place_and_read_whole() {
+        let dir = std::env::temp_dir().join(format!("envc-state-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("info.json");
+        overwrite(
+            &f,
+            br#"{"pid": 0, "rootfs": "/a/much/longer/path/than/later"}"#,
+        )
+        .unwrap();
+        overwrite(&f, br#"{"pid": 42}"#).unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), r#"{"pid": 42}"#);
+        let parse = |t: &str| serde_json::from_str::<serde_json::Value>(t).ok();
+        let v = read_consistent(&f, parse).unwrap();
+        assert_eq!(v["pid"], 42);
+        // Never whole (not JSON at all): given up after a few tries, not forever.
+        std::fs::write(&f, "{").unwrap();
+        let t = std::time::Instant::now();
+        assert!(read_consistent(&f, parse).is_none());
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        assert!(read_consistent(&dir.join("missing"), parse).is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

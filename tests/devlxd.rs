@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use envc::devlxd::{Authorizer, GuestApi, Limits, ServerHandle, spawn, spawn_with_limits};
+use envc::devlxd::{
+    Authorizer, GuestApi, Limits, ServerHandle, spawn, spawn_waiting, spawn_with_limits,
+};
 use indexmap::IndexMap;
 
 // ---------------------------------------------------------------- fixtures
@@ -833,6 +835,66 @@ fn stop_is_prompt_and_closes_everything() {
     drop(h);
     assert!(t.elapsed() < Duration::from_millis(200));
     assert!(closed_within(&mut c, Duration::from_secs(1)));
+}
+
+/// The supervisor starts the server's thread before the container's socket exists
+/// (`spawn_waiting`) and hands it the listener later (`serve`): nothing is served
+/// before, everything after; a server that never got its listener stops at once;
+/// `request_stop` closes the listener and every connection without waiting, and the
+/// drop that follows joins the thread.
+#[test]
+fn a_server_started_before_its_listener_serves_once_given_it() {
+    // Never given a listener: stopping it is prompt, and so is dropping it.
+    let t = Instant::now();
+    spawn_waiting(api(me()), Limits::default()).unwrap().stop();
+    drop(spawn_waiting(api(me()), Limits::default()).unwrap());
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
+
+    let dir = Scratch::new("waiting");
+    let (sock, fd) = listener(&dir.0);
+    let mut h = spawn_waiting(api(me()), Limits::default()).unwrap();
+    // Not served yet: the connection is queued by the kernel, nothing answers.
+    let mut early = connect(&sock);
+    early
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    early
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(read_some(&mut early, &mut buf), Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut),
+        "answered before it had its listener"
+    );
+    h.serve(fd).unwrap();
+    // The queued request is answered now, and new ones too.
+    early
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut reply = Vec::new();
+    assert_eq!(read_reply(&mut early, &mut reply, false).status, 200);
+    assert_eq!(get(&sock, "/1.0").status, 200);
+    // A second listener is refused.
+    let (_, fd2) = listener(&Scratch::new("waiting2").0);
+    assert!(h.serve(fd2).is_err());
+
+    let mut idle = connect(&sock);
+    let t = Instant::now();
+    h.request_stop();
+    assert!(
+        t.elapsed() < Duration::from_millis(50),
+        "request_stop waited"
+    );
+    assert!(closed_within(&mut idle, Duration::from_secs(1)));
+    drop(h);
+    assert!(
+        UnixStream::connect(&sock).is_err(),
+        "the listener is still open"
+    );
 }
 
 #[test]
