@@ -9,9 +9,13 @@
 fn main() {
     println!("cargo:rerun-if-changed=link/start-path.order");
     println!("cargo:rerun-if-env-changed=ENVC_NO_SYMBOL_ORDER");
-    // rustc links this target with its own LLD (the option is LLD's); other
-    // targets use the system linker, which may not know it.
-    let lld = std::env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu");
+    println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    // rustc links this target with its own LLD from 1.90 on (the option is
+    // LLD's); older ones, other targets and a linker of the user's choosing
+    // use a linker that may not know it.
+    let lld = std::env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu")
+        && rustc_minor().is_some_and(|m| m >= 90)
+        && !std::env::var("CARGO_ENCODED_RUSTFLAGS").is_ok_and(|f| f.contains("linker"));
     // The list names the release build's functions (their hashes differ
     // in other profiles): debug and test builds link as they are.
     let release = std::env::var("PROFILE").as_deref() == Ok("release");
@@ -33,4 +37,21 @@ fn main() {
         // Symbols in the map as the order file names them.
         println!("cargo:rustc-link-arg-bins=-Wl,--no-demangle");
     }
+}
+
+/// The minor version of the rustc cargo builds with (`1.N.x`).
+fn rustc_minor() -> Option<u32> {
+    let rustc = std::env::var_os("RUSTC")?;
+    let out = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    // "rustc 1.95.0 (59807616e 2026-04-14)"
+    text.split_whitespace()
+        .nth(1)?
+        .split('.')
+        .nth(1)?
+        .parse()
+        .ok()
 }
