@@ -170,6 +170,8 @@ pub struct LinuxKernel {
     join_v2_procs: Option<(PathBuf, OwnedFd)>,
     /// The clone put the child in the cgroup2 directory.
     joined_v2_at_clone: bool,
+    /// Directories resolved since the last mount (see [`LinuxKernel::dir`]).
+    dirs: std::cell::RefCell<Vec<(ContainerPath, std::rc::Rc<OwnedFd>)>>,
 }
 
 impl Default for LinuxKernel {
@@ -191,6 +193,7 @@ impl LinuxKernel {
             join_v2_dir: None,
             join_v2_procs: None,
             joined_v2_at_clone: false,
+            dirs: std::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -225,19 +228,65 @@ impl LinuxKernel {
         Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
     }
 
+    /// The directory `path` inside the rootfs, as an `O_PATH` fd: resolved
+    /// (`RESOLVE_IN_ROOT`, symlinks followed inside the rootfs) once, then
+    /// kept until the next mount, which may change what a path resolves to
+    /// ([`LinuxKernel::mounts_changed`]). The set-up makes most of its nodes
+    /// and mount points in a few directories (`/dev`, `/sys/fs/cgroup`): one
+    /// lookup each instead of one per step and path component.
+    fn dir(&self, path: &ContainerPath) -> io::Result<std::rc::Rc<OwnedFd>> {
+        if let Some((_, fd)) = self.dirs.borrow().iter().find(|(p, _)| p == path) {
+            return Ok(std::rc::Rc::clone(fd));
+        }
+        let fd = std::rc::Rc::new(self.open_in_root(path, libc::O_PATH | libc::O_DIRECTORY)?);
+        let mut dirs = self.dirs.borrow_mut();
+        if dirs.len() >= 16 {
+            dirs.remove(0);
+        }
+        dirs.push((path.clone(), std::rc::Rc::clone(&fd)));
+        Ok(fd)
+    }
+
+    /// A mount was made, moved or changed: paths are resolved afresh.
+    fn mounts_changed(&self) {
+        self.dirs.borrow_mut().clear();
+    }
+
     /// The parent directory of `path` (resolved inside the rootfs) and its last component.
-    fn parent_of(&self, path: &ContainerPath) -> io::Result<(OwnedFd, CString)> {
+    fn parent_of(&self, path: &ContainerPath) -> io::Result<(std::rc::Rc<OwnedFd>, CString)> {
         let name = path
             .components()
             .last()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-        let dir = self.open_in_root(&path.parent(), libc::O_PATH | libc::O_DIRECTORY)?;
+        let dir = self.dir(&path.parent())?;
         Ok((dir, cstr(name.as_bytes())?))
+    }
+
+    /// [`Kernel::make_dir_all`], returning the directory.
+    fn ensure_dir(&self, path: &ContainerPath, mode: u32) -> io::Result<std::rc::Rc<OwnedFd>> {
+        match self.dir(path) {
+            Err(e) if errno(&e) == Some(libc::ENOENT) && path.components().next().is_some() => {
+                let parent = self.ensure_dir(&path.parent(), mode)?;
+                let name = path.components().last().expect("not the root");
+                let name = cstr(name.as_bytes())?;
+                // SAFETY: valid fd and C string.
+                let r = unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), mode) };
+                if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+                    return Err(with_context(
+                        io::Error::last_os_error(),
+                        format!("mkdir {path}"),
+                    ));
+                }
+                self.dir(path)
+            }
+            other => other,
+        }
     }
 
     /// Attaches a detached mount tree (from `open_tree`) onto `target`.
     fn move_onto(&self, tree: &OwnedFd, target: &ContainerPath) -> io::Result<()> {
         let t = self.open_in_root(target, libc::O_PATH)?;
+        self.mounts_changed();
         let empty = c"";
         // SAFETY: both fds are valid; empty C strings with the EMPTY_PATH flags.
         let r = unsafe {
@@ -322,6 +371,7 @@ fn mode_type(mode: u32) -> u32 {
 
 impl Kernel for LinuxKernel {
     fn open_rootfs(&mut self, rootfs: &Path) -> io::Result<()> {
+        self.mounts_changed();
         let c = cstr(rootfs.as_os_str().as_bytes())?;
         // SAFETY: valid C string.
         let fd = unsafe {
@@ -668,30 +718,7 @@ impl Kernel for LinuxKernel {
     }
 
     fn make_dir_all(&mut self, path: &ContainerPath, mode: u32) -> io::Result<()> {
-        let mut cur = ContainerPath::new("/").expect("root");
-        for comp in path.components() {
-            let next =
-                ContainerPath::new(&format!("{}/{comp}", cur.as_str().trim_end_matches('/')))
-                    .expect("component");
-            match self.open_in_root(&next, libc::O_PATH | libc::O_DIRECTORY) {
-                Ok(_) => {}
-                Err(e) if errno(&e) == Some(libc::ENOENT) => {
-                    let dir = self.open_in_root(&cur, libc::O_PATH | libc::O_DIRECTORY)?;
-                    let name = cstr(comp.as_bytes())?;
-                    // SAFETY: valid fd and C string.
-                    let r = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) };
-                    if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
-                        return Err(with_context(
-                            io::Error::last_os_error(),
-                            format!("mkdir {next}"),
-                        ));
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-            cur = next;
-        }
-        Ok(())
+        self.ensure_dir(path, mode).map(drop)
     }
 
     fn make_placeholder(&mut self, path: &ContainerPath) -> io::Result<()> {
@@ -719,7 +746,8 @@ impl Kernel for LinuxKernel {
         flags: MountFlags,
         data: &str,
     ) -> io::Result<()> {
-        let t = self.open_in_root(target, libc::O_PATH | libc::O_DIRECTORY)?;
+        let t = self.dir(target)?;
+        self.mounts_changed();
         let mut f: libc::c_ulong = 0;
         if flags.nosuid {
             f |= libc::MS_NOSUID;
@@ -991,6 +1019,7 @@ impl Kernel for LinuxKernel {
 
     fn set_readonly(&mut self, target: &ContainerPath, recursive: bool) -> io::Result<()> {
         let t = self.open_in_root(target, libc::O_PATH)?;
+        self.mounts_changed();
         Self::setattr_readonly(&t, recursive)
             .map_err(|e| with_context(e, format!("read-only {target}")))
     }
@@ -1025,6 +1054,7 @@ impl Kernel for LinuxKernel {
     }
 
     fn pivot_root(&mut self) -> io::Result<()> {
+        self.mounts_changed();
         let root = self
             .root
             .take()
