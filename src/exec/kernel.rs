@@ -139,6 +139,15 @@ pub trait Kernel {
 
     fn read_host_file(&mut self, path: &Path) -> io::Result<String>;
     fn write_host_file(&mut self, path: &Path, value: &str) -> io::Result<()>;
+    /// Writes each of `values` to `path` with a write of its own (a cgroup
+    /// file that takes one rule a write: `devices.allow`); the real kernel
+    /// opens the file once.
+    fn write_host_file_each(&mut self, path: &Path, values: &[String]) -> io::Result<()> {
+        for v in values {
+            self.write_host_file(path, v)?;
+        }
+        Ok(())
+    }
     /// Creates a directory; `Ok(false)` if it was already there.
     fn make_host_dir(&mut self, path: &Path) -> io::Result<bool>;
     fn remove_host_dir(&mut self, path: &Path) -> io::Result<()>;

@@ -489,11 +489,7 @@ impl<'k, K: Kernel> Runner<'k, K> {
             Some(h) if devices_now => {
                 let cg = h.mountpoint.join(parent).join(name);
                 k.write_host_file(&cg.join("devices.deny"), "a")?;
-                let mut n = 0;
-                for rule in spec.device_allow {
-                    k.write_host_file(&cg.join("devices.allow"), rule)?;
-                    n += 1;
-                }
+                let mut rules: Vec<String> = spec.device_allow.to_vec();
                 for src in spec.device_allow_from_host {
                     if let Some((kind, ma, mi)) = k.host_device(src)? {
                         let t = match kind {
@@ -502,12 +498,13 @@ impl<'k, K: Kernel> Runner<'k, K> {
                         };
                         let rule = format!("{t} {ma}:{mi} rwm");
                         if !spec.device_allow.contains(&rule) {
-                            k.write_host_file(&cg.join("devices.allow"), &rule)?;
-                            n += 1;
+                            rules.push(rule);
                         }
                     }
                 }
-                detail.push(format!("devices: deny all, allow {n} rules"));
+                // One rule a write, through one open.
+                k.write_host_file_each(&cg.join("devices.allow"), &rules)?;
+                detail.push(format!("devices: deny all, allow {} rules", rules.len()));
             }
             None if devices_now => {
                 detail.push("devices: no devices controller (not restricted)".into())
