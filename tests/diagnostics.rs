@@ -348,3 +348,20 @@ fn the_fixtures_load_from_any_working_directory() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("[stacked/bad-layer.toml:3:1]"), "{err}");
 }
+
+/// A start parses the built-in base without walking it against the schema (the test
+/// above does that), so its spans are made only when a problem points into it: such a
+/// problem still shows the built-in's own line, like any file's.
+#[test]
+fn a_problem_in_the_builtin_base_points_at_its_line() {
+    let (_, sources) = envc::profile::load(&root().join("examples/hello.toml")).unwrap();
+    let origin = envc::profile::Origin::new(BUILTIN_NAME, "cgroup.parent");
+    let p = sources.problem(&origin, "the parent is refused".into(), "this one", true);
+    let text = render(&[p], Style::plain());
+    assert!(
+        text.contains("builtin:lxd:")
+            && text.contains("parent = \"envc\"")
+            && text.contains("this one"),
+        "{text}"
+    );
+}

@@ -41,6 +41,9 @@ pub struct Layer {
 #[derive(Debug, Default, Clone)]
 pub struct Sources {
     files: HashMap<String, (Source, Spans)>,
+    /// The built-in base's spans, made the first time a problem points
+    /// into it (see [`parse_builtin`]).
+    builtin_spans: OnceLock<Spans>,
 }
 
 impl Sources {
@@ -54,6 +57,15 @@ impl Sources {
     ) -> Problem {
         match self.files.get(&origin.file) {
             Some((src, spans)) => {
+                let spans = if origin.file == BUILTIN_NAME {
+                    self.builtin_spans.get_or_init(|| {
+                        parse_layer(BUILTIN_NAME, BUILTIN_TEXT, None)
+                            .map(|l| l.spans)
+                            .unwrap_or_default()
+                    })
+                } else {
+                    spans
+                };
                 let span = if on_value {
                     spans.value(&origin.key).or_else(|| spans.key(&origin.key))
                 } else {
@@ -79,7 +91,7 @@ pub fn load(top: &Path) -> Result<(Profile, Sources), Vec<Problem>> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| "/".into());
 
-    match parse_layer(BUILTIN_NAME, BUILTIN_TEXT, None) {
+    match parse_builtin() {
         Ok(l) => layers.push(l),
         Err(mut p) => {
             problems.append(&mut p);
@@ -330,6 +342,30 @@ fn io_reason(e: &std::io::Error) -> String {
 }
 
 /// Parses and structurally checks one file's text.
+/// The built-in base layer. The tests check it against the schema like any
+/// file (`every_shipped_layer_has_no_structural_problem`); a start only
+/// parses it (the structural walk and the span table of every key are
+/// about a third of loading a small profile). Its spans are made when a
+/// problem points into it ([`Sources::problem`]); were it ever broken, the
+/// whole check runs and says how.
+fn parse_builtin() -> Result<Layer, Vec<Problem>> {
+    let (doc, errors) = toml::de::DeTable::parse_recoverable(BUILTIN_TEXT);
+    if errors.is_empty() {
+        if let Ok(raw) = RawProfile::deserialize(toml::de::Deserializer::from(doc)) {
+            return Ok(Layer {
+                source: Source {
+                    name: BUILTIN_NAME.to_string(),
+                    text: Arc::from(BUILTIN_TEXT),
+                },
+                spans: Spans::default(),
+                raw,
+                dir: None,
+            });
+        }
+    }
+    parse_layer(BUILTIN_NAME, BUILTIN_TEXT, None)
+}
+
 pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer, Vec<Problem>> {
     let source = Source {
         name: name.to_string(),
