@@ -166,10 +166,13 @@ impl Guest {
     }
 
     /// PID 1 per RUN_DIR/NAME/info.json, if there is one.
+    /// PID 1 from info.json; `None` until there is one (a supervisor that has taken
+    /// its state but not started PID 1 yet writes pid 0; a read that catches the file
+    /// being replaced does not parse).
     fn pid1(&self) -> Option<i32> {
         let text = std::fs::read_to_string(self.state_dir().join("info.json")).ok()?;
         let v: Value = serde_json::from_str(&text).ok()?;
-        v["pid"].as_i64().map(|p| p as i32)
+        v["pid"].as_i64().filter(|p| *p > 0).map(|p| p as i32)
     }
 
     fn report(&self) -> Value {
