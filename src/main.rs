@@ -91,6 +91,9 @@ enum Command {
 fn main() -> ExitCode {
     envc::timing::start();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Check { .. } | Command::Plan { .. }) {
+        envc::sys::tune_malloc_for_one_shot();
+    }
     match cli.command {
         Command::Check { profiles } => {
             let mut all = Vec::new();

@@ -81,6 +81,23 @@ pub enum Forked {
     Parent(i32),
 }
 
+/// Tunes glibc's allocator for a command that parses and exits (`plan`,
+/// `check`): freed memory at the top of the heap is kept (not trimmed at
+/// 128 KiB only to be faulted in again), and large blocks (the TOML lexer's
+/// token list of a big profile) come from the heap rather than from `mmap`s
+/// unmapped when freed; the heap grows a MiB at a time. `envc plan` of
+/// 10,000 devices faulted 12,200 pages without it, 8,800 with it. Not for
+/// `apply`: its supervisor lives on, and a small profile's start faulted
+/// more pages with it.
+pub fn tune_malloc_for_one_shot() {
+    // SAFETY: mallopt with documented parameters, before any thread exists.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 1 << 20);
+    }
+}
+
 /// The number of threads of this process (from `/proc/self/status`).
 fn threads() -> Option<usize> {
     std::fs::read_to_string("/proc/self/status")
