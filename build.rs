@@ -10,12 +10,15 @@ fn main() {
     println!("cargo:rerun-if-changed=link/start-path.order");
     println!("cargo:rerun-if-env-changed=ENVC_NO_SYMBOL_ORDER");
     println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     // rustc links this target with its own LLD from 1.90 on (the option is
     // LLD's); older ones, other targets and a linker of the user's choosing
     // use a linker that may not know it.
     let lld = std::env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu")
         && rustc_minor().is_some_and(|m| m >= 90)
-        && !std::env::var("CARGO_ENCODED_RUSTFLAGS").is_ok_and(|f| f.contains("linker"));
+        && std::env::var_os("RUSTC_LINKER").is_none()
+        && !std::env::var("CARGO_ENCODED_RUSTFLAGS")
+            .is_ok_and(|f| f.contains("linker") || f.contains("fuse-ld"));
     // The list names the release build's functions (their hashes differ
     // in other profiles): debug and test builds link as they are.
     let release = std::env::var("PROFILE").as_deref() == Ok("release");

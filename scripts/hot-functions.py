@@ -134,11 +134,8 @@ def trace(binary, argv, funcs, order, seen):
         saved[addr] = word
         pt(PTRACE_POKETEXT, pid, addr, (word & ~0xFF) | 0xCC)
     names = {base + off: name for off, name in funcs}
-    # Breakpoints still armed, per address space (a fork copies them; a
-    # thread shares its process's).
-    armed = {pid: set(saved)}
-    space = {pid: pid}
     live = {pid}
+    main_status = None
     pt(PTRACE_CONT, pid)
     while live:
         try:
@@ -147,26 +144,21 @@ def trace(binary, argv, funcs, order, seen):
             break
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             live.discard(tid)
+            if tid == pid:
+                main_status = status
             continue
         if not os.WIFSTOPPED(status):
             continue
         live.add(tid)
         sig = os.WSTOPSIG(status)
         event = status >> 16
-        if tid not in space:
-            # A new task's first stop can come before its parent's event.
-            space[tid] = None
         inject = 0
         if event in (EV_FORK, EV_VFORK, EV_CLONE):
+            # The new task is traced too (its first stop is a SIGSTOP); a
+            # forked one has its own copy of the breakpoints still armed.
             new = ctypes.c_ulong()
             libc.ptrace(0x4201, tid, None, ctypes.byref(new))  # GETEVENTMSG
-            child = new.value
-            if event == EV_CLONE:
-                space[child] = space[tid]
-            else:
-                space[child] = child
-                armed[child] = set(armed[space[tid]])
-            live.add(child)
+            live.add(new.value)
         elif event == EV_EXEC:
             # The container's PID 1 (or a host helper): not envc any more.
             live.discard(tid)
@@ -176,25 +168,30 @@ def trace(binary, argv, funcs, order, seen):
             regs = Regs()
             pt(PTRACE_GETREGS, tid, 0, ctypes.addressof(regs))
             addr = regs.rip - 1
-            sp = space.get(tid)
-            if sp is not None and addr in armed.get(sp, ()):
+            if addr in saved:
                 if names[addr] not in seen:
                     seen.add(names[addr])
                     order.append(names[addr])
-                pt(PTRACE_POKETEXT, tid, addr, saved[addr])
-                armed[sp].discard(addr)
+                # Only the breakpoint's own byte goes back (a whole word
+                # would disarm a breakpoint within the next 7 bytes). Two
+                # threads can trap on one address: the second finds the
+                # byte restored already and is just sent back to it.
+                word = pt(PTRACE_PEEKTEXT, tid, addr) & 0xFFFFFFFFFFFFFFFF
+                pt(PTRACE_POKETEXT, tid, addr, (word & ~0xFF) | (saved[addr] & 0xFF))
                 regs.rip = addr
                 pt(PTRACE_SETREGS, tid, 0, ctypes.addressof(regs))
             else:
                 inject = sig
-        elif sig == signal.SIGSTOP and space.get(tid) is None:
-            pass  # a new task's initial stop
         elif sig != signal.SIGSTOP:
+            # (SIGSTOP: a new task's first stop; envc sends none itself.)
             inject = sig
         try:
             pt(PTRACE_CONT, tid, 0, inject)
         except OSError:
             live.discard(tid)
+    if main_status is None or not os.WIFEXITED(main_status) or os.WEXITSTATUS(main_status) != 0:
+        sys.exit(f"envc {' '.join(argv)} did not end well (wait status {main_status}): "
+                 "the list would be incomplete")
 
 
 def check(order_file, map_file):

@@ -90,8 +90,8 @@ impl Hooks for StartHooks<'_> {
                 .collect(),
             nics: report.host.nics.clone(),
         };
-        // Both were written before (info.json at the start, report.json by
-        // an earlier boot): replaced in place.
+        // info.json was written at the start, report.json by an earlier
+        // boot (if any): replaced in place, never truncated first.
         let _ = self.state.replace(
             "info.json",
             &serde_json::to_string_pretty(&info).unwrap_or_default(),

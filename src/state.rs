@@ -26,8 +26,8 @@ pub fn log_dir() -> PathBuf {
 /// it to the new length. Unlike a truncate-then-write (`O_TRUNC`), this does
 /// not make ext4 allocate and flush the file's blocks at close (its guard for
 /// files replaced by truncation), about 0.2 ms per start for the report in
-/// the log directory. Readers can see a half-written file meanwhile; use it
-/// for files nothing reads while they are written.
+/// the log directory. Readers can see a half-written file meanwhile: they
+/// read again when it does not parse ([`read_consistent`]).
 pub fn overwrite(path: &Path, contents: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
@@ -45,8 +45,9 @@ pub fn overwrite(path: &Path, contents: &[u8]) -> io::Result<()> {
 /// is missing or never reads whole.
 pub fn read_consistent<T>(path: &Path, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
     for _ in 0..5 {
-        let text = std::fs::read_to_string(path).ok()?;
-        if let Some(v) = parse(&text) {
+        let bytes = std::fs::read(path).ok()?;
+        // A torn read can split a multi-byte character too: read again.
+        if let Some(v) = std::str::from_utf8(&bytes).ok().and_then(&parse) {
             return Some(v);
         }
         std::thread::sleep(std::time::Duration::from_millis(1));

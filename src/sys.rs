@@ -25,7 +25,6 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A close-on-exec pipe: (read end, write end).
 /// The longest path `bind(2)`/`connect(2)` take for a unix socket (the
 /// size of `sockaddr_un.sun_path`, less its terminating NUL).
 const SUN_PATH_MAX: usize = 107;
@@ -67,6 +66,7 @@ pub fn connect_unix(path: &Path) -> io::Result<std::os::unix::net::UnixStream> {
     with_socket_name(path, |p| std::os::unix::net::UnixStream::connect(p))
 }
 
+/// A close-on-exec pipe: (read end, write end).
 pub fn pipe() -> io::Result<(File, File)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 into a valid array of two ints.
@@ -93,7 +93,8 @@ pub fn tune_malloc_for_one_shot() {
     // SAFETY: mallopt with documented parameters, before any thread exists.
     unsafe {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        // 32 MiB: the most glibc accepts on 64-bit (it refuses more).
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TOP_PAD, 1 << 20);
     }
 }

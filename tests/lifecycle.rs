@@ -383,12 +383,21 @@ impl World {
         }
     }
 
-    /// RUN_DIR/NAME/info.json.
+    /// RUN_DIR/NAME/info.json (read again, a few times, if it is caught while its
+    /// supervisor replaces it in place).
     fn info(&self, name: &str) -> Value {
         let p = self.state_dir(name).join("info.json");
-        let text = std::fs::read_to_string(&p)
-            .unwrap_or_else(|e| panic!("{}: {e}\n{}", p.display(), self.describe(name)));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", p.display()))
+        let mut tries = 0;
+        loop {
+            let text = std::fs::read_to_string(&p)
+                .unwrap_or_else(|e| panic!("{}: {e}\n{}", p.display(), self.describe(name)));
+            match serde_json::from_str(&text) {
+                Ok(v) => return v,
+                Err(_) if tries < 5 => tries += 1,
+                Err(e) => panic!("{}: {e}\n{text}", p.display()),
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     fn pid1(&self, name: &str) -> i32 {

@@ -165,8 +165,7 @@ impl Guest {
         )
     }
 
-    /// PID 1 per RUN_DIR/NAME/info.json, if there is one.
-    /// PID 1 from info.json; `None` until there is one (a supervisor that has taken
+    /// PID 1 from RUN_DIR/NAME/info.json; `None` until there is one (a supervisor that has taken
     /// its state but not started PID 1 yet writes pid 0; a read that catches the file
     /// being replaced does not parse).
     fn pid1(&self) -> Option<i32> {

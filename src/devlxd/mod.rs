@@ -1,8 +1,9 @@
 //! `/dev/lxd/sock`: LXD's dev-lxd guest API (spec §6), served by the supervisor.
 //!
 //! The container's first process creates the listening socket inside the container and
-//! hands its fd to the supervisor, which calls [`spawn`] once the container child exists.
-//! [`spawn`] starts ONE thread running a poll(2) loop over non-blocking sockets: the
+//! hands its fd to the supervisor. The supervisor starts the server's thread while the
+//! child is being set up ([`spawn_waiting`]) and gives it the listener when it comes
+//! ([`ServerHandle::serve`]); [`spawn`] does both at once. ONE thread runs running a poll(2) loop over non-blocking sockets: the
 //! listener, a stop socket and every client. HTTP/1.1 with keep-alive and pipelining
 //! (`httparse` for request heads), bounded requests (64 KiB head + body: 431/413), a
 //! deadline per connection (an incomplete request or an unread response is dropped after

@@ -397,31 +397,38 @@ impl Kernel for LinuxKernel {
                 // is a dup, a stat and two fcntls more): anything but `.` and
                 // `..` means not empty.
                 let mut buf = [0u8; 1024];
-                // SAFETY: a valid directory fd and a buffer of the size passed.
-                let n = unsafe {
-                    libc::syscall(
-                        libc::SYS_getdents64,
-                        fd.as_raw_fd(),
-                        buf.as_mut_ptr(),
-                        buf.len(),
-                    )
-                };
-                let n = check_long(n)? as usize;
                 let mut empty = true;
-                let mut at = 0;
-                // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name.
-                while at + 19 < n {
-                    let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
-                    let name = &buf[at + 19..(at + reclen).min(n)];
-                    let name = name.split(|b| *b == 0).next().unwrap_or_default();
-                    if name != b"." && name != b".." {
-                        empty = false;
+                // Batches until an entry other than `.` and `..`, or the end
+                // (a filesystem may hand out the dots alone first).
+                'batches: loop {
+                    // SAFETY: a valid directory fd and a buffer of the size passed.
+                    let n = unsafe {
+                        libc::syscall(
+                            libc::SYS_getdents64,
+                            fd.as_raw_fd(),
+                            buf.as_mut_ptr(),
+                            buf.len(),
+                        )
+                    };
+                    let n = check_long(n).map_err(|e| with_context(e, path))? as usize;
+                    if n == 0 {
                         break;
                     }
-                    if reclen == 0 {
-                        break;
+                    let mut at = 0;
+                    // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name.
+                    while at + 19 < n {
+                        let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
+                        if reclen < 20 || at + reclen > n {
+                            break 'batches;
+                        }
+                        let name = &buf[at + 19..at + reclen];
+                        let name = name.split(|b| *b == 0).next().unwrap_or_default();
+                        if name != b"." && name != b".." {
+                            empty = false;
+                            break 'batches;
+                        }
+                        at += reclen;
                     }
-                    at += reclen;
                 }
                 Ok(if empty {
                     DirState::Empty

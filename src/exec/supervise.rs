@@ -277,8 +277,12 @@ fn run(
     drop(host_end);
     // The guest API's thread (started while the child was being set up)
     // serves from now on.
-    if let (Some(listener), Some(g)) = (handoff.guest_api, guest_api.as_mut()) {
-        if let Err(e) = g.serve(listener) {
+    if let Some(listener) = handoff.guest_api {
+        let served = match guest_api.as_mut() {
+            Some(g) => g.serve(listener).map_err(|e| e.to_string()),
+            None => Err(handoff.guest_api_error.unwrap_or_default()),
+        };
+        if let Err(e) = served {
             eprintln!("envc: the guest API could not start: {e}");
         }
     }
@@ -359,6 +363,9 @@ fn host_side(
     }
     // The host's part is done: start the guest API's thread while the
     // child works (it waits for its listener, which comes with the exec).
+    // Why it could not start is said only if the child gets that far (a
+    // child that failed is the news then).
+    let mut guest_api_error = None;
     if plan
         .steps
         .iter()
@@ -366,7 +373,7 @@ fn host_side(
     {
         match start_guest_api(plan, pid) {
             Ok(h) => *guest_api = Some(h),
-            Err(e) => eprintln!("envc: the guest API could not start: {e}"),
+            Err(e) => guest_api_error = Some(e.to_string()),
         }
     }
     match recv_recording(ch, plan, report, None) {
@@ -386,6 +393,7 @@ fn host_side(
                 console: if console { fds.next() } else { None },
                 log: if log { fds.next() } else { None },
                 guest_api: if guest_api { fds.next() } else { None },
+                guest_api_error,
             })
         }
         Ok(Some((msg @ Msg::Failed { .. }, _))) => Err(child_failed(plan, report, msg)),
@@ -493,6 +501,8 @@ struct Handoff {
     console: Option<OwnedFd>,
     log: Option<OwnedFd>,
     guest_api: Option<OwnedFd>,
+    /// Why the guest API's thread could not start, if it could not.
+    guest_api_error: Option<String>,
 }
 
 /// The container's first process: runs its steps, then becomes init.

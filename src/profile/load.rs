@@ -341,7 +341,6 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// Parses and structurally checks one file's text.
 /// The built-in base layer. The tests check it against the schema like any
 /// file (`every_shipped_layer_has_no_structural_problem`); a start only
 /// parses it (the structural walk and the span table of every key are
@@ -366,6 +365,7 @@ fn parse_builtin() -> Result<Layer, Vec<Problem>> {
     parse_layer(BUILTIN_NAME, BUILTIN_TEXT, None)
 }
 
+/// Parses and structurally checks one file's text.
 pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer, Vec<Problem>> {
     let source = Source {
         name: name.to_string(),
