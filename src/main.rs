@@ -34,6 +34,9 @@ enum Command {
         /// Write the plan to FILE instead of stdout.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Print where the time went (load, compile, check, output) on stderr.
+        #[arg(long)]
+        timings: bool,
     },
     /// Build the container and run its init in the foreground.
     Apply {
@@ -123,8 +126,22 @@ fn main() -> ExitCode {
             profile,
             format,
             output,
+            timings,
         } => match compile_profile(&profile) {
-            Ok(plan) => emit_plan(&plan, format, output.as_deref()),
+            Ok(plan) => {
+                let code = emit_plan(&plan, format, output.as_deref());
+                if timings {
+                    envc::timing::mark("plan written");
+                    let marks = envc::timing::early();
+                    eprint!(
+                        "{}",
+                        envc::timing::format_milestones(
+                            marks.iter().map(|(w, us)| (w.as_str(), *us))
+                        )
+                    );
+                }
+                code
+            }
             Err(code) => code,
         },
         Command::Apply {
@@ -206,11 +223,14 @@ fn parent_dir(p: &Path) -> PathBuf {
 fn compile_profile(path: &Path) -> Result<Plan, ExitCode> {
     match envc::profile::load(path) {
         Ok((profile, _)) => {
+            envc::timing::mark("profile loaded and checked");
             let plan = envc::compile::compile(&profile);
+            envc::timing::mark("plan compiled");
             if let Err(e) = plan.check() {
                 eprintln!("envc: internal error: the compiled plan is inconsistent: {e}");
                 return Err(ExitCode::from(125));
             }
+            envc::timing::mark("plan checked");
             Ok(plan)
         }
         Err(problems) => {

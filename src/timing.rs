@@ -26,6 +26,24 @@ pub fn mark(what: &str) {
     }
 }
 
+/// Milestones as `--timings` prints them: ms since the start, ms since the
+/// one before, what.
+pub fn format_milestones<'a>(marks: impl IntoIterator<Item = (&'a str, u64)>) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("envc: timings (ms since envc started)\n");
+    let mut last = 0;
+    for (what, us) in marks {
+        let _ = writeln!(
+            out,
+            "  {:>8.3}  (+{:>7.3})  {what}",
+            us as f64 / 1000.0,
+            (us - last.min(us)) as f64 / 1000.0,
+        );
+        last = us;
+    }
+    out
+}
+
 /// The milestones recorded so far with `mark`.
 pub fn early() -> Vec<(String, u64)> {
     EARLY.lock().map(|v| v.clone()).unwrap_or_default()

@@ -234,18 +234,9 @@ impl Report {
 
     /// Where the time went: milestones, then the steps' time per phase.
     pub fn timings(&self, plan: &Plan) -> String {
-        let mut out = String::from("envc: timings (ms since envc started)\n");
-        let mut last = 0;
-        for m in &self.milestones {
-            let _ = writeln!(
-                out,
-                "  {:>8.3}  (+{:>7.3})  {}",
-                m.us as f64 / 1000.0,
-                (m.us - last.min(m.us)) as f64 / 1000.0,
-                m.what
-            );
-            last = m.us;
-        }
+        let mut out = crate::timing::format_milestones(
+            self.milestones.iter().map(|m| (m.what.as_str(), m.us)),
+        );
         let _ = writeln!(out, "  steps, by phase (ms):");
         let mut phases: Vec<(crate::plan::Phase, u64, usize)> = Vec::new();
         for (s, r) in plan.steps.iter().zip(&self.steps) {
