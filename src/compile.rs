@@ -50,7 +50,27 @@ fn device_phase(path: &ContainerPath) -> Phase {
     }
 }
 
+/// The plan of a profile.
 pub fn compile(p: &Profile) -> Plan {
+    build(p, |d| d.raw.clone())
+}
+
+/// [`compile`], moving each device's raw keys (LXD's view, for the guest
+/// API) into the plan instead of copying them; `p`'s devices are left
+/// without them. For a caller that is done with the profile: a
+/// 10,000-device profile has 40,000 such strings.
+pub fn compile_moving_raw_keys(p: &mut Profile) -> Plan {
+    let raw: Vec<crate::plan::DeviceKeys> = (p.devices.iter_mut())
+        .filter(|d| d.from_user)
+        .map(|d| std::mem::take(&mut d.raw))
+        .collect();
+    let mut raw = raw.into_iter();
+    build(p, |_| raw.next().unwrap_or_default())
+}
+
+/// `raw_keys` is asked for each device a user declared, in the profile's
+/// order.
+fn build(p: &Profile, mut raw_keys: impl FnMut(&NamedDevice) -> crate::plan::DeviceKeys) -> Plan {
     let mut b = Builder { steps: Vec::new() };
     let name = &p.name.value;
     let name_origin = &p.name.origin;
@@ -228,7 +248,7 @@ pub fn compile(p: &Profile) -> Plan {
             None => nics.push(d),
         }
     }
-    in_dev.sort_by_key(|d| d.device.path().map_or(0, ContainerPath::depth));
+    in_dev.sort_by_cached_key(|d| d.device.path().map_or(0, ContainerPath::depth));
     for d in in_dev {
         device_steps(&mut b, Phase::Dev, d);
     }
@@ -256,7 +276,7 @@ pub fn compile(p: &Profile) -> Plan {
 
     // Mounts and conditional host paths, shallow before deep (a mount must
     // not hide one made before it), otherwise in device order.
-    mounts.sort_by_key(|d| d.device.path().map_or(0, ContainerPath::depth));
+    mounts.sort_by_cached_key(|d| d.device.path().map_or(0, ContainerPath::depth));
     for d in mounts {
         device_steps(&mut b, Phase::Mounts, d);
     }
@@ -422,7 +442,7 @@ pub fn compile(p: &Profile) -> Plan {
         })
         .collect();
     for d in p.devices.iter().filter(|d| d.from_user) {
-        let mut entry = d.raw.clone();
+        let mut entry = raw_keys(d);
         if let Device::Nic(_) = d.device
             && let Some(Op::CreateNic { name, hwaddr, .. }) = created_nics.get(d.name.as_str())
         {

@@ -38,6 +38,14 @@ fn normalise(s: &str) -> Result<String, PathError> {
     if !s.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
+    // Most paths are written normal already: one pass over the bytes.
+    let normal = s.len() == 1
+        || (!s.ends_with('/')
+            && (s.as_bytes()[1..].split(|&c| c == b'/'))
+                .all(|c| !c.is_empty() && c != b"." && c != b".."));
+    if normal {
+        return Ok(s.to_owned());
+    }
     let mut out = String::with_capacity(s.len());
     for part in s.split('/') {
         match part {

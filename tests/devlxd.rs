@@ -113,15 +113,15 @@ fn config() -> IndexMap<String, String> {
     c
 }
 
-fn devices() -> IndexMap<String, IndexMap<String, String>> {
-    let mut d = IndexMap::new();
-    let mut eth0 = IndexMap::new();
+fn devices() -> envc::plan::GuestDevices {
+    let mut d = envc::plan::GuestDevices::default();
+    let mut eth0 = envc::plan::DeviceKeys::default();
     eth0.insert("type".to_owned(), "nic".to_owned());
     eth0.insert("name".to_owned(), "eth0".to_owned());
     eth0.insert("hwaddr".to_owned(), "00:16:3e:01:02:03".to_owned());
     eth0.insert("nictype".to_owned(), "bridged".to_owned());
     d.insert("eth0".to_owned(), eth0);
-    let mut data = IndexMap::new();
+    let mut data = envc::plan::DeviceKeys::default();
     data.insert("type".to_owned(), "disk".to_owned());
     data.insert("path".to_owned(), "/data".to_owned());
     data.insert("source".to_owned(), "/srv/data".to_owned());

@@ -20,7 +20,7 @@ pub struct Data {
     pub name: String,
     pub host_name: String,
     pub config: IndexMap<String, String>,
-    pub devices: IndexMap<String, IndexMap<String, String>>,
+    pub devices: crate::plan::GuestDevices,
 }
 
 /// What to do with a request.
@@ -213,7 +213,7 @@ mod tests {
             name: "c1".into(),
             host_name: "host".into(),
             config,
-            devices: IndexMap::new(),
+            devices: Default::default(),
         }
     }
 

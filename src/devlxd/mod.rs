@@ -45,7 +45,7 @@ pub struct GuestApi {
     /// `user.*` and `cloud-init.*` config keys (others are never served).
     pub config: IndexMap<String, String>,
     /// `GET /1.0/devices`, as given.
-    pub devices: IndexMap<String, IndexMap<String, String>>,
+    pub devices: crate::plan::GuestDevices,
     /// Who may connect.
     pub authorized: Authorizer,
 }

@@ -60,6 +60,9 @@ fn mounts_over(op: &Op) -> bool {
 #[derive(Default)]
 struct Created<'a> {
     first: BTreeMap<&'a str, usize>,
+    /// The bounds of the last range asked for, kept for their buffers.
+    lo: String,
+    hi: String,
 }
 
 impl<'a> Created<'a> {
@@ -70,23 +73,24 @@ impl<'a> Created<'a> {
     /// The earliest step that created something strictly below `t`, if any.
     /// Paths below `/a` are exactly the strings in `["/a/", "/a0")`, as `0`
     /// follows `/`; below `/` is everything but `/` itself.
-    fn first_below(&self, t: &ContainerPath) -> Option<(usize, &'a str)> {
+    fn first_below(&mut self, t: &ContainerPath) -> Option<(usize, &'a str)> {
         let t = t.as_str();
-        let below: Vec<(&&'a str, &usize)> = if t == "/" {
-            self.first
-                .range::<str, _>((Excluded("/"), Unbounded))
-                .collect()
-        } else {
-            let lo = format!("{t}/");
-            let hi = format!("{t}0");
-            self.first
-                .range::<str, _>((Included(lo.as_str()), Excluded(hi.as_str())))
-                .collect()
-        };
-        below
-            .into_iter()
-            .min_by_key(|(_, step)| **step)
-            .map(|(path, step)| (*step, *path))
+        let earliest = |(path, step): (&&'a str, &usize)| (*step, *path);
+        if t == "/" {
+            return (self.first.range::<str, _>((Excluded("/"), Unbounded)))
+                .map(earliest)
+                .min();
+        }
+        for (bound, last) in [(&mut self.lo, '/'), (&mut self.hi, '0')] {
+            bound.clear();
+            bound.push_str(t);
+            bound.push(last);
+        }
+        (self
+            .first
+            .range::<str, _>((Included(self.lo.as_str()), Excluded(self.hi.as_str()))))
+        .map(earliest)
+        .min()
     }
 }
 

@@ -48,6 +48,14 @@ pub struct Supervise {
     pub origin: Origin,
 }
 
+/// A device's keys as LXD lists them (`type`, `path`, `nictype`, ...).
+/// Hashed with FNV: a plan of 10,000 devices has 40,000 such keys, and
+/// they come from the profile, not from a peer.
+pub type DeviceKeys = IndexMap<String, String, crate::profile::structure::Fnv>;
+
+/// The devices of the guest API, by name.
+pub type GuestDevices = IndexMap<String, DeviceKeys, crate::profile::structure::Fnv>;
+
 /// The guest API's data.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -55,7 +63,7 @@ pub struct Guest {
     /// `user.*` and `cloud-init.*` config keys, as LXD stores them.
     pub config: IndexMap<String, String>,
     /// The devices the user's profiles declare (not the built-in base's), as LXD lists them.
-    pub devices: IndexMap<String, IndexMap<String, String>>,
+    pub devices: GuestDevices,
 }
 
 /// Who runs a step.

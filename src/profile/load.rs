@@ -1079,9 +1079,13 @@ fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
 }
 
 /// A device's keys as LXD would list them (strings), for the guest API.
-fn raw_device_keys(dev: &RawDevice) -> IndexMap<String, String> {
-    let mut out = IndexMap::new();
+fn raw_device_keys(dev: &RawDevice) -> crate::plan::DeviceKeys {
+    let mut out = crate::plan::DeviceKeys::default();
     out.insert("type".to_string(), dev.type_name().to_string());
+    if super::keys::fields(dev, "type", &mut out).is_ok() {
+        return out;
+    }
+    out.truncate(1);
     if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(dev) {
         for (k, v) in map {
             if k == "type" {

@@ -211,7 +211,7 @@ pub struct NamedDevice {
     pub device: Device,
     pub origin: Origin,
     /// The raw keys as written, for the guest API's `/1.0/devices`.
-    pub raw: IndexMap<String, String>,
+    pub raw: crate::plan::DeviceKeys,
     pub from_user: bool,
 }
 

@@ -109,6 +109,8 @@ struct Node<'a> {
     minimum: Option<i64>,
     maximum: Option<i64>,
     properties: Option<&'a serde_json::Map<String, Json>>,
+    /// `properties` hashed with FNV (looked up for every key of the file).
+    property: HashMap<&'a str, &'a Json, Fnv>,
     patterns: Option<&'a serde_json::Map<String, Json>>,
     additional: Option<&'a Json>,
     required: Option<&'a [Json]>,
@@ -127,6 +129,7 @@ impl<'a> Node<'a> {
             minimum: None,
             maximum: None,
             properties: None,
+            property: HashMap::default(),
             patterns: None,
             additional: None,
             required: None,
@@ -150,7 +153,12 @@ impl<'a> Node<'a> {
                 "enum" => n.enum_ = v.as_array().map(Vec::as_slice),
                 "minimum" => n.minimum = v.as_i64(),
                 "maximum" => n.maximum = v.as_i64(),
-                "properties" => n.properties = v.as_object(),
+                "properties" => {
+                    n.properties = v.as_object();
+                    n.property = (n.properties.into_iter().flatten())
+                        .map(|(k, v)| (k.as_str(), v))
+                        .collect();
+                }
                 "patternProperties" => n.patterns = v.as_object(),
                 "additionalProperties" => n.additional = Some(v),
                 "required" => n.required = v.as_array().map(Vec::as_slice),
@@ -743,8 +751,9 @@ impl<'a> Checker<'a> {
         for (key, value) in table.iter_mut() {
             let k: &str = key.get_ref().as_ref();
             let p = join(path, k);
-            self.spans.map.insert(p.clone(), (key.span(), value.span()));
-            let sub = props.get(k).or_else(|| {
+            // Recorded once the key is checked (the path moves in then).
+            let spans = (key.span(), value.span());
+            let sub = node.property.get(k).copied().or_else(|| {
                 patterns
                     .iter()
                     .find(|(pat, _)| pattern_matches(pat, k))
@@ -754,16 +763,21 @@ impl<'a> Checker<'a> {
                 (Some(s), _) => Some(s),
                 (None, Some(Json::Bool(false))) => None,
                 (None, Some(s)) if s.is_object() => Some(s),
-                (None, _) => continue,
+                (None, _) => {
+                    self.spans.map.insert(p, spans);
+                    continue;
+                }
             };
             match sub {
                 Some(s) => {
                     if let Verdict::Drop = self.check_value(&p, value, s) {
-                        self.spans.pruned.insert(p);
+                        self.spans.pruned.insert(p.clone());
                         drop_keys.push(k.to_string());
                     }
+                    self.spans.map.insert(p, spans);
                 }
                 None => {
+                    self.spans.map.insert(p, spans);
                     if let Some(problem) = self.dotted_key(k, key.span(), value, props, patterns) {
                         self.problems.push(problem);
                         drop_keys.push(k.to_string());
