@@ -46,6 +46,7 @@ class Runtime:
         self.note = note
         self.private_unified = private_unified
         self.single = []  # (ms, rss KiB)
+        self.cpu = []  # CPU ms (user + system) of each single start
         self.seq = []  # total ms
         self.par = []  # total ms
         self.par_rss = []
@@ -145,7 +146,8 @@ class Bench:
             return out
         if out.returncode != 0:
             sys.exit(f"spawn failed: {out.stderr.strip()}")
-        ns, rss, failed = out.stdout.split()
+        ns, rss, failed, cpu_us = out.stdout.split()
+        self.cpu_ms = int(cpu_us) / 1e3
         return int(ns) / 1e6, int(rss), int(failed)
 
     # ---------------------------------------------------------------- verify
@@ -246,6 +248,7 @@ class Bench:
             rt.failures += failed
             if i >= a.warmup:
                 rt.single.append((ms, rss))
+                rt.cpu.append(self.cpu_ms)
 
         self.interleaved(a.warmup + a.rounds, one)
 
@@ -340,13 +343,14 @@ class Bench:
         L.append(f"single starts: {a.rounds} interleaved rounds ({a.warmup} warm-up dropped); "
                  f"ratio = envc median / runtime median (targets: vs crun <= 0.50, vs bwrap <= 1.25)")
         L.append("")
-        L.append("| runtime | median ms | min–max ms | envc ÷ runtime | peak RSS MiB (median, max) |")
-        L.append("|---|---:|---:|---:|---:|")
+        L.append("| runtime | median ms | min–max ms | envc ÷ runtime | peak RSS MiB (median, max) "
+                 "| CPU ms (median) |")
+        L.append("|---|---:|---:|---:|---:|---:|")
         for rt in self.runtimes:
             ms = [m for m, _ in rt.single]
             rss = [r / 1024 for _, r in rt.single]
             L.append(f"| {rt.name} | {med(ms):.2f} | {min(ms):.2f}–{max(ms):.2f} | {ratio(e1, med(ms))} | "
-                     f"{med(rss):.2f}, {max(rss):.2f} |")
+                     f"{med(rss):.2f}, {max(rss):.2f} | {med(rt.cpu):.2f} |")
         L.append("")
         L.append(f"| runtime | {a.seq} sequential, total ms | envc ÷ runtime | {a.par} concurrent, total ms "
                  f"| envc ÷ runtime | peak RSS MiB ({a.par} concurrent) |")
