@@ -65,7 +65,9 @@ pub fn compile_moving_raw_keys(p: &mut Profile) -> Plan {
         .map(|d| std::mem::take(&mut d.raw))
         .collect();
     let mut raw = raw.into_iter();
-    build(p, |_| raw.next().unwrap_or_default())
+    let plan = build(p, |_| raw.next().unwrap_or_default());
+    debug_assert!(raw.next().is_none(), "one set of keys per user device");
+    plan
 }
 
 /// `raw_keys` is asked for each device a user declared, in the profile's

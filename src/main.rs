@@ -100,7 +100,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { profiles } => {
             let mut all = Vec::new();
-            for p in &profiles {
+            for (i, p) in profiles.iter().enumerate() {
                 match envc::profile::load(p) {
                     Ok((mut profile, sources)) => {
                         let plan = envc::compile::compile_moving_raw_keys(&mut profile);
@@ -111,7 +111,9 @@ fn main() -> ExitCode {
                         } else {
                             eprintln!("{}: ok ({} steps)", p.display(), plan.steps.len());
                         }
-                        one_shot_done((profile, sources, plan));
+                        if i + 1 == profiles.len() {
+                            one_shot_done((profile, sources, plan));
+                        }
                     }
                     Err(mut problems) => all.append(&mut problems),
                 }

@@ -8,7 +8,8 @@ All runtimes are timed in ONE interleaved run: every round starts each runtime
 once, in a shuffled order, so load from the rest of the machine hits them all
 alike and the paired ratios hold on a noisy machine. Each start is timed by
 the `spawn` launcher (benches/start/spawn.c), not by Python: wall time from
-spawn to reap, and the peak RSS of the largest process of the tree (wait4).
+spawn to reap, the peak RSS of the largest process of the tree and the CPU
+time (user + system) of the whole tree (both from wait4).
 """
 
 import argparse
@@ -147,8 +148,7 @@ class Bench:
         if out.returncode != 0:
             sys.exit(f"spawn failed: {out.stderr.strip()}")
         ns, rss, failed, cpu_us = out.stdout.split()
-        self.cpu_ms = int(cpu_us) / 1e3
-        return int(ns) / 1e6, int(rss), int(failed)
+        return int(ns) / 1e6, int(rss), int(failed), int(cpu_us) / 1e3
 
     # ---------------------------------------------------------------- verify
     def listing(self, rt):
@@ -244,11 +244,11 @@ class Bench:
         log(f"== single starts: {a.warmup} warm-up + {a.rounds} rounds, interleaved (shuffled order each round)")
 
         def one(rt, i):
-            ms, rss, failed = self.spawn(rt, "one", 1, self.fresh(rt.argv, rt))
+            ms, rss, failed, cpu = self.spawn(rt, "one", 1, self.fresh(rt.argv, rt))
             rt.failures += failed
             if i >= a.warmup:
                 rt.single.append((ms, rss))
-                rt.cpu.append(self.cpu_ms)
+                rt.cpu.append(cpu)
 
         self.interleaved(a.warmup + a.rounds, one)
 
@@ -258,13 +258,13 @@ class Bench:
 
         def seq(rt, i):
             argv = [x.replace("@ID@", f"{self.tag}-{rt.name}-s{i}-@I@") for x in rt.argv]
-            ms, _, failed = self.spawn(rt, "seq", a.seq, argv)
+            ms, _, failed, _ = self.spawn(rt, "seq", a.seq, argv)
             rt.failures += failed
             rt.seq.append(ms)
 
         def par(rt, i):
             argv = [x.replace("@ID@", f"{self.tag}-{rt.name}-p{i}-@I@") for x in rt.par_argv]
-            ms, rss, failed = self.spawn(rt, "par", a.par, argv)
+            ms, rss, failed, _ = self.spawn(rt, "par", a.par, argv)
             rt.failures += failed
             rt.par.append(ms)
             rt.par_rss.append(rss)

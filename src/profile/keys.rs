@@ -272,19 +272,25 @@ mod tests {
             minor = 229
             mode = "0666"
             uid = 0
+            gid = 5
             required = false
+            method = "bind"
             [b]
             type = "disk"
             source = "/srv"
             path = "/srv"
             readonly = true
             recursive = false
+            only_if_mounted = true
             [c]
             type = "nic"
             nictype = "bridged"
             parent = "br0"
             mtu = 1500
             "ipv4.address" = "10.0.3.2/24"
+            "ipv4.gateway" = "10.0.3.1"
+            host_name = "veth-c"
+            hwaddr = "00:16:3e:00:00:01"
             [d]
             type = "tmpfs"
             path = "/run/x"
@@ -326,6 +332,13 @@ mod tests {
         assert_eq!(c["nictype"], "bridged");
         assert_eq!(c["ipv4.address"], "10.0.3.2/24");
         assert!(!c.contains_key("type"));
+        assert_eq!(c["ipv4.gateway"], "10.0.3.1");
+        assert_eq!(c["host_name"], "veth-c");
+        let mut a = DeviceKeys::default();
+        fields(&devices["a"], "type", &mut a).unwrap();
+        assert_eq!(a["method"], "bind");
+        assert_eq!(a["gid"], "5");
+        assert_eq!(a["required"], "false");
     }
 
     #[test]
