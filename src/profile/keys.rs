@@ -142,6 +142,15 @@ impl<'a> ser::Serializer for Fields<'a> {
     }
 }
 
+/// Spells a scalar as `Display` does (as JSON does for these types).
+macro_rules! spell {
+    ($($name:ident($ty:ty);)*) => {
+        $(fn $name(self, v: $ty) -> Result<String, Unsupported> {
+            Ok(v.to_string())
+        })*
+    };
+}
+
 /// One field's value as a string.
 struct Scalar;
 
@@ -156,38 +165,18 @@ impl ser::Serializer for Scalar {
     type SerializeStruct = Impossible<String, Unsupported>;
     type SerializeStructVariant = Impossible<String, Unsupported>;
 
-    fn serialize_bool(self, v: bool) -> Result<String, Unsupported> {
-        Ok(v.to_string())
-    }
-    fn serialize_i8(self, v: i8) -> Result<String, Unsupported> {
-        Ok(v.to_string())
-    }
-    fn serialize_i16(self, v: i16) -> Result<String, Unsupported> {
-        Ok(v.to_string())
-    }
-    fn serialize_i32(self, v: i32) -> Result<String, Unsupported> {
-        Ok(v.to_string())
-    }
-    fn serialize_i64(self, v: i64) -> Result<String, Unsupported> {
-        Ok(v.to_string())
-    }
-    fn serialize_u8(self, v: u8) -> Result<String, Unsupported> {
-        Ok(v.to_string())
-    }
-    fn serialize_u16(self, v: u16) -> Result<String, Unsupported> {
-        Ok(v.to_string())
-    }
-    fn serialize_u32(self, v: u32) -> Result<String, Unsupported> {
-        Ok(v.to_string())
-    }
-    fn serialize_u64(self, v: u64) -> Result<String, Unsupported> {
-        Ok(v.to_string())
-    }
-    fn serialize_char(self, v: char) -> Result<String, Unsupported> {
-        Ok(v.to_string())
-    }
-    fn serialize_str(self, v: &str) -> Result<String, Unsupported> {
-        Ok(v.to_owned())
+    spell! {
+        serialize_bool(bool);
+        serialize_i8(i8);
+        serialize_i16(i16);
+        serialize_i32(i32);
+        serialize_i64(i64);
+        serialize_u8(u8);
+        serialize_u16(u16);
+        serialize_u32(u32);
+        serialize_u64(u64);
+        serialize_char(char);
+        serialize_str(&str);
     }
     fn serialize_none(self) -> Result<String, Unsupported> {
         Ok("null".into())
