@@ -77,6 +77,34 @@ macro_rules! refuse {
     };
 }
 
+/// `Some(x)` and newtypes are what they wrap; an enum's newtype variant is
+/// refused (JSON makes a table of it).
+macro_rules! wrappers {
+    ($ok:ty) => {
+        fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<$ok, Unsupported> {
+            value.serialize(self)
+        }
+
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            value: &T,
+        ) -> Result<$ok, Unsupported> {
+            value.serialize(self)
+        }
+
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<$ok, Unsupported> {
+            Err(Unsupported)
+        }
+    };
+}
+
 impl<'a> ser::Serializer for Fields<'a> {
     type Ok = ();
     type Error = Unsupported;
@@ -92,27 +120,7 @@ impl<'a> ser::Serializer for Fields<'a> {
         Ok(self)
     }
 
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Unsupported> {
-        value.serialize(self)
-    }
-
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Unsupported> {
-        value.serialize(self)
-    }
-
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), Unsupported> {
-        Err(Unsupported)
-    }
+    wrappers!(());
 
     refuse! {
         serialize_bool(bool) -> ();
@@ -195,25 +203,7 @@ impl ser::Serializer for Scalar {
     ) -> Result<String, Unsupported> {
         Ok(variant.to_owned())
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<String, Unsupported> {
-        value.serialize(self)
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<String, Unsupported> {
-        value.serialize(self)
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<String, Unsupported> {
-        Err(Unsupported)
-    }
+    wrappers!(String);
 
     refuse! {
         // JSON spells floats its own way (`1e21`, `1.0`): left to it.
