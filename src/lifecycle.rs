@@ -329,8 +329,8 @@ fn run_supervisor(
             path.display()
         ));
     }
-    let _ = std::fs::create_dir_all(logs);
-    let _ = crate::state::overwrite(&logs.join("report.json"), report.to_json().as_bytes());
+    let _ =
+        crate::state::overwrite_making_dir(&logs.join("report.json"), report.to_json().as_bytes());
     let notify = hooks.notify.take();
     drop(hooks);
     state.release();

@@ -1,3 +1,5 @@
+#![cfg_attr(not(test), no_main)]
+
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use envc::diag::{Problem, Style, render};
 use envc::plan::Plan;
@@ -91,7 +93,35 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
-fn main() -> ExitCode {
+// envc's entry point is the C one: Rust's runtime set-up before `fn main`
+// finds the main thread's stack by reading /proc/self/maps and gives it and
+// every later thread an alternate signal stack, for a message on stack
+// overflow (about twenty syscalls, more than a tenth of the supervisor's own
+// before the clone). A stack overflow still stops envc (the guard page), without
+// that message. `runtime_start` does the rest of that set-up.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    envc::sys::runtime_start();
+    let code = run();
+    // Flushes standard output (as Rust's runtime does after `fn main`) and exits.
+    std::process::exit(status_of(code))
+}
+
+/// The exit status an `ExitCode` stands for (std has no stable accessor;
+/// every code envc makes is `ExitCode::from(u8)`, `SUCCESS` or `FAILURE`).
+#[cfg(not(test))]
+fn status_of(code: ExitCode) -> i32 {
+    (0..=u8::MAX)
+        .find(|n| ExitCode::from(*n) == code)
+        .map_or(1, i32::from)
+}
+
+#[cfg_attr(test, allow(dead_code))]
+fn run() -> ExitCode {
     envc::timing::start();
     let cli = Cli::parse();
     if matches!(cli.command, Command::Check { .. } | Command::Plan { .. }) {

@@ -39,6 +39,31 @@ pub fn overwrite(path: &Path, contents: &[u8]) -> io::Result<()> {
     f.set_len(contents.len() as u64)
 }
 
+/// Opens `path` with `opts`; if its directory is missing, makes it (and its
+/// parents) and opens again. For the log directory, which is there on every
+/// start but the first: no `mkdir` and `stat` of it each time.
+pub fn open_making_dir(path: &Path, opts: &std::fs::OpenOptions) -> io::Result<File> {
+    match opts.open(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            opts.open(path)
+        }
+        other => other,
+    }
+}
+
+/// [`overwrite`], making the file's directory if it is missing.
+pub fn overwrite_making_dir(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    let mut f = open_making_dir(path, &opts)?;
+    f.write_all(contents)?;
+    f.set_len(contents.len() as u64)
+}
+
 /// Reads a state file that its supervisor may be replacing in place
 /// ([`State::replace`]): `parse` says whether what was read is whole; a torn
 /// read is read again (a few times, a millisecond apart). `None` if the file
@@ -75,6 +100,10 @@ impl std::fmt::Display for StateError {
         }
     }
 }
+
+/// The files of a state directory: the report, the control socket, the
+/// container's info, and the lock last (it is held until they are gone).
+const STATE_FILES: [&str; 4] = ["report.json", "control", "info.json", "lock"];
 
 impl State {
     pub fn acquire(name: &str) -> Result<State, StateError> {
@@ -166,7 +195,14 @@ impl State {
         if self.lock.is_none() {
             return;
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // The files a supervisor makes there, then the directory; anything
+        // else in it (left by a version that made more) the long way.
+        for name in STATE_FILES {
+            let _ = std::fs::remove_file(self.dir.join(name));
+        }
+        if std::fs::remove_dir(&self.dir).is_err() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
         self.lock = None;
         // The run directory goes with its last container (if another is
         // still there, it is not empty and stays).

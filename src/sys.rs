@@ -89,6 +89,44 @@ pub enum Forked {
 /// 10,000 devices faulted 12,200 pages without it, 8,800 with it. Not for
 /// `apply`: its supervisor lives on, and a small profile's start faulted
 /// more pages with it.
+/// What Rust's runtime set-up before `main` does that envc needs, done by
+/// envc's own entry point instead (see `main.rs`): fds 0-2 open (on
+/// `/dev/null` if they were closed, so that no file envc opens becomes its
+/// standard output or error), and SIGPIPE ignored (a closed pipe is an error
+/// to report, not death).
+pub fn runtime_start() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll on a valid array of the length passed, without waiting.
+    let polled = loop {
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+        if r >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break r >= 0;
+        }
+    };
+    for pfd in &fds {
+        // A closed fd: poll says POLLNVAL (or, if poll itself failed, fcntl
+        // says EBADF).
+        // SAFETY: fcntl on an fd number; F_GETFD takes no argument.
+        let closed = if polled {
+            pfd.revents & libc::POLLNVAL != 0
+        } else {
+            let r = unsafe { libc::fcntl(pfd.fd, libc::F_GETFD) };
+            r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF)
+        };
+        // Lower fds are open by now: the lowest free one is this one.
+        // SAFETY: open with a valid C string.
+        if closed && unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) } == -1 {
+            std::process::abort();
+        }
+    }
+    // SAFETY: setting a signal's disposition to SIG_IGN.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 pub fn tune_malloc_for_one_shot() {
     // SAFETY: mallopt with documented parameters, before any thread exists.
     unsafe {

@@ -313,6 +313,38 @@ fn unified_host_a_nested_parent_is_delegated_at_every_level_below_the_root() {
 
 // ------------------------------------------------------------------ hybrid
 
+/// A v1 cpuset parent that was already there (another container's, or one the
+/// admin made and restricted) keeps its own CPUs and memory nodes: they are read,
+/// never written, and passed on to the container's cgroup. A level envc makes is
+/// written without being read first (it has none of its own).
+#[test]
+fn an_existing_cpuset_parent_keeps_its_values_and_passes_them_on() {
+    let plan = plan_of("");
+    let parent = "/sys/fs/cgroup/cpuset/envc";
+    let own = format!("{parent}/{NAME}");
+    let mut k = Cgroupfs::new(host(HYBRID_MOUNTINFO), None);
+    k.existing.insert(
+        PathBuf::from(parent),
+        BTreeMap::from([("cpuset.cpus", "1\n"), ("cpuset.mems", "0\n")]),
+    );
+    let report = envc::exec::simulate(&plan, &mut k);
+    assert_clean(&report);
+    let calls = k.inner.calls;
+    pos(&calls, &format!("read_host_file {parent}/cpuset.cpus"));
+    pos(&calls, &format!("read_host_file {parent}/cpuset.mems"));
+    let parent_writes = matching(&calls, |c| {
+        c.starts_with(&format!("write_host_file {parent}/cpuset."))
+    });
+    assert!(parent_writes.is_empty(), "{parent_writes:?}");
+    let spawn = calls.iter().position(|c| c.starts_with("spawn ")).unwrap();
+    assert!(pos(&calls, &write(&format!("{own}/cpuset.cpus"), "1")) < spawn);
+    assert!(pos(&calls, &write(&format!("{own}/cpuset.mems"), "0")) < spawn);
+    let own_reads = matching(&calls, |c| {
+        c.starts_with(&format!("read_host_file {own}/cpuset."))
+    });
+    assert!(own_reads.is_empty(), "{own_reads:?}");
+}
+
 #[test]
 fn hybrid_host_gets_v1_names_in_their_hierarchies_cpuset_copied_and_devices_list() {
     let plan = plan_of(ALL_LIMITS);
@@ -644,6 +676,8 @@ struct Cgroupfs {
     written: BTreeMap<PathBuf, String>,
     /// What every `cgroup.controllers` says, if not the fake host's default.
     controllers: Option<String>,
+    /// Directories that are there before envc runs, with their files' values.
+    existing: BTreeMap<PathBuf, BTreeMap<&'static str, &'static str>>,
 }
 
 impl Cgroupfs {
@@ -658,6 +692,7 @@ impl Cgroupfs {
             made: BTreeSet::new(),
             written: BTreeMap::new(),
             controllers: None,
+            existing: BTreeMap::new(),
         }
     }
 }
@@ -695,8 +730,14 @@ impl Kernel for Cgroupfs {
         if let (Some(c), true) = (&self.controllers, path.ends_with("cgroup.controllers")) {
             return Ok(c.clone());
         }
-        let fresh = path.parent().is_some_and(|d| self.made.contains(d));
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let Some(v) = (path.parent())
+            .and_then(|d| self.existing.get(d))
+            .and_then(|files| files.get(name))
+        {
+            return Ok(v.to_string());
+        }
+        let fresh = path.parent().is_some_and(|d| self.made.contains(d));
         if fresh && (name == "cpuset.cpus" || name == "cpuset.mems") {
             return Ok(String::new());
         }
@@ -709,6 +750,9 @@ impl Kernel for Cgroupfs {
     }
     fn make_host_dir(&mut self, path: &Path) -> io::Result<bool> {
         let made = self.inner.make_host_dir(path)?;
+        if self.existing.contains_key(path) {
+            return Ok(false);
+        }
         self.made.insert(path.to_path_buf());
         Ok(made)
     }

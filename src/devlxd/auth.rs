@@ -123,6 +123,12 @@ impl Authorizer {
         Authorizer::from_ns(pid_namespace_of(pid, Some(pidfd.as_fd()))?, root_uid)
     }
 
+    /// Like [`Authorizer::for_pidfd`], with a pidfd the caller keeps (its
+    /// container's first process, from `clone3(CLONE_PIDFD)`).
+    pub fn for_child(pidfd: BorrowedFd<'_>, pid: u32, root_uid: u32) -> io::Result<Authorizer> {
+        Authorizer::from_ns(pid_namespace_of(pid, Some(pidfd))?, root_uid)
+    }
+
     fn from_ns(ns: OwnedFd, root_uid: u32) -> io::Result<Authorizer> {
         Ok(Authorizer {
             ns: ns_id(&ns)?,

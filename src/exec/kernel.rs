@@ -137,6 +137,15 @@ pub trait Kernel {
 
     // ---- host files: cgroupfs and /proc, paths envc builds itself ----
 
+    /// From now on, host paths under `dir` may be resolved from one open
+    /// handle on it instead of from `/` (the cgroup hierarchies' common
+    /// parent: a start makes, opens and removes some sixty paths under it).
+    /// Only the process that calls it uses it: a child made later resolves
+    /// host paths from `/` again. A hint: a kernel may ignore it, and a
+    /// directory that cannot be opened is simply not used.
+    fn host_base(&mut self, dir: &Path) {
+        let _ = dir;
+    }
     fn read_host_file(&mut self, path: &Path) -> io::Result<String>;
     fn write_host_file(&mut self, path: &Path, value: &str) -> io::Result<()>;
     /// Writes each of `values` to `path` with a write of its own (a cgroup

@@ -15,6 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 const RESOLVE_IN_ROOT: u64 = 0x10;
 const OPEN_TREE_CLONE: u32 = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
@@ -166,12 +167,15 @@ pub struct LinuxKernel {
     /// The cgroup to join (see `prepare_cgroup_join`): v1 `tasks` files with
     /// their paths (for errors), the cgroup2 directory and its `cgroup.procs`.
     join_tasks: Vec<(PathBuf, OwnedFd)>,
-    join_v2_dir: Option<OwnedFd>,
+    join_v2_dir: Option<(PathBuf, OwnedFd)>,
     join_v2_procs: Option<(PathBuf, OwnedFd)>,
     /// The clone put the child in the cgroup2 directory.
     joined_v2_at_clone: bool,
     /// Directories resolved since the last mount (see [`LinuxKernel::dir`]).
     dirs: std::cell::RefCell<Vec<(ContainerPath, std::rc::Rc<OwnedFd>)>>,
+    /// See [`Kernel::host_base`]: host paths under this directory resolve
+    /// from its fd.
+    host_base: Option<(PathBuf, OwnedFd)>,
 }
 
 impl Default for LinuxKernel {
@@ -194,7 +198,31 @@ impl LinuxKernel {
             join_v2_procs: None,
             joined_v2_at_clone: false,
             dirs: std::cell::RefCell::new(Vec::new()),
+            host_base: None,
         }
+    }
+
+    /// Where the `*at` calls find a host path: from the host base if the
+    /// path is under it, else as it is (from `/` or the working directory).
+    fn host_at(&self, path: &Path) -> io::Result<(libc::c_int, CString)> {
+        if let Some((base, fd)) = &self.host_base
+            && let Ok(rest) = path.strip_prefix(base)
+            && !rest.as_os_str().is_empty()
+        {
+            return Ok((fd.as_raw_fd(), cstr(rest.as_os_str().as_bytes())?));
+        }
+        Ok((libc::AT_FDCWD, cstr(path.as_os_str().as_bytes())?))
+    }
+
+    /// Opens a host file (see [`LinuxKernel::host_at`]); `flags` gain
+    /// `O_CLOEXEC`.
+    fn open_host(&self, path: &Path, flags: libc::c_int) -> io::Result<std::fs::File> {
+        let (dir, name) = self.host_at(path)?;
+        // SAFETY: a valid directory fd (or AT_FDCWD) and C string.
+        let fd = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC) };
+        check(fd)?;
+        // SAFETY: a new fd nothing else owns.
+        Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
     fn root_fd(&self) -> io::Result<RawFd> {
@@ -204,14 +232,41 @@ impl LinuxKernel {
             .ok_or_else(|| io::Error::other("the rootfs is not open"))
     }
 
+    /// Opens the rootfs directory (`O_PATH`); later container paths resolve
+    /// from it. Paths kept from before resolve afresh.
+    fn open_rootfs_dir(&self, rootfs: &Path) -> io::Result<OwnedFd> {
+        self.mounts_changed();
+        let c = cstr(rootfs.as_os_str().as_bytes())?;
+        // SAFETY: valid C string.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        let fd = check(fd).map_err(|e| with_context(e, rootfs.display()))?;
+        // SAFETY: a new fd nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
     /// Opens `path` inside the rootfs (`O_PATH` unless `flags` says otherwise).
     fn open_in_root(&self, path: &ContainerPath, flags: i32) -> io::Result<OwnedFd> {
+        self.open_in_root_how(path, flags, 0)
+    }
+
+    /// [`LinuxKernel::open_in_root`] with more `RESOLVE_*` flags.
+    fn open_in_root_how(
+        &self,
+        path: &ContainerPath,
+        flags: i32,
+        resolve: u64,
+    ) -> io::Result<OwnedFd> {
         let root = self.root_fd()?;
         let rel = cstr(path.relative().as_bytes())?;
         let how = OpenHow {
             flags: (flags | libc::O_CLOEXEC) as u64,
             mode: 0,
-            resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+            resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve,
         };
         // SAFETY: `rel` is a valid C string, `how` a valid open_how of the size passed.
         let fd = unsafe {
@@ -228,26 +283,75 @@ impl LinuxKernel {
         Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
     }
 
-    /// The directory `path` inside the rootfs, as an `O_PATH` fd: resolved
-    /// (`RESOLVE_IN_ROOT`, symlinks followed inside the rootfs) once, then
-    /// kept until the next mount, which may change what a path resolves to
-    /// ([`LinuxKernel::mounts_changed`]). The set-up makes most of its nodes
-    /// and mount points in a few directories (`/dev`, `/sys/fs/cgroup`): one
-    /// lookup each instead of one per step and path component.
+    /// The directory `path` inside the rootfs, as an `O_PATH` fd (resolved
+    /// with `RESOLVE_IN_ROOT`: symlinks followed inside the rootfs). The
+    /// set-up makes most of its nodes and mount points in a few directories
+    /// (`/dev`, `/sys/fs/cgroup`): a directory reached without a symlink is
+    /// kept, so that it takes one lookup, not one per step and component,
+    /// until a mount at its path or above it ([`LinuxKernel::mounted_at`]).
+    /// One reached through a symlink is looked up each time.
     fn dir(&self, path: &ContainerPath) -> io::Result<std::rc::Rc<OwnedFd>> {
-        if let Some((_, fd)) = self.dirs.borrow().iter().find(|(p, _)| p == path) {
-            return Ok(std::rc::Rc::clone(fd));
+        if let Some(fd) = self.kept_dir(path) {
+            return Ok(fd);
         }
-        let fd = std::rc::Rc::new(self.open_in_root(path, libc::O_PATH | libc::O_DIRECTORY)?);
+        let flags = libc::O_PATH | libc::O_DIRECTORY;
+        match self.open_in_root_how(path, flags, RESOLVE_NO_SYMLINKS) {
+            Ok(fd) => Ok(self.keep_dir(path, fd)),
+            Err(e) if errno(&e) == Some(libc::ELOOP) => {
+                Ok(std::rc::Rc::new(self.open_in_root(path, flags)?))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The directory `path` if it is kept (see [`LinuxKernel::dir`]).
+    fn kept_dir(&self, path: &ContainerPath) -> Option<std::rc::Rc<OwnedFd>> {
+        let dirs = self.dirs.borrow();
+        let (_, fd) = dirs.iter().find(|(p, _)| p == path)?;
+        Some(std::rc::Rc::clone(fd))
+    }
+
+    /// Keeps `fd`, the directory `path` reached without a symlink.
+    fn keep_dir(&self, path: &ContainerPath, fd: OwnedFd) -> std::rc::Rc<OwnedFd> {
+        let fd = std::rc::Rc::new(fd);
         let mut dirs = self.dirs.borrow_mut();
         if dirs.len() >= 16 {
             dirs.remove(0);
         }
         dirs.push((path.clone(), std::rc::Rc::clone(&fd)));
-        Ok(fd)
+        fd
     }
 
-    /// A mount was made, moved or changed: paths are resolved afresh.
+    /// Opens `target`, the place of a mount about to be made, as `O_PATH`;
+    /// says whether it was reached without a symlink.
+    fn open_target(&self, target: &ContainerPath) -> io::Result<(OwnedFd, bool)> {
+        match self.open_in_root_how(target, libc::O_PATH, RESOLVE_NO_SYMLINKS) {
+            Ok(fd) => Ok((fd, true)),
+            Err(e) if errno(&e) == Some(libc::ELOOP) => {
+                Ok((self.open_in_root(target, libc::O_PATH)?, false))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A mount is made at `target`. Paths at it and below it now resolve to
+    /// the new mount; a kept directory elsewhere still is what its path
+    /// resolves to, as both were reached without a symlink, component by
+    /// component (and no mount of the container's propagates to another of
+    /// its own: they are slaves of the host's or private). `plain`: the
+    /// target was reached without a symlink too; if not, the mount may be
+    /// anywhere, and nothing is kept.
+    fn mounted_at(&self, target: &ContainerPath, plain: bool) {
+        if plain {
+            self.dirs
+                .borrow_mut()
+                .retain(|(p, _)| !p.starts_with(target));
+        } else {
+            self.mounts_changed();
+        }
+    }
+
+    /// Mounts were made, moved or changed anywhere: paths are resolved afresh.
     fn mounts_changed(&self) {
         self.dirs.borrow_mut().clear();
     }
@@ -264,18 +368,34 @@ impl LinuxKernel {
 
     /// [`Kernel::make_dir_all`], returning the directory.
     fn ensure_dir(&self, path: &ContainerPath, mode: u32) -> io::Result<std::rc::Rc<OwnedFd>> {
+        if let Some(fd) = self.kept_dir(path) {
+            return Ok(fd);
+        }
+        let name = path.components().last();
+        // Under a kept directory: one component from it, made if missing.
+        if let Some(name) = name
+            && let Some(parent) = self.kept_dir(&path.parent())
+        {
+            let name = cstr(name.as_bytes())?;
+            match Self::child_dir(&parent, &name) {
+                Ok(fd) => return Ok(self.keep_dir(path, fd)),
+                Err(e) if errno(&e) == Some(libc::ENOENT) => {
+                    Self::mkdir_in(&parent, &name, mode, path)?;
+                    let fd = Self::child_dir(&parent, &name).map_err(|e| with_context(e, path))?;
+                    return Ok(self.keep_dir(path, fd));
+                }
+                // A symlink or another kind of file: resolved in full below.
+                Err(_) => {}
+            }
+        }
         match self.dir(path) {
-            Err(e) if errno(&e) == Some(libc::ENOENT) && path.components().next().is_some() => {
+            Err(e) if errno(&e) == Some(libc::ENOENT) && name.is_some() => {
                 let parent = self.ensure_dir(&path.parent(), mode)?;
-                let name = path.components().last().expect("not the root");
-                let name = cstr(name.as_bytes())?;
-                // SAFETY: valid fd and C string.
-                let r = unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), mode) };
-                if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
-                    return Err(with_context(
-                        io::Error::last_os_error(),
-                        format!("mkdir {path}"),
-                    ));
+                let name = cstr(name.expect("checked above").as_bytes())?;
+                Self::mkdir_in(&parent, &name, mode, path)?;
+                if self.kept_dir(&path.parent()).is_some() {
+                    let fd = Self::child_dir(&parent, &name).map_err(|e| with_context(e, path))?;
+                    return Ok(self.keep_dir(path, fd));
                 }
                 self.dir(path)
             }
@@ -283,10 +403,55 @@ impl LinuxKernel {
         }
     }
 
+    /// The directory `name` in `parent` as an `O_PATH` fd; an error if it is
+    /// missing, a symlink (`O_NOFOLLOW`) or not a directory. Opened from a
+    /// kept directory, it was reached without a symlink too.
+    fn child_dir(parent: &OwnedFd, name: &CString) -> io::Result<OwnedFd> {
+        // SAFETY: valid fd and C string.
+        let fd = unsafe {
+            libc::openat(
+                parent.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        check(fd)?;
+        // SAFETY: a new fd nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// `mkdir name` in `parent`; already there is fine.
+    fn mkdir_in(
+        parent: &OwnedFd,
+        name: &CString,
+        mode: u32,
+        path: &ContainerPath,
+    ) -> io::Result<()> {
+        // SAFETY: valid fd and C string.
+        let r = unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), mode) };
+        match check(r) {
+            Err(e) if errno(&e) != Some(libc::EEXIST) => {
+                Err(with_context(e, format!("mkdir {path}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Attaches a detached mount tree (from `open_tree`) onto `target`.
     fn move_onto(&self, tree: &OwnedFd, target: &ContainerPath) -> io::Result<()> {
-        let t = self.open_in_root(target, libc::O_PATH)?;
-        self.mounts_changed();
+        let (t, plain) = self.open_target(target)?;
+        self.move_onto_fd(tree, &t, target, plain)
+    }
+
+    /// [`LinuxKernel::move_onto`] the target opened by [`LinuxKernel::open_target`].
+    fn move_onto_fd(
+        &self,
+        tree: &OwnedFd,
+        t: &OwnedFd,
+        target: &ContainerPath,
+        plain: bool,
+    ) -> io::Result<()> {
+        self.mounted_at(target, plain);
         let empty = c"";
         // SAFETY: both fds are valid; empty C strings with the EMPTY_PATH flags.
         let r = unsafe {
@@ -371,18 +536,7 @@ fn mode_type(mode: u32) -> u32 {
 
 impl Kernel for LinuxKernel {
     fn open_rootfs(&mut self, rootfs: &Path) -> io::Result<()> {
-        self.mounts_changed();
-        let c = cstr(rootfs.as_os_str().as_bytes())?;
-        // SAFETY: valid C string.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        let fd = check(fd).map_err(|e| with_context(e, rootfs.display()))?;
-        // SAFETY: a new fd nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = self.open_rootfs_dir(rootfs)?;
         // The real path, with no symlink in it, for the bind and for reports.
         self.rootfs = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .map_err(|e| with_context(e, rootfs.display()))?;
@@ -481,14 +635,8 @@ impl Kernel for LinuxKernel {
         check(r).map_err(InitProblem::Other)?;
         let resolved_host = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .map_err(InitProblem::Other)?;
-        // Against the rootfs as the kernel names it: `self.rootfs` may be
-        // relative, or reach the rootfs through a symlink.
-        let root_host = std::fs::read_link(format!(
-            "/proc/self/fd/{}",
-            self.root_fd().map_err(InitProblem::Other)?
-        ))
-        .map_err(InitProblem::Other)?;
-        let resolved = match resolved_host.strip_prefix(&root_host) {
+        // Against the rootfs as the kernel names it (`open_rootfs` read it so).
+        let resolved = match resolved_host.strip_prefix(&self.rootfs) {
             Ok(r) => format!("/{}", r.display()),
             Err(_) => resolved_host.display().to_string(),
         };
@@ -530,7 +678,7 @@ impl Kernel for LinuxKernel {
             exit_signal: libc::SIGCHLD as u64,
             ..CloneArgs::default()
         };
-        if let Some(dir) = &self.join_v2_dir {
+        if let Some((_, dir)) = &self.join_v2_dir {
             args.flags |= CLONE_INTO_CGROUP;
             args.cgroup = dir.as_raw_fd() as u64;
         }
@@ -552,6 +700,20 @@ impl Kernel for LinuxKernel {
             )
         {
             // A kernel before 5.7: the child writes to cgroup.procs instead.
+            if let Some((path, dir)) = &self.join_v2_dir {
+                let procs = path.join("cgroup.procs");
+                // SAFETY: a valid directory fd and a C string literal.
+                let fd = unsafe {
+                    libc::openat(
+                        dir.as_raw_fd(),
+                        c"cgroup.procs".as_ptr(),
+                        libc::O_WRONLY | libc::O_CLOEXEC,
+                    )
+                };
+                let fd = check(fd).map_err(|e| with_context(e, procs.display()))?;
+                // SAFETY: a new fd nothing else owns.
+                self.join_v2_procs = Some((procs, unsafe { OwnedFd::from_raw_fd(fd) }));
+            }
             args.flags &= !CLONE_INTO_CGROUP;
             args.cgroup = 0;
             r = clone(&args);
@@ -561,6 +723,8 @@ impl Kernel for LinuxKernel {
         if pid == 0 {
             // SAFETY: prctl with plain integer arguments.
             unsafe { libc::prctl(PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+            // The host base is the supervisor's (see `Kernel::host_base`).
+            self.host_base = None;
             return Ok(Spawned::Child);
         }
         // The host has no use for them: only the child joins.
@@ -576,25 +740,23 @@ impl Kernel for LinuxKernel {
     }
 
     fn prepare_cgroup_join(&mut self, v1: &[PathBuf], v2: Option<&Path>) -> io::Result<()> {
-        let open = |path: &Path, flags: libc::c_int| -> io::Result<OwnedFd> {
-            let c = CString::new(path.as_os_str().as_bytes())
-                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-            // SAFETY: open with a valid C string; the fd is ours.
-            let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
-            check(fd).map_err(|e| with_context(e, path.display()))?;
-            // SAFETY: a new fd nothing else owns.
-            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        let open = |k: &Self, path: &Path, flags: libc::c_int| -> io::Result<OwnedFd> {
+            k.open_host(path, flags)
+                .map(OwnedFd::from)
+                .map_err(|e| with_context(e, path.display()))
         };
         for dir in v1 {
             let tasks = dir.join("tasks");
-            let fd = open(&tasks, libc::O_WRONLY)?;
+            let fd = open(self, &tasks, libc::O_WRONLY)?;
             self.join_tasks.push((tasks, fd));
         }
         if let Some(dir) = v2 {
-            self.join_v2_dir = Some(open(dir, libc::O_RDONLY | libc::O_DIRECTORY)?);
-            let procs = dir.join("cgroup.procs");
-            let fd = open(&procs, libc::O_WRONLY)?;
-            self.join_v2_procs = Some((procs, fd));
+            // Its `cgroup.procs` only if the clone cannot start the child in
+            // it (see `spawn`).
+            self.join_v2_dir = Some((
+                dir.to_path_buf(),
+                open(self, dir, libc::O_RDONLY | libc::O_DIRECTORY)?,
+            ));
         }
         Ok(())
     }
@@ -620,14 +782,12 @@ impl Kernel for LinuxKernel {
             write_zero(&path, &fd)?;
             joined.v1 += 1;
         }
-        self.join_v2_dir = None;
-        if let Some((path, fd)) = self.join_v2_procs.take() {
-            if self.joined_v2_at_clone {
-                joined.v2_at_clone = true;
-            } else {
-                write_zero(&path, &fd)?;
-                joined.v2_by_write = true;
-            }
+        let v2 = self.join_v2_dir.take().is_some();
+        if v2 && self.joined_v2_at_clone {
+            joined.v2_at_clone = true;
+        } else if let Some((path, fd)) = self.join_v2_procs.take() {
+            write_zero(&path, &fd)?;
+            joined.v2_by_write = true;
         }
         Ok(joined)
     }
@@ -639,7 +799,7 @@ impl Kernel for LinuxKernel {
         // then 64, 128, ... as for a file of unknown size).
         // (Plain reads: `read_to_string` would also stat and seek first.)
         let read = || -> io::Result<String> {
-            let mut f = std::fs::File::open(path)?;
+            let mut f = self.open_host(path, libc::O_RDONLY)?;
             let mut buf = vec![0u8; 4096];
             let mut n = 0;
             loop {
@@ -659,11 +819,27 @@ impl Kernel for LinuxKernel {
         read().map_err(|e| with_context(e, path.display()))
     }
 
+    fn host_base(&mut self, dir: &Path) {
+        let Ok(c) = cstr(dir.as_os_str().as_bytes()) else {
+            return;
+        };
+        // SAFETY: valid C string; the fd is ours.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: a new fd nothing else owns.
+            self.host_base = Some((dir.to_path_buf(), unsafe { OwnedFd::from_raw_fd(fd) }));
+        }
+    }
+
     fn write_host_file(&mut self, path: &Path, value: &str) -> io::Result<()> {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
+        let mut f = self
+            .open_host(path, libc::O_WRONLY)
             .map_err(|e| with_context(e, path.display()))?;
         f.write_all(value.as_bytes())
             .map_err(|e| with_context(e, format!("writing {value:?} to {}", path.display())))
@@ -671,9 +847,8 @@ impl Kernel for LinuxKernel {
 
     fn write_host_file_each(&mut self, path: &Path, values: &[String]) -> io::Result<()> {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
+        let mut f = self
+            .open_host(path, libc::O_WRONLY)
             .map_err(|e| with_context(e, path.display()))?;
         for value in values {
             f.write_all(value.as_bytes())
@@ -683,15 +858,21 @@ impl Kernel for LinuxKernel {
     }
 
     fn make_host_dir(&mut self, path: &Path) -> io::Result<bool> {
-        match std::fs::create_dir(path) {
-            Ok(()) => Ok(true),
+        let (dir, name) = self.host_at(path)?;
+        // SAFETY: a valid directory fd (or AT_FDCWD) and C string.
+        match check(unsafe { libc::mkdirat(dir, name.as_ptr(), 0o777) }) {
+            Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(with_context(e, format!("mkdir {}", path.display()))),
         }
     }
 
     fn remove_host_dir(&mut self, path: &Path) -> io::Result<()> {
-        std::fs::remove_dir(path).map_err(|e| with_context(e, format!("rmdir {}", path.display())))
+        let (dir, name) = self.host_at(path)?;
+        // SAFETY: a valid directory fd (or AT_FDCWD) and C string.
+        check(unsafe { libc::unlinkat(dir, name.as_ptr(), libc::AT_REMOVEDIR) })
+            .map(drop)
+            .map_err(|e| with_context(e, format!("rmdir {}", path.display())))
     }
 
     fn host_subdirs(&mut self, path: &Path) -> io::Result<Vec<String>> {
@@ -751,8 +932,10 @@ impl Kernel for LinuxKernel {
         let c = cstr(self.rootfs.as_os_str().as_bytes())?;
         Self::raw_mount(&c, &c, None, libc::MS_BIND | libc::MS_REC, None)
             .map_err(|e| with_context(e, "binding the rootfs onto itself"))?;
-        // Re-open: later paths resolve in the new mount.
-        self.open_rootfs(&self.rootfs.clone())
+        // Re-open: later paths resolve in the new mount (the same path,
+        // already free of symlinks).
+        self.root = Some(self.open_rootfs_dir(&self.rootfs)?);
+        Ok(())
     }
 
     fn unshare_cgroup_namespace(&mut self) -> io::Result<()> {
@@ -795,7 +978,8 @@ impl Kernel for LinuxKernel {
         data: &str,
     ) -> io::Result<()> {
         let t = self.dir(target)?;
-        self.mounts_changed();
+        let plain = self.kept_dir(target).is_some();
+        self.mounted_at(target, plain);
         let mut f: libc::c_ulong = 0;
         if flags.nosuid {
             f |= libc::MS_NOSUID;
@@ -818,14 +1002,15 @@ impl Kernel for LinuxKernel {
     }
 
     fn bind_self(&mut self, target: &ContainerPath) -> io::Result<()> {
-        let t = self.open_in_root(target, libc::O_PATH)?;
+        // One lookup for both ends: the copy goes where it was taken from.
+        let (t, plain) = self.open_target(target)?;
         let tree = Self::open_tree(
             t.as_raw_fd(),
             &c"".to_owned(),
             OPEN_TREE_CLONE | libc::AT_EMPTY_PATH as u32,
         )
         .map_err(|e| with_context(e, format!("open_tree {target}")))?;
-        self.move_onto(&tree, target)
+        self.move_onto_fd(&tree, &t, target, plain)
     }
 
     fn bind_host(
@@ -1290,6 +1475,70 @@ mod tests {
         assert_eq!(state(&mut k, "/missing", false), "error");
         assert_eq!(state(&mut k, "/missing", true), "created");
         assert_eq!(state(&mut k, "/missing", false), "empty");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// The directories kept between steps: only those reached without a
+    /// symlink; a mount drops those at its path and below it, and all of them
+    /// if its own path had a symlink; a directory made under a kept one is
+    /// kept; a symlink where a directory is wanted is followed inside the
+    /// rootfs, never out of it. No root needed (no mount is made: what a
+    /// mount does to the kept directories is what is checked).
+    #[test]
+    fn kept_directories_are_plain_and_dropped_by_mounts_at_or_above_them() {
+        use std::os::unix::fs::MetadataExt;
+        let root = std::env::temp_dir().join(format!("envc-kept-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for d in ["a/b", "c"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::os::unix::fs::symlink("a", root.join("l")).unwrap();
+        std::os::unix::fs::symlink("/", root.join("a/up")).unwrap();
+        let mut k = LinuxKernel::new();
+        k.open_rootfs(&root).unwrap();
+        let p = |s: &str| ContainerPath::new(s).unwrap();
+        let id = |fd: &OwnedFd| {
+            let st = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+            (st.dev(), st.ino())
+        };
+        let on_host = |s: &str| {
+            let st = std::fs::metadata(root.join(s)).unwrap();
+            (st.dev(), st.ino())
+        };
+        let kept = |k: &LinuxKernel, s: &str| k.kept_dir(&p(s)).is_some();
+
+        assert_eq!(id(&k.dir(&p("/a/b")).unwrap()), on_host("a/b"));
+        k.dir(&p("/c")).unwrap();
+        assert!(kept(&k, "/a/b") && kept(&k, "/c"));
+        // Through a symlink: the same directory, looked up each time.
+        assert_eq!(id(&k.dir(&p("/l/b")).unwrap()), on_host("a/b"));
+        assert!(!kept(&k, "/l/b") && !kept(&k, "/l"));
+        k.dir(&p("/a")).unwrap();
+        // A mount at /a: /a and /a/b resolve to something else now; /c does not.
+        k.mounted_at(&p("/a"), true);
+        assert!(!kept(&k, "/a") && !kept(&k, "/a/b") && kept(&k, "/c"));
+        // A mount below a kept directory leaves it.
+        k.dir(&p("/a")).unwrap();
+        k.mounted_at(&p("/a/b"), true);
+        assert!(kept(&k, "/a") && kept(&k, "/c"));
+        // A mount reached through a symlink may be anywhere: nothing is kept.
+        k.mounted_at(&p("/l/b"), false);
+        assert!(!kept(&k, "/a") && !kept(&k, "/c"));
+
+        // Made under a kept directory: made, and kept.
+        k.dir(&p("/a")).unwrap();
+        let made = k.ensure_dir(&p("/a/new"), 0o755).unwrap();
+        assert_eq!(id(&made), on_host("a/new"));
+        assert!(kept(&k, "/a/new"));
+        // Made through a symlink: inside the rootfs, not kept.
+        let made = k.ensure_dir(&p("/l/other"), 0o755).unwrap();
+        assert_eq!(id(&made), on_host("a/other"));
+        assert!(!kept(&k, "/l/other"));
+        // A symlink to / under a kept directory: the rootfs's root, not the host's.
+        assert!(kept(&k, "/a"));
+        let up = k.ensure_dir(&p("/a/up"), 0o755).unwrap();
+        assert_eq!(id(&up), on_host(""));
+        assert!(!kept(&k, "/a/up"));
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

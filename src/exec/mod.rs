@@ -38,15 +38,68 @@ fn remove_cgroup_dir<K: Kernel>(k: &mut K, path: &Path) -> std::io::Result<()> {
 
 /// Copies `cpuset.cpus` and `cpuset.mems` from `from` to `to` where `to`'s are
 /// empty: a v1 cpuset refuses tasks until both are set.
-fn copy_cpuset<K: Kernel>(k: &mut K, from: &Path, to: &Path) -> std::io::Result<()> {
-    for f in ["cpuset.cpus", "cpuset.mems"] {
-        let have = k.read_host_file(&to.join(f))?;
-        if have.trim().is_empty() {
-            let v = k.read_host_file(&from.join(f))?;
-            k.write_host_file(&to.join(f), v.trim())?;
+/// The v1 cpuset values passed down the container's cgroup path: a new
+/// cpuset cgroup has no CPUs and memory nodes of its own and refuses tasks
+/// until they are written.
+struct CpusetValues {
+    cpus: String,
+    mems: String,
+}
+
+impl CpusetValues {
+    /// A hierarchy root's own.
+    fn of<K: Kernel>(k: &mut K, dir: &Path) -> std::io::Result<CpusetValues> {
+        Ok(CpusetValues {
+            cpus: k
+                .read_host_file(&dir.join("cpuset.cpus"))?
+                .trim()
+                .to_string(),
+            mems: k
+                .read_host_file(&dir.join("cpuset.mems"))?
+                .trim()
+                .to_string(),
+        })
+    }
+
+    /// Gives `dir`, the level below the last one, the values it lacks, and
+    /// carries on those it has. A directory envc has just made is written
+    /// without being read: it has none, or (under `cgroup.clone_children`)
+    /// its parent's, which are the ones carried.
+    fn pass_to<K: Kernel>(&mut self, k: &mut K, dir: &Path, made: bool) -> std::io::Result<()> {
+        for (file, value) in [
+            ("cpuset.cpus", &mut self.cpus),
+            ("cpuset.mems", &mut self.mems),
+        ] {
+            if !made {
+                let have = k.read_host_file(&dir.join(file))?;
+                if !have.trim().is_empty() {
+                    *value = have.trim().to_string();
+                    continue;
+                }
+            }
+            k.write_host_file(&dir.join(file), value)?;
+        }
+        Ok(())
+    }
+}
+
+/// The directory the hierarchies' mount points have in common (`/sys/fs/cgroup`
+/// on a hybrid host, the cgroup2 mount point itself on a pure one); `None`
+/// for `/`.
+fn common_dir(layout: &cgroup::Layout) -> Option<std::path::PathBuf> {
+    let mut it = layout.hierarchies.iter().map(|h| h.mountpoint.as_path());
+    let first = it.next()?;
+    let mut common = if layout.hierarchies.len() == 1 {
+        first
+    } else {
+        first.parent()?
+    };
+    for p in it {
+        while !p.starts_with(common) {
+            common = common.parent()?;
         }
     }
-    Ok(())
+    (common.parent().is_some()).then(|| common.to_path_buf())
 }
 
 /// Capability numbers by name (the five the contract drops, and a few more).
@@ -282,6 +335,9 @@ impl<'k, K: Kernel> Runner<'k, K> {
                         reason: "the host has no cgroup hierarchy mounted".into(),
                     });
                 };
+                if let Some(dir) = common_dir(&layout) {
+                    k.host_base(&dir);
+                }
                 self.cgroup = Some(CgroupState {
                     detail: vec![layout.describe()],
                     layout,
@@ -305,7 +361,8 @@ impl<'k, K: Kernel> Runner<'k, K> {
             // A shared parent can vanish under us: another container's
             // teardown removes it when it looks unused. Make the chain again.
             let mut tries = 0;
-            let (dir, cg) = loop {
+            let mut inherit: Option<CpusetValues>;
+            let (_dir, cg) = loop {
                 tries += 1;
                 // ENOENT: a parent is gone; ENODEV: a parent's file was being
                 // written as it went.
@@ -314,17 +371,19 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 };
                 let mut dir = h.mountpoint.clone();
                 let mut vanished = false;
+                inherit = match cpuset {
+                    true => Some(CpusetValues::of(k, &dir)?),
+                    false => None,
+                };
                 for comp in parent.split('/') {
-                    let up = dir.clone();
                     dir.push(comp);
                     // Removed at teardown if no other container uses it then
                     // (whoever made it: containers may stop in any order).
-                    let made = k.make_host_dir(&dir).and_then(|_| {
+                    let made = k.make_host_dir(&dir).and_then(|made| {
                         self.undo.push(Undo::RemoveCgroupDir(dir.clone()));
-                        if cpuset {
-                            copy_cpuset(k, &up, &dir)
-                        } else {
-                            Ok(())
+                        match inherit.as_mut() {
+                            Some(values) => values.pass_to(k, &dir, made),
+                            None => Ok(()),
                         }
                     });
                     match made {
@@ -357,8 +416,8 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 }
             };
             self.undo.push(Undo::RemoveCgroupTree(cg.clone()));
-            if cpuset {
-                copy_cpuset(k, &dir, &cg)?;
+            if let Some(values) = inherit.as_mut() {
+                values.pass_to(k, &cg, true)?;
             }
             if h.v2 && layout.kind == cgroup::LayoutKind::Unified {
                 // Pass on to the container every controller that reaches the

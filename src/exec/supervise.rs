@@ -12,7 +12,7 @@ use super::{CgroupPart, CgroupSpec, Failure, Runner, clone_index, dropped_caps};
 use crate::plan::{Op, Plan, Side};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -239,7 +239,16 @@ fn run(
     let child = Child { pid, pidfd };
 
     // Pass the baton until the child is about to exec.
-    let handoff = match host_side(plan, runner, &host_end, ci + 1, report, pid, guest_api) {
+    let child_ref = (pid, child.pidfd.as_ref().map(|f| f.as_fd()));
+    let handoff = match host_side(
+        plan,
+        runner,
+        &host_end,
+        ci + 1,
+        report,
+        child_ref,
+        guest_api,
+    ) {
         Ok(h) => h,
         Err(e) => {
             child.kill_and_reap();
@@ -310,7 +319,7 @@ fn host_side(
     ch: &Channel,
     start: usize,
     report: &mut Report,
-    pid: i32,
+    (pid, pidfd): (i32, Option<std::os::fd::BorrowedFd<'_>>),
     guest_api: &mut Option<crate::devlxd::ServerHandle>,
 ) -> Result<Handoff, StepErr> {
     ch.send(&Msg::Go { step: start }, &[])
@@ -371,7 +380,7 @@ fn host_side(
         .iter()
         .any(|s| matches!(s.op, Op::MakeGuestApiSocket { .. }))
     {
-        match start_guest_api(plan, pid) {
+        match start_guest_api(plan, pid, pidfd) {
             Ok(h) => *guest_api = Some(h),
             Err(e) => guest_api_error = Some(e.to_string()),
         }
@@ -482,17 +491,26 @@ fn record(plan: &Plan, report: &mut Report, results: Vec<(usize, Status, u32)>) 
     }
 }
 
-fn start_guest_api(plan: &Plan, pid: i32) -> io::Result<crate::devlxd::ServerHandle> {
-    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
+fn start_guest_api(
+    plan: &Plan,
+    pid: i32,
+    pidfd: Option<std::os::fd::BorrowedFd<'_>>,
+) -> io::Result<crate::devlxd::ServerHandle> {
+    // The host's name: this process is in the host's UTS namespace.
+    let host_name = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // Privileged: the container's root is the host's uid 0.
+    let authorized = match pidfd {
+        Some(pidfd) => crate::devlxd::Authorizer::for_child(pidfd, pid as u32, 0)?,
+        None => crate::devlxd::Authorizer::for_pid(pid as u32, 0)?,
+    };
     let api = crate::devlxd::GuestApi {
         name: plan.name.clone(),
         host_name,
         config: plan.guest.config.clone(),
         devices: plan.guest.devices.clone(),
-        // Privileged: the container's root is the host's uid 0.
-        authorized: crate::devlxd::Authorizer::for_pid(pid as u32, 0)?,
+        authorized,
     };
     crate::devlxd::spawn_waiting(api, crate::devlxd::Limits::default())
 }
@@ -725,15 +743,9 @@ impl Child {
 }
 
 fn open_log(path: &Option<PathBuf>) -> Option<File> {
-    let p = path.as_ref()?;
-    if let Some(dir) = p.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(p)
-        .ok()
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    crate::state::open_making_dir(path.as_ref()?, &opts).ok()
 }
 
 impl crate::plan::Step {

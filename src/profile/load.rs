@@ -213,8 +213,18 @@ fn relative_to(path: &Path, base: &Path) -> String {
 /// Where `collect` is: the files being read (outermost first) and those
 /// already stacked.
 struct Walk<'a> {
-    stack: &'a mut Vec<PathBuf>,
-    done: &'a mut std::collections::HashSet<PathBuf>,
+    stack: &'a mut Vec<(FileId, PathBuf)>,
+    done: &'a mut std::collections::HashSet<FileId>,
+}
+
+/// Which file a path names (device and inode): the same file reached by
+/// two spellings or through a symlink is the same layer. `None` if it
+/// cannot be looked up (reading it then says why).
+type FileId = Option<(u64, u64)>;
+
+fn file_id(file: &Path) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(file).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Reads `file` and, first, the files it stacks, pushing each layer after
@@ -230,12 +240,13 @@ fn collect(
     problems: &mut Vec<Problem>,
 ) {
     let name = relative_to(file, top_dir);
-    let canon = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let id = file_id(file);
     let stack = &mut *walk.stack;
-    if let Some(pos) = stack.iter().position(|p| *p == canon) {
+    if let Some(pos) = stack.iter().position(|(i, _)| id.is_some() && *i == id) {
         let cycle: Vec<String> = stack[pos..]
             .iter()
-            .chain(std::iter::once(&canon))
+            .map(|(_, p)| p.as_path())
+            .chain(std::iter::once(file))
             .map(|p| relative_to(p, top_dir))
             .collect();
         let msg = format!("profiles stack in a loop: {}", cycle.join(" → "));
@@ -245,7 +256,7 @@ fn collect(
         });
         return;
     }
-    if walk.done.contains(&canon) {
+    if id.is_some() && walk.done.contains(&id) {
         return;
     }
     if stack.len() >= 32 {
@@ -279,7 +290,7 @@ fn collect(
             return;
         }
     };
-    walk.stack.push(canon.clone());
+    walk.stack.push((id, file.to_path_buf()));
     let base_dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
     for (i, inc) in layer.raw.profiles.iter().enumerate() {
         let span = layer.spans.value(&format!("profiles[{i}]")).unwrap_or(0..0);
@@ -302,7 +313,7 @@ fn collect(
         );
     }
     walk.stack.pop();
-    walk.done.insert(canon);
+    walk.done.insert(id);
     layers.push(layer);
 }
 
@@ -319,10 +330,13 @@ fn read_profile(file: &Path) -> std::io::Result<Vec<u8>> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(file)?;
-    if !f.metadata()?.is_file() {
+    let meta = f.metadata()?;
+    if !meta.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
-    let mut bytes = Vec::new();
+    // Room for the whole file and the read that says it ended: one read,
+    // not small probes first.
+    let mut bytes = Vec::with_capacity(meta.len().min(MAX_PROFILE_BYTES) as usize + 1);
     f.take(MAX_PROFILE_BYTES + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_PROFILE_BYTES {
         return Err(std::io::Error::other(format!(
