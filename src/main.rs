@@ -124,8 +124,19 @@ fn status_of(code: ExitCode) -> i32 {
 fn run() -> ExitCode {
     envc::timing::start();
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Check { .. } | Command::Plan { .. }) {
-        envc::sys::tune_malloc_for_one_shot();
+    let one_shot: &[PathBuf] = match &cli.command {
+        Command::Check { profiles } => profiles,
+        Command::Plan { profile, .. } => std::slice::from_ref(profile),
+        _ => &[],
+    };
+    if !one_shot.is_empty() {
+        // Profiles of a quarter MiB and more (thousands of devices) parse in
+        // huge pages; a small one would only pay for zeroing them.
+        let bytes: u64 = (one_shot.iter())
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        envc::sys::tune_malloc_for_one_shot(bytes >= 256 << 10);
     }
     match cli.command {
         Command::Check { profiles } => {
