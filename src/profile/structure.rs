@@ -194,6 +194,8 @@ type AddrMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<AddrHasher>>;
 
 pub struct Checker<'a> {
     root: &'a Json,
+    /// See [`Checker::with_definitions`].
+    definitions: Option<fn(&str) -> Option<&'static Json>>,
     source: &'a Source,
     pub problems: Vec<Problem>,
     pub spans: Spans,
@@ -291,12 +293,19 @@ impl<'a> Checker<'a> {
     pub fn new(root: &'a Json, source: &'a Source) -> Checker<'a> {
         Checker {
             root,
+            definitions: None,
             source,
             problems: Vec::new(),
             spans: Spans::default(),
             tagged: AddrMap::default(),
             nodes: AddrMap::default(),
         }
+    }
+
+    /// Where the `#/definitions/NAME` that are not in `root` are.
+    pub fn with_definitions(mut self, lookup: fn(&str) -> Option<&'static Json>) -> Checker<'a> {
+        self.definitions = Some(lookup);
+        self
     }
 
     fn resolve(&self, mut schema: &'a Json) -> &'a Json {
@@ -312,7 +321,11 @@ impl<'a> Checker<'a> {
             match schema.get("$ref").and_then(Json::as_str) {
                 Some(r) => {
                     let ptr = r.trim_start_matches('#');
-                    match self.root.pointer(ptr) {
+                    let found = self.root.pointer(ptr).or_else(|| {
+                        let name = ptr.strip_prefix("/definitions/")?;
+                        (self.definitions?)(name)
+                    });
+                    match found {
                         Some(s) => schema = s,
                         None => return schema,
                     }
@@ -472,6 +485,7 @@ impl<'a> Checker<'a> {
         // Try each alternative quietly; the first that fits wins.
         for alt in any {
             let mut probe = Checker::new(self.root, self.source);
+            probe.definitions = self.definitions;
             let mut copy = value.clone();
             if let Verdict::Ok = probe.check_value(path, &mut copy, alt)
                 && probe.problems.is_empty()
