@@ -1,4 +1,4 @@
-#![cfg_attr(not(test), no_main)]
+#![cfg_attr(all(not(test), target_env = "gnu"), no_main)]
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use envc::diag::{Problem, Style, render};
@@ -99,21 +99,30 @@ enum Command {
 // overflow (about twenty syscalls, more than a tenth of the supervisor's own
 // before the clone). A stack overflow still stops envc (the guard page), without
 // that message. `runtime_start` does the rest of that set-up.
-#[cfg(not(test))]
+// (glibc only: std reads the arguments from glibc's `.init_array` call;
+// elsewhere envc starts the usual way.)
+#[cfg(all(not(test), target_env = "gnu"))]
 #[unsafe(no_mangle)]
 extern "C" fn main(
     _argc: std::ffi::c_int,
     _argv: *const *const std::ffi::c_char,
 ) -> std::ffi::c_int {
     envc::sys::runtime_start();
-    let code = run();
+    // A panic (in a build that unwinds) ends with status 101, as it would
+    // after `fn main`.
+    let status = std::panic::catch_unwind(run).map_or(101, status_of);
     // Flushes standard output (as Rust's runtime does after `fn main`) and exits.
-    std::process::exit(status_of(code))
+    std::process::exit(status)
+}
+
+#[cfg(all(not(test), not(target_env = "gnu")))]
+fn main() -> ExitCode {
+    run()
 }
 
 /// The exit status an `ExitCode` stands for (std has no stable accessor;
 /// every code envc makes is `ExitCode::from(u8)`, `SUCCESS` or `FAILURE`).
-#[cfg(not(test))]
+#[cfg(all(not(test), target_env = "gnu"))]
 fn status_of(code: ExitCode) -> i32 {
     (0..=u8::MAX)
         .find(|n| ExitCode::from(*n) == code)

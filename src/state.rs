@@ -195,12 +195,16 @@ impl State {
         if self.lock.is_none() {
             return;
         }
-        // The files a supervisor makes there, then the directory; anything
-        // else in it (left by a version that made more) the long way.
+        // The files a supervisor makes there, the lock last, then the
+        // directory. Once the lock is gone, a start of the same name may
+        // make the directory its own (a new lock, its info): if the
+        // directory is not empty then and has a lock, it is that start's
+        // and stays. Anything else in it (left by a version that made more)
+        // goes the long way.
         for name in STATE_FILES {
             let _ = std::fs::remove_file(self.dir.join(name));
         }
-        if std::fs::remove_dir(&self.dir).is_err() {
+        if std::fs::remove_dir(&self.dir).is_err() && !self.dir.join("lock").exists() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
         self.lock = None;

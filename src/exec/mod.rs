@@ -36,8 +36,6 @@ fn remove_cgroup_dir<K: Kernel>(k: &mut K, path: &Path) -> std::io::Result<()> {
     k.remove_host_dir(path)
 }
 
-/// Copies `cpuset.cpus` and `cpuset.mems` from `from` to `to` where `to`'s are
-/// empty: a v1 cpuset refuses tasks until both are set.
 /// The v1 cpuset values passed down the container's cgroup path: a new
 /// cpuset cgroup has no CPUs and memory nodes of its own and refuses tasks
 /// until they are written.
