@@ -294,13 +294,9 @@ impl LinuxKernel {
         if let Some(fd) = self.kept_dir(path) {
             return Ok(fd);
         }
-        let flags = libc::O_PATH | libc::O_DIRECTORY;
-        match self.open_in_root_how(path, flags, RESOLVE_NO_SYMLINKS) {
-            Ok(fd) => Ok(self.keep_dir(path, fd)),
-            Err(e) if errno(&e) == Some(libc::ELOOP) => {
-                Ok(std::rc::Rc::new(self.open_in_root(path, flags)?))
-            }
-            Err(e) => Err(e),
+        match self.open_in_root_plain(path, libc::O_PATH | libc::O_DIRECTORY)? {
+            (fd, true) => Ok(self.keep_dir(path, fd)),
+            (fd, false) => Ok(std::rc::Rc::new(fd)),
         }
     }
 
@@ -322,16 +318,22 @@ impl LinuxKernel {
         fd
     }
 
-    /// Opens `target`, the place of a mount about to be made, as `O_PATH`;
-    /// says whether it was reached without a symlink.
-    fn open_target(&self, target: &ContainerPath) -> io::Result<(OwnedFd, bool)> {
-        match self.open_in_root_how(target, libc::O_PATH, RESOLVE_NO_SYMLINKS) {
+    /// [`LinuxKernel::open_in_root`], saying whether `path` was reached
+    /// without a symlink (tried first with `RESOLVE_NO_SYMLINKS`).
+    fn open_in_root_plain(&self, path: &ContainerPath, flags: i32) -> io::Result<(OwnedFd, bool)> {
+        match self.open_in_root_how(path, flags, RESOLVE_NO_SYMLINKS) {
             Ok(fd) => Ok((fd, true)),
             Err(e) if errno(&e) == Some(libc::ELOOP) => {
-                Ok((self.open_in_root(target, libc::O_PATH)?, false))
+                Ok((self.open_in_root(path, flags)?, false))
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Opens `target`, the place of a mount about to be made, as `O_PATH`;
+    /// says whether it was reached without a symlink.
+    fn open_target(&self, target: &ContainerPath) -> io::Result<(OwnedFd, bool)> {
+        self.open_in_root_plain(target, libc::O_PATH)
     }
 
     /// A mount is made at `target`. Paths at it and below it now resolve to
@@ -380,9 +382,7 @@ impl LinuxKernel {
             match Self::child_dir(&parent, &name) {
                 Ok(fd) => return Ok(self.keep_dir(path, fd)),
                 Err(e) if errno(&e) == Some(libc::ENOENT) => {
-                    Self::mkdir_in(&parent, &name, mode, path)?;
-                    let fd = Self::child_dir(&parent, &name).map_err(|e| with_context(e, path))?;
-                    return Ok(self.keep_dir(path, fd));
+                    return self.make_kept_child(&parent, &name, mode, path);
                 }
                 // A symlink or another kind of file: resolved in full below.
                 Err(_) => {}
@@ -392,15 +392,28 @@ impl LinuxKernel {
             Err(e) if errno(&e) == Some(libc::ENOENT) && name.is_some() => {
                 let parent = self.ensure_dir(&path.parent(), mode)?;
                 let name = cstr(name.expect("checked above").as_bytes())?;
-                Self::mkdir_in(&parent, &name, mode, path)?;
                 if self.kept_dir(&path.parent()).is_some() {
-                    let fd = Self::child_dir(&parent, &name).map_err(|e| with_context(e, path))?;
-                    return Ok(self.keep_dir(path, fd));
+                    return self.make_kept_child(&parent, &name, mode, path);
                 }
+                Self::mkdir_in(&parent, &name, mode, path)?;
                 self.dir(path)
             }
             other => other,
         }
+    }
+
+    /// Makes the directory `name` (`path`) in the kept directory `parent`,
+    /// opens it from there and keeps it.
+    fn make_kept_child(
+        &self,
+        parent: &OwnedFd,
+        name: &CString,
+        mode: u32,
+        path: &ContainerPath,
+    ) -> io::Result<std::rc::Rc<OwnedFd>> {
+        Self::mkdir_in(parent, name, mode, path)?;
+        let fd = Self::child_dir(parent, name).map_err(|e| with_context(e, path))?;
+        Ok(self.keep_dir(path, fd))
     }
 
     /// The directory `name` in `parent` as an `O_PATH` fd; an error if it is
