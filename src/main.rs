@@ -96,9 +96,9 @@ enum Command {
 // envc's entry point is the C one: Rust's runtime set-up before `fn main`
 // finds the main thread's stack by reading /proc/self/maps and gives it and
 // every later thread an alternate signal stack, for a message on stack
-// overflow (about twenty syscalls, more than a tenth of the supervisor's own
-// before the clone). A stack overflow still stops envc (the guard page), without
-// that message. `runtime_start` does the rest of that set-up.
+// overflow (about twenty syscalls). A stack overflow still stops envc (the
+// guard page), without that message. `runtime_start` does the rest of that
+// set-up.
 // (glibc only: std reads the arguments from glibc's `.init_array` call;
 // elsewhere envc starts the usual way.)
 #[cfg(all(not(test), target_env = "gnu"))]

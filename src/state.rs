@@ -29,12 +29,19 @@ pub fn log_dir() -> PathBuf {
 /// the log directory. Readers can see a half-written file meanwhile: they
 /// read again when it does not parse ([`read_consistent`]).
 pub fn overwrite(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_over(overwrite_options().open(path)?, contents)
+}
+
+/// Opened to be overwritten: made if missing, never truncated first.
+fn overwrite_options() -> std::fs::OpenOptions {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    opts
+}
+
+/// Writes `contents` from the start of `f` and cuts it to their length.
+fn write_over(mut f: File, contents: &[u8]) -> io::Result<()> {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
     f.write_all(contents)?;
     f.set_len(contents.len() as u64)
 }
@@ -56,12 +63,7 @@ pub fn open_making_dir(path: &Path, opts: &std::fs::OpenOptions) -> io::Result<F
 
 /// [`overwrite`], making the file's directory if it is missing.
 pub fn overwrite_making_dir(path: &Path, contents: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(false);
-    let mut f = open_making_dir(path, &opts)?;
-    f.write_all(contents)?;
-    f.set_len(contents.len() as u64)
+    write_over(open_making_dir(path, &overwrite_options())?, contents)
 }
 
 /// Reads a state file that its supervisor may be replacing in place

@@ -128,7 +128,7 @@ pub fn runtime_start() {
 /// `apply`: its supervisor lives on, and a small profile's start faulted
 /// more pages with it.
 ///
-/// `big` (a profile of megabytes): the heap is reserved 64 MiB at a time and
+/// `big` (a profile of a quarter MiB or more): the heap is reserved 64 MiB at a time and
 /// asked to be backed by transparent huge pages (`MADV_HUGEPAGE`), so that
 /// the parse faults in a 2 MiB page where it would fault 512 small ones.
 pub fn tune_malloc_for_one_shot(big: bool) {
