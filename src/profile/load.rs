@@ -66,9 +66,6 @@ pub struct Layer {
 #[derive(Debug, Default, Clone)]
 pub struct Sources {
     files: HashMap<String, (Source, Spans)>,
-    /// The built-in base's spans, made the first time a problem points
-    /// into it (see [`parse_builtin`]).
-    builtin_spans: OnceLock<Spans>,
 }
 
 impl Sources {
@@ -82,15 +79,6 @@ impl Sources {
     ) -> Problem {
         match self.files.get(&origin.file) {
             Some((src, spans)) => {
-                let spans = if origin.file == BUILTIN_NAME {
-                    self.builtin_spans.get_or_init(|| {
-                        parse_layer(BUILTIN_NAME, BUILTIN_TEXT, None)
-                            .map(|l| l.spans)
-                            .unwrap_or_default()
-                    })
-                } else {
-                    spans
-                };
                 let span = if on_value {
                     spans.value(&origin.key).or_else(|| spans.key(&origin.key))
                 } else {
@@ -259,7 +247,7 @@ fn file_id(file: &Path) -> FileId {
 fn collect(
     file: &Path,
     top_dir: &Path,
-    included_at: Option<(&Source, std::ops::Range<usize>)>,
+    included_at: Option<(&Layer, usize)>,
     walk: &mut Walk<'_>,
     layers: &mut Vec<Layer>,
     problems: &mut Vec<Problem>,
@@ -276,7 +264,9 @@ fn collect(
             .collect();
         let msg = format!("profiles stack in a loop: {}", cycle.join(" → "));
         problems.push(match included_at {
-            Some((src, span)) => Problem::new(msg).at(src, span, "included again here"),
+            Some((l, i)) => {
+                Problem::new(msg).at(&l.source, stacked_at(l, i), "included again here")
+            }
             None => Problem::new(msg),
         });
         return;
@@ -301,7 +291,7 @@ fn collect(
         Err(e) => {
             let msg = format!("cannot read profile {name}: {}", io_reason(&e));
             problems.push(match included_at {
-                Some((src, span)) => Problem::new(msg).at(src, span, "stacked here"),
+                Some((l, i)) => Problem::new(msg).at(&l.source, stacked_at(l, i), "stacked here"),
                 None => Problem::new(msg),
             });
             return;
@@ -318,28 +308,25 @@ fn collect(
     walk.stack.push((id, file.to_path_buf()));
     let base_dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
     for (i, inc) in layer.raw.profiles.iter().enumerate() {
-        let span = layer.spans.value(&format!("profiles[{i}]")).unwrap_or(0..0);
         if inc.is_empty() {
             problems.push(Problem::new("an empty file name in `profiles`").at(
                 &layer.source,
-                span,
+                stacked_at(&layer, i),
                 "here",
             ));
             continue;
         }
         let path = absolute(&base_dir.join(inc));
-        collect(
-            &path,
-            top_dir,
-            Some((&layer.source, span)),
-            walk,
-            layers,
-            problems,
-        );
+        collect(&path, top_dir, Some((&layer, i)), walk, layers, problems);
     }
     walk.stack.pop();
     walk.done.insert(id);
     layers.push(layer);
+}
+
+/// Where `layer` stacks its `i`th file (for a problem with that file).
+fn stacked_at(layer: &Layer, i: usize) -> std::ops::Range<usize> {
+    layer.spans.value(&format!("profiles[{i}]")).unwrap_or(0..0)
 }
 
 /// The most a profile file may hold.
@@ -382,19 +369,19 @@ fn io_reason(e: &std::io::Error) -> String {
 
 /// The built-in base layer. The tests check it against the schema like any
 /// file (`every_shipped_layer_has_no_structural_problem`); a start only
-/// parses it (the structural walk and the span table of every key are
-/// about a third of loading a small profile). Its spans are made when a
-/// problem points into it ([`Sources::problem`]); were it ever broken, the
-/// whole check runs and says how.
+/// parses it (the structural walk is about a third of loading a small
+/// profile). Its spans are made when a problem points into it, as any
+/// file's; were it ever broken, the whole check runs and says how.
 fn parse_builtin() -> Result<Layer, Vec<Problem>> {
     // From its JSON twin (`builtin_json_is_the_toml`), five times faster.
     if let Ok(raw) = serde_json::from_str::<RawProfile>(BUILTIN_JSON) {
+        let source = Source {
+            name: BUILTIN_NAME.to_string(),
+            text: Arc::from(BUILTIN_TEXT),
+        };
         return Ok(Layer {
-            source: Source {
-                name: BUILTIN_NAME.to_string(),
-                text: Arc::from(BUILTIN_TEXT),
-            },
-            spans: Spans::default(),
+            spans: Spans::later(source.clone(), spans_of, Default::default()),
+            source,
             raw,
             dir: None,
         });
@@ -424,11 +411,10 @@ pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer
             .collect();
         return Err(problems);
     }
-    let schema = schema_json();
-    let mut checker = Checker::new(schema, &source).with_definitions(schema_definition);
+    let mut checker = Checker::new(schema_json(), &source).with_definitions(schema_definition);
     checker.check_document(&mut doc);
     let problems = std::mem::take(&mut checker.problems);
-    let spans = checker.spans;
+    let spans = Spans::later(source.clone(), spans_of, checker.take_pruned());
     let raw = match RawProfile::deserialize(toml::de::Deserializer::from(doc)) {
         Ok(r) => r,
         Err(e) => {
@@ -462,6 +448,17 @@ pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer
         raw,
         dir,
     })
+}
+
+/// The span table of a file that parsed: its structural check again, this
+/// time writing down where every key and value is (see [`Spans`]).
+fn spans_of(source: &Source) -> Spans {
+    let (mut doc, _) = toml::de::DeTable::parse_recoverable(&source.text);
+    let mut checker = Checker::new(schema_json(), source)
+        .with_definitions(schema_definition)
+        .recording_spans();
+    checker.check_document(&mut doc);
+    checker.spans()
 }
 
 /// One layer's values, typed; `None` where the layer is silent.
@@ -1796,5 +1793,30 @@ mod tests {
             .insert("definitions".into(), serde_json::Value::Object(definitions));
         assert_eq!(walked, annotations_out(&shipped, false));
         assert!(CHECK_SCHEMA_TEXT.len() * 3 < SCHEMA_TEXT.len());
+    }
+
+    /// A file that loads cleanly never has its span table made; the first
+    /// question about a span makes it, as the walk of a file with problems
+    /// would have: keys, values, array items and quoted keys where they are.
+    #[test]
+    fn spans_are_made_when_first_asked_for() {
+        let text = "name = \"web\"\nrootfs = \"r\"\n\n[config]\n\"limits.cpu\" = \"2\"\n\n[init]\ncommand = [\"/sbin/init\", \"-v\"]\n";
+        let layer = parse_layer("web.toml", text, None).unwrap();
+        assert!(!layer.spans.made());
+        let at = |r: Option<std::ops::Range<usize>>| &text[r.unwrap()];
+        assert_eq!(at(layer.spans.key("name")), "name");
+        assert!(layer.spans.made());
+        assert_eq!(at(layer.spans.value("name")), "\"web\"");
+        assert_eq!(
+            at(layer.spans.key("config.\"limits.cpu\"")),
+            "\"limits.cpu\""
+        );
+        assert_eq!(at(layer.spans.value("init.command[1]")), "\"-v\"");
+        assert_eq!(layer.spans.key("init.nothing"), None);
+        // A file with a structural problem: the problem is reported with its
+        // span (the walk that found it made no table).
+        let bad = "name = \"web\"\nrootfs = 7\n";
+        let problems = parse_layer("bad.toml", bad, None).unwrap_err();
+        assert_eq!(problems[0].span, Some(22..23), "{problems:?}");
     }
 }

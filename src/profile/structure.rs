@@ -13,17 +13,31 @@ use serde_json::Value as Json;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::rc::Rc;
+use std::sync::OnceLock;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+/// The table of [`Spans`]: each dotted path's key and value spans.
+type SpanMap = HashMap<String, (Range<usize>, Range<usize>), Fnv>;
+
+/// The walk that makes a file's [`Spans`] table.
+pub type MakeSpans = fn(&Source) -> Spans;
+
 /// Where each key and value of a document is, by dotted path.
+///
+/// Only a problem asks where something is, so a file that loads cleanly
+/// never needs the table: it is made the first time it is asked for, by
+/// walking the file again ([`Spans::later`]). For a 10,000-device profile
+/// the paths and the table were a fifth of loading it.
 #[derive(Debug, Default, Clone)]
 pub struct Spans {
-    map: HashMap<String, (Range<usize>, Range<usize>), Fnv>,
+    map: OnceLock<SpanMap>,
     /// Paths whose value was reported and removed, or that an unknown key
     /// was probably meant to be (`sorce` → `devices.data.source`): a later
     /// "needs `source`" about them would report the same mistake twice.
     pruned: HashSet<String, Fnv>,
+    /// The file the table is made of, and the walk that makes it.
+    later: Option<(Source, MakeSpans)>,
 }
 
 /// FNV-1a for the span tables: their keys are short dotted paths from the
@@ -54,14 +68,39 @@ impl std::hash::Hasher for FnvHasher {
 pub type Fnv = std::hash::BuildHasherDefault<FnvHasher>;
 
 impl Spans {
+    /// Spans of `source`, its table made by `make` when first asked for;
+    /// `pruned` from the check that already ran.
+    pub fn later(
+        source: Source,
+        make: fn(&Source) -> Spans,
+        pruned: HashSet<String, Fnv>,
+    ) -> Spans {
+        Spans {
+            map: OnceLock::new(),
+            pruned,
+            later: Some((source, make)),
+        }
+    }
+    /// Whether the table has been made (for tests).
+    pub fn made(&self) -> bool {
+        self.map.get().is_some()
+    }
+    fn table(&self) -> &SpanMap {
+        self.map.get_or_init(|| {
+            self.later
+                .as_ref()
+                .and_then(|(source, make)| make(source).map.into_inner())
+                .unwrap_or_default()
+        })
+    }
     /// The key's span for `path` (`devices.eth0.hwaddr`; config keys are quoted:
     /// `config."limits.cpu"`).
     pub fn key(&self, path: &str) -> Option<Range<usize>> {
-        self.map.get(path).map(|(k, _)| k.clone())
+        self.table().get(path).map(|(k, _)| k.clone())
     }
     /// The value's span for `path`.
     pub fn value(&self, path: &str) -> Option<Range<usize>> {
-        self.map.get(path).map(|(_, v)| v.clone())
+        self.table().get(path).map(|(_, v)| v.clone())
     }
     /// True if the structural check already reported the value at `path`
     /// (or an unknown key that probably meant it) and removed it.
@@ -70,7 +109,7 @@ impl Spans {
     }
     /// The span of the whole entry (key and value), or the value for array items.
     pub fn entry(&self, path: &str) -> Option<Range<usize>> {
-        self.map
+        self.table()
             .get(path)
             .map(|(k, v)| k.start.min(v.start)..k.end.max(v.end))
     }
@@ -78,14 +117,19 @@ impl Spans {
 
 /// Joins a path segment the way `Spans` keys are written.
 pub fn join(parent: &str, key: &str) -> String {
+    let mut out = String::with_capacity(parent.len() + key.len() + 3);
+    out.push_str(parent);
+    push_key(&mut out, key);
+    out
+}
+
+/// Appends `key` to the dotted path `out` (quoted unless it is a bare key).
+fn push_key(out: &mut String, key: &str) {
     let plain = !key.is_empty()
         && key
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
-    // Built by hand, not with `format!`: this runs for every key of every file.
-    let mut out = String::with_capacity(parent.len() + key.len() + 3);
-    if !parent.is_empty() {
-        out.push_str(parent);
+    if !out.is_empty() {
         out.push('.');
     }
     if plain {
@@ -93,7 +137,45 @@ pub fn join(parent: &str, key: &str) -> String {
     } else {
         out.push_str(&format!("{key:?}"));
     }
-    out
+}
+
+/// Where the checker is in the document, as a chain up to the root: written
+/// out (`devices.eth0.hwaddr`, `profiles[0]`) only for a problem or the span
+/// table, not for every key it passes.
+#[derive(Clone, Copy)]
+enum KeyPath<'p> {
+    Root,
+    Key(&'p KeyPath<'p>, &'p str),
+    Item(&'p KeyPath<'p>, usize),
+}
+
+impl KeyPath<'_> {
+    /// The dotted path, as `Spans` keys are written.
+    fn render(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+    fn write(&self, out: &mut String) {
+        match self {
+            KeyPath::Root => {}
+            KeyPath::Key(parent, key) => {
+                parent.write(out);
+                push_key(out, key);
+            }
+            KeyPath::Item(parent, i) => {
+                parent.write(out);
+                out.push_str(&format!("[{i}]"));
+            }
+        }
+    }
+    /// The path as a message names it.
+    fn shown(&self) -> String {
+        match self {
+            KeyPath::Root => "the profile".to_string(),
+            _ => self.render(),
+        }
+    }
 }
 
 /// The keywords of one schema node, read once (after `$ref` and single
@@ -198,7 +280,9 @@ pub struct Checker<'a> {
     definitions: Option<fn(&str) -> Option<&'static Json>>,
     source: &'a Source,
     pub problems: Vec<Problem>,
-    pub spans: Spans,
+    /// The span table, when asked for ([`Checker::recording_spans`]).
+    map: Option<SpanMap>,
+    pruned: HashSet<String, Fnv>,
     #[allow(clippy::type_complexity)]
     tagged: AddrMap<Rc<Option<(&'a str, Vec<(&'a str, &'a Json)>)>>>,
     nodes: AddrMap<Rc<Node<'a>>>,
@@ -296,9 +380,37 @@ impl<'a> Checker<'a> {
             definitions: None,
             source,
             problems: Vec::new(),
-            spans: Spans::default(),
+            map: None,
+            pruned: HashSet::default(),
             tagged: AddrMap::default(),
             nodes: AddrMap::default(),
+        }
+    }
+
+    /// Records where every key and value is (see [`Spans`]).
+    pub fn recording_spans(mut self) -> Checker<'a> {
+        self.map = Some(SpanMap::default());
+        self
+    }
+
+    /// The spans recorded, and the paths pruned.
+    pub fn spans(&mut self) -> Spans {
+        Spans {
+            map: OnceLock::from(self.map.take().unwrap_or_default()),
+            pruned: std::mem::take(&mut self.pruned),
+            later: None,
+        }
+    }
+
+    /// The paths the check reported and removed (see [`Spans`]).
+    pub fn take_pruned(&mut self) -> HashSet<String, Fnv> {
+        std::mem::take(&mut self.pruned)
+    }
+
+    /// Records the spans of `path` if the table is kept.
+    fn record(&mut self, path: &KeyPath<'_>, spans: (Range<usize>, Range<usize>)) {
+        if let Some(map) = self.map.as_mut() {
+            map.insert(path.render(), spans);
         }
     }
 
@@ -359,12 +471,12 @@ impl<'a> Checker<'a> {
     pub fn check_document(&mut self, doc: &mut Spanned<DeTable<'_>>) {
         let root = self.root;
         let span = doc.span();
-        self.check_table("", span, doc.get_mut(), root);
+        self.check_table(&KeyPath::Root, span, doc.get_mut(), root);
     }
 
     fn check_value(
         &mut self,
-        path: &str,
+        path: &KeyPath<'_>,
         value: &mut Spanned<DeValue<'_>>,
         schema: &'a Json,
     ) -> Verdict {
@@ -385,12 +497,12 @@ impl<'a> Checker<'a> {
                     span,
                     format!(
                         "`{}` must be {}, not {}",
-                        display_path(path),
+                        path.shown(),
                         want.join(" or "),
                         type_name(value.get_ref())
                     ),
                     &format!("expected {}", want.join(" or ")),
-                    type_hint(path, list, value.get_ref()),
+                    type_hint(&path.render(), list, value.get_ref()),
                 );
                 return Verdict::Drop;
             }
@@ -401,7 +513,7 @@ impl<'a> Checker<'a> {
             {
                 self.problem(
                     span,
-                    format!("`{}` must be `{want}`", display_path(path)),
+                    format!("`{}` must be `{want}`", path.shown()),
                     "here",
                     None,
                 );
@@ -420,7 +532,7 @@ impl<'a> Checker<'a> {
                 };
                 self.problem(
                     span,
-                    format!("unknown value `{s}` for `{}`", display_path(path)),
+                    format!("unknown value `{s}` for `{}`", path.shown()),
                     "unknown value",
                     Some(help),
                 );
@@ -440,7 +552,7 @@ impl<'a> Checker<'a> {
                 };
                 self.problem(
                     span,
-                    format!("`{}` is out of range: {n}", display_path(path)),
+                    format!("`{}` is out of range: {n}", path.shown()),
                     &format!("must be {range}"),
                     None,
                 );
@@ -459,9 +571,9 @@ impl<'a> Checker<'a> {
                 if let Some(item_schema) = node.items {
                     let mut bad = Vec::new();
                     for (i, item) in items.iter_mut().enumerate() {
-                        let p = format!("{path}[{i}]");
+                        let p = KeyPath::Item(path, i);
                         let s = item.span();
-                        self.spans.map.insert(p.clone(), (s.clone(), s));
+                        self.record(&p, (s.clone(), s));
                         if let Verdict::Drop = self.check_value(&p, item, item_schema) {
                             bad.push(i);
                         }
@@ -478,7 +590,7 @@ impl<'a> Checker<'a> {
 
     fn check_any_of(
         &mut self,
-        path: &str,
+        path: &KeyPath<'_>,
         value: &mut Spanned<DeValue<'_>>,
         any: &'a [Json],
     ) -> Verdict {
@@ -540,7 +652,7 @@ impl<'a> Checker<'a> {
             value.span(),
             format!(
                 "`{}` must be {}, not {}",
-                display_path(path),
+                path.shown(),
                 types.join(" or "),
                 type_name(value.get_ref())
             ),
@@ -554,7 +666,7 @@ impl<'a> Checker<'a> {
     /// has a `const` tag property.
     fn check_one_of(
         &mut self,
-        path: &str,
+        path: &KeyPath<'_>,
         value: &mut Spanned<DeValue<'_>>,
         one: &'a [Json],
     ) -> Verdict {
@@ -576,7 +688,7 @@ impl<'a> Checker<'a> {
                 span,
                 format!(
                     "`{}` must be a table, not {}",
-                    display_path(path),
+                    path.shown(),
                     type_name(value.get_ref())
                 ),
                 "expected a table",
@@ -600,7 +712,7 @@ impl<'a> Checker<'a> {
             None => {
                 self.problem(
                     span,
-                    format!("`{}` has no `{tag_key}`", display_path(path)),
+                    format!("`{}` has no `{tag_key}`", path.shown()),
                     &format!("`{tag_key}` missing"),
                     Some(format!(
                         "set `{tag_key}` to one of {}",
@@ -612,7 +724,7 @@ impl<'a> Checker<'a> {
             Some(Err((tag_span, None))) => {
                 self.problem(
                     tag_span,
-                    format!("`{}` must be a string", display_path(&join(path, tag_key))),
+                    format!("`{}` must be a string", KeyPath::Key(path, tag_key).shown()),
                     "expected a string",
                     Some(format!("one of {}", quoted_list(&names()))),
                 );
@@ -626,7 +738,7 @@ impl<'a> Checker<'a> {
                 };
                 self.problem(
                     tag_span,
-                    format!("unknown {tag_key} `{s}` for `{}`", display_path(path)),
+                    format!("unknown {tag_key} `{s}` for `{}`", path.shown()),
                     "unknown value",
                     Some(help),
                 );
@@ -712,7 +824,7 @@ impl<'a> Checker<'a> {
     /// variants have doc comments.
     fn check_const_one_of(
         &mut self,
-        path: &str,
+        path: &KeyPath<'_>,
         value: &Spanned<DeValue<'_>>,
         names: &[&str],
     ) -> Verdict {
@@ -721,7 +833,7 @@ impl<'a> Checker<'a> {
                 value.span(),
                 format!(
                     "`{}` must be one of {}, not {}",
-                    display_path(path),
+                    path.shown(),
                     quoted_list(names),
                     type_name(value.get_ref())
                 ),
@@ -740,7 +852,7 @@ impl<'a> Checker<'a> {
         };
         self.problem(
             value.span(),
-            format!("unknown value `{s}` for `{}`", display_path(path)),
+            format!("unknown value `{s}` for `{}`", path.shown()),
             "unknown value",
             Some(help),
         );
@@ -749,7 +861,7 @@ impl<'a> Checker<'a> {
 
     fn check_table(
         &mut self,
-        path: &str,
+        path: &KeyPath<'_>,
         span: Range<usize>,
         table: &mut DeTable<'_>,
         schema: &'a Json,
@@ -764,8 +876,7 @@ impl<'a> Checker<'a> {
         let mut drop_keys = Vec::new();
         for (key, value) in table.iter_mut() {
             let k: &str = key.get_ref().as_ref();
-            let p = join(path, k);
-            // Recorded once the key is checked (the path moves in then).
+            let p = KeyPath::Key(path, k);
             let spans = (key.span(), value.span());
             let sub = node.property.get(k).copied().or_else(|| {
                 patterns
@@ -778,20 +889,20 @@ impl<'a> Checker<'a> {
                 (None, Some(Json::Bool(false))) => None,
                 (None, Some(s)) if s.is_object() => Some(s),
                 (None, _) => {
-                    self.spans.map.insert(p, spans);
+                    self.record(&p, spans);
                     continue;
                 }
             };
             match sub {
                 Some(s) => {
                     if let Verdict::Drop = self.check_value(&p, value, s) {
-                        self.spans.pruned.insert(p.clone());
+                        self.pruned.insert(p.render());
                         drop_keys.push(k.to_string());
                     }
-                    self.spans.map.insert(p, spans);
+                    self.record(&p, spans);
                 }
                 None => {
-                    self.spans.map.insert(p, spans);
+                    self.record(&p, spans);
                     if let Some(problem) = self.dotted_key(k, key.span(), value, props, patterns) {
                         self.problems.push(problem);
                         drop_keys.push(k.to_string());
@@ -812,7 +923,7 @@ impl<'a> Checker<'a> {
                         .collect();
                     let meant = did_you_mean(k, tag_free.iter().copied());
                     if let Some(m) = meant {
-                        self.spans.pruned.insert(join(path, m));
+                        self.pruned.insert(KeyPath::Key(path, m).render());
                     }
                     let help = match meant {
                         Some(m) if !m.ends_with('…') => format!("did you mean `{m}`?"),
@@ -828,10 +939,10 @@ impl<'a> Checker<'a> {
                         },
                         _ => format!("expected one of {}", quoted_list(&tag_free)),
                     };
-                    let where_ = if path.is_empty() {
+                    let where_ = if let KeyPath::Root = path {
                         "at the top level".to_string()
                     } else {
-                        format!("in `{}`", display_path(path))
+                        format!("in `{}`", path.shown())
                     };
                     self.problem(
                         key.span(),
@@ -859,7 +970,7 @@ impl<'a> Checker<'a> {
                 if !table.keys().any(|k| k.get_ref().as_ref() == r) {
                     self.problem(
                         span.clone(),
-                        format!("`{}` needs `{r}`", display_path(path)),
+                        format!("`{}` needs `{r}`", path.shown()),
                         &format!("`{r}` missing"),
                         None,
                     );
@@ -869,10 +980,6 @@ impl<'a> Checker<'a> {
         }
         Verdict::Ok
     }
-}
-
-fn display_path(path: &str) -> &str {
-    if path.is_empty() { "the profile" } else { path }
 }
 
 fn type_hint(path: &str, want: &[&str], got: &DeValue<'_>) -> Option<String> {
