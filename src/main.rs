@@ -6,6 +6,10 @@ use envc::plan::Plan;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `malloc`, or the arena for a big one-shot load (see `envc::alloc`).
+#[global_allocator]
+static ALLOC: envc::alloc::Alloc = envc::alloc::Alloc;
+
 /// Build LXD-style system containers from TOML profiles, and run them.
 #[derive(Parser)]
 #[command(name = "envc", version, about, max_term_width = 100)]
@@ -140,7 +144,8 @@ fn run() -> ExitCode {
     };
     if !one_shot.is_empty() {
         // Profiles of a quarter MiB and more (thousands of devices) parse in
-        // huge pages; a small one would only pay for zeroing them.
+        // huge pages, their small blocks from the arena; a small one would
+        // only pay for zeroing the pages.
         let bytes: u64 = (one_shot.iter())
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())

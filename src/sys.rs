@@ -141,6 +141,7 @@ pub fn tune_malloc_for_one_shot(big: bool) {
     }
     if big {
         huge_heap();
+        crate::alloc::enable();
     }
 }
 
