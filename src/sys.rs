@@ -131,6 +131,8 @@ pub fn runtime_start() {
 /// `big` (a profile of a quarter MiB or more): the heap is reserved 64 MiB at a time and
 /// asked to be backed by transparent huge pages (`MADV_HUGEPAGE`), so that
 /// the parse faults in a 2 MiB page where it would fault 512 small ones.
+/// Small blocks then come from envc's arena instead ([`crate::alloc`]), in
+/// huge pages too; the heap keeps the big ones.
 pub fn tune_malloc_for_one_shot(big: bool) {
     // SAFETY: mallopt with documented parameters, before any thread exists.
     unsafe {
