@@ -243,14 +243,19 @@ fn run() -> ExitCode {
                 return emit_plan(&compiled, format, None);
             }
             let rootfs = rootfs.unwrap_or_else(|| base.join(&compiled.rootfs));
-            envc::lifecycle::start(
+            let code = envc::lifecycle::start(
                 &compiled,
                 rootfs,
                 sources.as_ref(),
                 report.as_deref(),
                 detach,
                 timings,
-            )
+            );
+            // The plan and the sources are plain data: the exit frees them
+            // at once (`plan` and `check` leave theirs the same way).
+            std::mem::forget(compiled);
+            std::mem::forget(sources);
+            code
         }
         Command::List { format } => envc::lifecycle::list(format == Format::Json),
         Command::Stop {
