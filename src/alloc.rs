@@ -49,9 +49,11 @@ fn class_of(size: usize) -> (usize, usize) {
 pub struct Alloc;
 
 static ON: AtomicBool = AtomicBool::new(false);
-/// The arena's mapping: `[BASE, END)`; `BASE == END == 0` until [`enable`].
+/// The arena's mapping starts here (`RESERVE` bytes); 0 until [`enable`]
+/// has mapped it. One word, so no reader sees half of it.
 static BASE: AtomicUsize = AtomicUsize::new(0);
-static END: AtomicUsize = AtomicUsize::new(0);
+/// Set by the first [`enable`]: a second one does nothing.
+static CLAIMED: AtomicBool = AtomicBool::new(false);
 
 /// The bump pointer and the free lists, behind a spin lock (the commands
 /// that use the arena run on one thread; the lock keeps any other correct).
@@ -90,7 +92,7 @@ fn with_lists<T>(f: impl FnOnce(&mut Lists) -> T) -> T {
 /// Does nothing if the reservation fails (strict overcommit, say): `malloc`
 /// serves everything then, as before.
 pub fn enable() {
-    if BASE.load(Ordering::Relaxed) != 0 {
+    if CLAIMED.swap(true, Ordering::AcqRel) {
         return;
     }
     // SAFETY: a fresh private anonymous mapping, not touched unless it
@@ -111,15 +113,14 @@ pub fn enable() {
         p as usize
     };
     with_lists(|l| l.top = base);
-    END.store(base + RESERVE, Ordering::Relaxed);
-    BASE.store(base, Ordering::Relaxed);
+    BASE.store(base, Ordering::Release);
     ON.store(true, Ordering::Release);
 }
 
 /// Whether `p` is one of the arena's blocks.
 fn in_arena(p: *mut u8) -> bool {
-    let a = p as usize;
-    a >= BASE.load(Ordering::Relaxed) && a < END.load(Ordering::Relaxed)
+    let base = BASE.load(Ordering::Acquire);
+    base != 0 && (p as usize).wrapping_sub(base) < RESERVE
 }
 
 /// Whether the arena serves `layout`.
@@ -137,7 +138,7 @@ fn take(c: usize, bytes: usize) -> *mut u8 {
             l.free[c] = unsafe { *(head as *const usize) };
             return head as *mut u8;
         }
-        if l.top + bytes > END.load(Ordering::Relaxed) {
+        if l.top + bytes > BASE.load(Ordering::Relaxed) + RESERVE {
             return ptr::null_mut();
         }
         let p = l.top;
@@ -262,6 +263,22 @@ mod tests {
             unsafe { a.dealloc(before, before_layout) };
             return;
         }
+        // A block made before, grown after: it stays System's, bytes kept.
+        let before = unsafe {
+            ptr::write_bytes(before, 7, 100);
+            a.realloc(before, before_layout, 300)
+        };
+        let before_layout = Layout::from_size_align(300, 8).unwrap();
+        assert!(!before.is_null() && !in_arena(before));
+        assert!(
+            unsafe { std::slice::from_raw_parts(before, 100) }
+                .iter()
+                .all(|b| *b == 7)
+        );
+        // A second `enable` changes nothing.
+        let base = BASE.load(Ordering::Acquire);
+        enable();
+        assert_eq!(BASE.load(Ordering::Acquire), base);
         let mut live: Vec<(*mut u8, Layout, u8)> = Vec::new();
         for i in 0..2000usize {
             let size = 1 + (i * 37) % 3000;

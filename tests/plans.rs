@@ -521,3 +521,95 @@ fn a_file_stacked_twice_is_one_layer_where_it_comes_first() {
         7
     );
 }
+
+/// A profile of a quarter MiB or more: `plan` and `check` then take their
+/// small blocks from envc's arena (`envc::alloc`) instead of `malloc`.
+fn big_profile(devices: usize, extra: &str) -> String {
+    let mut text = String::from(
+        "name = \"big\"\nrootfs = \"rootfs\"\nprofiles = [\"small.toml\"]\n\n[config]\n",
+    );
+    for i in 0..devices {
+        text.push_str(&format!("\"user.key{i}\" = \"value {i}\"\n"));
+    }
+    for i in 0..devices {
+        text.push_str(&match i % 4 {
+            0 => format!(
+                "\n[devices.d{i}]\ntype = \"disk\"\nsource = \"/srv/data/{i}\"\npath = \"/mnt/g{}/d{i}\"\nreadonly = {}\n",
+                i % 7,
+                i % 2 == 0
+            ),
+            1 => format!(
+                "\n[devices.c{i}]\ntype = \"unix-char\"\npath = \"/dev/c{i}\"\nmajor = 10\nminor = {}\nmode = \"0660\"\n",
+                i % 250
+            ),
+            2 => format!("\n[devices.t{i}]\ntype = \"tmpfs\"\npath = \"/run/t{i}\"\n"),
+            _ => format!("\n[devices.s{i}]\ntype = \"symlink\"\npath = \"/opt/s{i}\"\ntarget = \"/srv/{i}\"\n"),
+        });
+    }
+    text.push_str(extra);
+    text
+}
+
+#[test]
+fn a_big_profile_plans_and_checks_as_the_library_does() {
+    let dir = std::env::temp_dir().join(format!("envc-plans-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("small.toml"),
+        "[init]\ncommand = [\"/sbin/init\"]\n",
+    )
+    .unwrap();
+    let text = big_profile(3000, "");
+    assert!(text.len() >= 256 << 10, "{} bytes", text.len());
+    let good = dir.join("big.toml");
+    std::fs::write(&good, &text).unwrap();
+    let plan = compile(&good);
+    assert!(plan.steps.len() > 3000, "{}", plan.steps.len());
+    for (format, expected) in [("json", plan.to_json()), ("text", plan.to_text())] {
+        let out = Command::new(env!("CARGO_BIN_EXE_envc"))
+            .args(["plan", "--format", format])
+            .arg(&good)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8(out.stdout).unwrap() == expected,
+            "`envc plan --format {format}` differs"
+        );
+    }
+    // A structural problem and a semantic one far down the file: both
+    // reported where they are.
+    let bad_text = big_profile(
+        3000,
+        "\n[devices.late]\ntype = \"disk\"\nsource = \"relative/x\"\npath = 7\n\n[devices.later]\ntype = \"disk\"\nsource = \"relative/y\"\npath = \"/srv/y\"\n",
+    );
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, &bad_text).unwrap();
+    let at = |needle: &str| {
+        let offset = bad_text.rfind(needle).unwrap();
+        let line = bad_text[..offset].matches('\n').count() + 1;
+        let col = offset - bad_text[..offset].rfind('\n').map_or(0, |n| n + 1) + 1;
+        format!("bad.toml:{line}:{col}")
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_envc"))
+        .arg("check")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`devices.late.path` must be a string"),
+        "{stderr}"
+    );
+    for place in ["7\n\n[devices.later]", "\"relative/x\"", "\"relative/y\""] {
+        assert!(stderr.contains(&at(place)), "{place}: {stderr}");
+    }
+    assert!(stderr.contains("3 problems found"), "{stderr}");
+}

@@ -1818,5 +1818,38 @@ mod tests {
         let bad = "name = \"web\"\nrootfs = 7\n";
         let problems = parse_layer("bad.toml", bad, None).unwrap_err();
         assert_eq!(problems[0].span, Some(22..23), "{problems:?}");
+        // A structural problem (pruned) and a semantic one, whose span comes
+        // from the table made of the file again: both where they are.
+        let both = "name = \"web\"\nrootfs = 7\n\n[devices.data]\ntype = \"disk\"\nsource = \"relative/x\"\npath = \"/srv\"\n";
+        let problems = parse_layer("both.toml", both, None).unwrap_err();
+        let spans: Vec<&str> = (problems.iter())
+            .map(|p| &both[p.span.clone().expect("a span")])
+            .collect();
+        assert_eq!(spans, ["7", "\"relative/x\""], "{problems:?}");
+    }
+
+    /// Loading the bundled examples, stacks and all, asks for no span: a
+    /// clean load never walks a file a second time.
+    #[test]
+    fn a_clean_load_makes_no_span_table() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let mut loaded = 0;
+        for entry in std::fs::read_dir(&examples).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let (_, sources) = load(&path).unwrap_or_else(|p| panic!("{}: {p:?}", path.display()));
+            assert!(sources.files.len() >= 2, "{}", path.display());
+            for (name, (_, spans)) in &sources.files {
+                assert!(
+                    !spans.made(),
+                    "{}: the table of {name} was made",
+                    path.display()
+                );
+            }
+            loaded += 1;
+        }
+        assert!(loaded >= 2, "examples found: {loaded}");
     }
 }
