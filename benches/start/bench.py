@@ -38,6 +38,14 @@ def log(msg=""):
     print(msg, flush=True)
 
 
+def busy_ms():
+    """CPU time the whole machine has spent busy, in ms (/proc/stat: user,
+    nice, system, irq and softirq; idle, iowait and steal left out)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 class Runtime:
     def __init__(self, name, argv, note="", private_unified=False, par_argv=None, list_argv=None):
         self.name = name
@@ -51,6 +59,7 @@ class Runtime:
         self.seq = []  # total ms
         self.par = []  # total ms
         self.par_rss = []
+        self.par_busy = []  # CPU ms a start of the whole machine, kernel threads included
         self.failures = 0
 
 
@@ -264,7 +273,13 @@ class Bench:
 
         def par(rt, i):
             argv = [x.replace("@ID@", f"{self.tag}-{rt.name}-p{i}-@I@") for x in rt.par_argv]
+            before = busy_ms()
             ms, rss, failed, _ = self.spawn(rt, "par", a.par, argv)
+            # The kernel's work left after the last exit (freeing network
+            # namespaces, offlining cgroups, RCU callbacks) is the start's
+            # too: counted until it has settled.
+            time.sleep(a.settle)
+            rt.par_busy.append((busy_ms() - before) / a.par)
             rt.failures += failed
             rt.par.append(ms)
             rt.par_rss.append(rss)
@@ -353,12 +368,15 @@ class Bench:
                      f"{med(rss):.2f}, {max(rss):.2f} | {med(rt.cpu):.2f} |")
         L.append("")
         L.append(f"| runtime | {a.seq} sequential, total ms | envc ÷ runtime | {a.par} concurrent, total ms "
-                 f"| envc ÷ runtime | peak RSS MiB ({a.par} concurrent) |")
-        L.append("|---|---:|---:|---:|---:|---:|")
+                 f"| envc ÷ runtime | peak RSS MiB ({a.par} concurrent) | machine CPU ms a start ({a.par} concurrent) |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
         for rt in self.runtimes:
             L.append(f"| {rt.name} | {med(rt.seq):.0f} | {ratio(es, med(rt.seq))} | {med(rt.par):.0f} | "
-                     f"{ratio(ep, med(rt.par))} | {max(rt.par_rss) / 1024:.2f} |")
-        L.append(f"(medians of {a.reps} interleaved reps each; wall time from the first spawn to the last reap)")
+                     f"{ratio(ep, med(rt.par))} | {max(rt.par_rss) / 1024:.2f} | {med(rt.par_busy):.1f} |")
+        L.append(f"(medians of {a.reps} interleaved reps each; wall time from the first spawn to the last reap; "
+                 f"machine CPU: /proc/stat's busy time over the {a.par} starts and {a.settle:g} s after them, "
+                 f"kernel threads included, divided by {a.par}: on {os.cpu_count()} CPUs the concurrent starts "
+                 f"are bound by it)")
         L.append("")
         if plan:
             L.append(f"envc plan of a {a.plan_devices}-device profile, the whole command (start-up, load, "
@@ -445,6 +463,8 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--seq", type=int, default=50)
     p.add_argument("--par", type=int, default=20)
+    p.add_argument("--settle", type=float, default=0.5,
+                   help="seconds after the concurrent starts whose CPU is still theirs (default 0.5)")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--plan-devices", type=int, default=10000)
     p.add_argument("--seed", type=int, default=8)
