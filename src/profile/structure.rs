@@ -70,11 +70,7 @@ pub type Fnv = std::hash::BuildHasherDefault<FnvHasher>;
 impl Spans {
     /// Spans of `source`, its table made by `make` when first asked for;
     /// `pruned` from the check that already ran.
-    pub fn later(
-        source: Source,
-        make: fn(&Source) -> Spans,
-        pruned: HashSet<String, Fnv>,
-    ) -> Spans {
+    pub fn later(source: Source, make: MakeSpans, pruned: HashSet<String, Fnv>) -> Spans {
         Spans {
             map: OnceLock::new(),
             pruned,
