@@ -48,9 +48,9 @@ fn class_of(size: usize) -> (usize, usize) {
 /// The allocator (`#[global_allocator]` in the binary).
 pub struct Alloc;
 
-static ON: AtomicBool = AtomicBool::new(false);
 /// The arena's mapping starts here (`RESERVE` bytes); 0 until [`enable`]
-/// has mapped it. One word, so no reader sees half of it.
+/// has mapped it, and while it is 0 the arena is off. One word, so no
+/// reader sees half of it.
 static BASE: AtomicUsize = AtomicUsize::new(0);
 /// Set by the first [`enable`]: a second one does nothing.
 static CLAIMED: AtomicBool = AtomicBool::new(false);
@@ -114,7 +114,6 @@ pub fn enable() {
     };
     with_lists(|l| l.top = base);
     BASE.store(base, Ordering::Release);
-    ON.store(true, Ordering::Release);
 }
 
 /// Whether `p` is one of the arena's blocks.
@@ -125,7 +124,7 @@ fn in_arena(p: *mut u8) -> bool {
 
 /// Whether the arena serves `layout`.
 fn served(layout: &Layout) -> bool {
-    layout.size() <= ARENA_MAX && layout.align() <= 16 && ON.load(Ordering::Acquire)
+    layout.size() <= ARENA_MAX && layout.align() <= 16 && BASE.load(Ordering::Acquire) != 0
 }
 
 /// A block of class `c` (`bytes` long), or null if the arena is full.
@@ -258,7 +257,7 @@ mod tests {
         let before = unsafe { a.alloc(before_layout) };
         assert!(!before.is_null() && !in_arena(before));
         enable();
-        if !ON.load(Ordering::Acquire) {
+        if BASE.load(Ordering::Acquire) == 0 {
             // No address space for it here: malloc serves everything.
             unsafe { a.dealloc(before, before_layout) };
             return;

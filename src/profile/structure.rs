@@ -77,7 +77,8 @@ impl Spans {
             later: Some((source, make)),
         }
     }
-    /// Whether the table has been made (for tests).
+    /// Whether the table has been made.
+    #[cfg(test)]
     pub fn made(&self) -> bool {
         self.map.get().is_some()
     }
