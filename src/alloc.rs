@@ -18,7 +18,7 @@
 //! address says which.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -55,35 +55,75 @@ static BASE: AtomicUsize = AtomicUsize::new(0);
 /// Set by the first [`enable`]: a second one does nothing.
 static CLAIMED: AtomicBool = AtomicBool::new(false);
 
-/// The bump pointer and the free lists, behind a spin lock (the commands
-/// that use the arena run on one thread; the lock keeps any other correct).
+/// A lane's bump pointer and free lists.
 struct Lists {
     top: usize,
     free: [usize; CLASSES],
 }
 
-static LOCK: AtomicBool = AtomicBool::new(false);
+/// Lanes: each has its own share of the mapping to bump through, its own
+/// free lists and its own spin lock. A thread uses lane 0 unless it asked
+/// for the helpers' lane ([`use_helper_lane`]), so the two threads of a
+/// big profile's parse do not take turns at one lock. A freed block goes on
+/// the freeing thread's lane: a class is a size, whichever lane made it.
+const LANES: usize = 2;
 
-struct Shared(UnsafeCell<Lists>);
-// SAFETY: LISTS is only reached through `with_lists`, under LOCK.
-unsafe impl Sync for Shared {}
+#[repr(align(64))]
+struct Lane {
+    lock: AtomicBool,
+    lists: UnsafeCell<Lists>,
+}
 
-static LISTS: Shared = Shared(UnsafeCell::new(Lists {
-    top: 0,
-    free: [0; CLASSES],
-}));
+// SAFETY: a lane's lists are only reached through `with_lists`, under its
+// lock.
+unsafe impl Sync for Lane {}
 
-fn with_lists<T>(f: impl FnOnce(&mut Lists) -> T) -> T {
-    while LOCK
+static LANE: [Lane; LANES] = [const {
+    Lane {
+        lock: AtomicBool::new(false),
+        lists: UnsafeCell::new(Lists {
+            top: 0,
+            free: [0; CLASSES],
+        }),
+    }
+}; LANES];
+
+thread_local! {
+    /// The lane this thread allocates from and frees to.
+    static MY_LANE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes the calling thread use the helpers' lane from now on (a thread
+/// that works beside the main one; any number may, they share that lane).
+pub fn use_helper_lane() {
+    MY_LANE.with(|l| l.set(LANES - 1));
+}
+
+/// Where lane `i`'s share of the mapping at `base` ends.
+fn lane_end(base: usize, i: usize) -> usize {
+    base + (i + 1) * (RESERVE / LANES)
+}
+
+/// Runs `f` on this thread's lane (its lists and its index).
+fn with_lists<T>(f: impl FnOnce(&mut Lists, usize) -> T) -> T {
+    let i = MY_LANE.with(Cell::get);
+    with_lane(i, |l| f(l, i))
+}
+
+/// Runs `f` on lane `i`'s lists, under its lock.
+fn with_lane<T>(i: usize, f: impl FnOnce(&mut Lists) -> T) -> T {
+    let lane = &LANE[i];
+    while lane
+        .lock
         .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
         std::hint::spin_loop();
     }
-    // SAFETY: the lock above gives this thread the only access to LISTS
-    // until it is released below.
-    let out = f(unsafe { &mut *LISTS.0.get() });
-    LOCK.store(false, Ordering::Release);
+    // SAFETY: the lock above gives this thread the only access to this
+    // lane's lists until it is released below.
+    let out = f(unsafe { &mut *lane.lists.get() });
+    lane.lock.store(false, Ordering::Release);
     out
 }
 
@@ -112,7 +152,9 @@ pub fn enable() {
         libc::madvise(p, RESERVE, libc::MADV_HUGEPAGE);
         p as usize
     };
-    with_lists(|l| l.top = base);
+    for i in 0..LANES {
+        with_lane(i, |l| l.top = base + i * (RESERVE / LANES));
+    }
     BASE.store(base, Ordering::Release);
 }
 
@@ -129,7 +171,7 @@ fn served(layout: &Layout) -> bool {
 
 /// A block of class `c` (`bytes` long), or null if the arena is full.
 fn take(c: usize, bytes: usize) -> *mut u8 {
-    with_lists(|l| {
+    with_lists(|l, i| {
         let head = l.free[c];
         if head != 0 {
             // SAFETY: a free block of this class holds the next one's
@@ -137,7 +179,7 @@ fn take(c: usize, bytes: usize) -> *mut u8 {
             l.free[c] = unsafe { *(head as *const usize) };
             return head as *mut u8;
         }
-        if l.top + bytes > BASE.load(Ordering::Relaxed) + RESERVE {
+        if l.top + bytes > lane_end(BASE.load(Ordering::Relaxed), i) {
             return ptr::null_mut();
         }
         let p = l.top;
@@ -148,7 +190,7 @@ fn take(c: usize, bytes: usize) -> *mut u8 {
 
 /// Puts a block of class `c` back on its list.
 fn give(p: *mut u8, c: usize) {
-    with_lists(|l| {
+    with_lists(|l, _| {
         // SAFETY: `p` is a block of at least 16 bytes that its owner gave
         // up: its first word now links the list.
         unsafe { *(p as *mut usize) = l.free[c] };

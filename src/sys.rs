@@ -140,6 +140,12 @@ pub fn tune_malloc_for_one_shot(big: bool) {
         // 32 MiB: the most glibc accepts on 64-bit (it refuses more).
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TOP_PAD, if big { 64 << 20 } else { 1 << 20 });
+        if big {
+            // The helper threads of a big profile's load (see
+            // `profile::halves`) use this heap too, not an arena of their
+            // own in small pages.
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
     }
     if big {
         huge_heap();

@@ -395,7 +395,8 @@ pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer
         name: name.to_string(),
         text: Arc::from(text),
     };
-    let (mut doc, errors) = toml::de::DeTable::parse_recoverable(text);
+    let mut scratch = String::new();
+    let (mut doc, errors) = super::halves::parse(text, &mut scratch);
     if !errors.is_empty() {
         let mut seen = std::collections::HashSet::new();
         let problems = errors
@@ -914,8 +915,55 @@ fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
         }
     }
 
-    // [devices]
-    for (name, dev) in &raw.devices {
+    // [devices]: a big profile's in two halves at once.
+    let devices = raw.devices.as_slice();
+    if devices.len() >= PARALLEL_DEVICES {
+        let (first, second) = devices.split_at(devices.len() / 2);
+        let mut theirs_problems = Vec::new();
+        let theirs = std::thread::scope(|s| {
+            let helper = std::thread::Builder::new().spawn_scoped(s, || {
+                crate::alloc::use_helper_lane();
+                let mut out = Vec::with_capacity(second.len());
+                let mut cx = Cx {
+                    layer,
+                    problems: &mut theirs_problems,
+                };
+                convert_devices(&mut cx, second, &mut out);
+                out
+            });
+            part.devices.reserve(devices.len());
+            convert_devices(&mut cx, first, &mut part.devices);
+            match helper {
+                Ok(h) => h.join().ok(),
+                Err(_) => None,
+            }
+        });
+        match theirs {
+            Some(mut theirs) => {
+                part.devices.append(&mut theirs);
+                cx.problems.append(&mut theirs_problems);
+            }
+            // No thread to be had (or it died): this one does them.
+            None => convert_devices(&mut cx, second, &mut part.devices),
+        }
+    } else {
+        convert_devices(&mut cx, devices, &mut part.devices);
+    }
+    part
+}
+
+/// From this many devices on, a layer's devices are converted in two halves
+/// at once (below it, starting a thread costs more than it saves).
+const PARALLEL_DEVICES: usize = 1024;
+
+/// Converts `devices` of `cx`'s layer, in order, onto `out`; `None` for a
+/// device the layer removes.
+fn convert_devices(
+    cx: &mut Cx<'_>,
+    devices: &indexmap::map::Slice<String, RawDevice>,
+    out: &mut Vec<(String, Option<NamedDevice>)>,
+) {
+    for (name, dev) in devices {
         let base = join("devices", name);
         if name.is_empty() || name.contains('/') {
             cx.bad_key(
@@ -930,7 +978,7 @@ fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
         let origin = cx.origin(&base);
         let device = match dev {
             RawDevice::None(_) => {
-                part.devices.push((name.clone(), None));
+                out.push((name.clone(), None));
                 continue;
             }
             RawDevice::UnixChar(u) | RawDevice::UnixBlock(u) => {
@@ -939,7 +987,7 @@ fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
                 } else {
                     NodeKind::Block
                 };
-                unix_device(&mut cx, &base, kind, u)
+                unix_device(cx, &base, kind, u)
             }
             RawDevice::Disk(d) => {
                 let path = match &d.path {
@@ -989,7 +1037,7 @@ fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
                     _ => None,
                 }
             }
-            RawDevice::Nic(n) => nic_device(&mut cx, &base, n),
+            RawDevice::Nic(n) => nic_device(cx, &base, n),
             RawDevice::Tmpfs(t) => {
                 let path = match &t.path {
                     Some(p) => cx.container_path(&key("path"), p),
@@ -1097,19 +1145,18 @@ fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
         };
         if let Some(device) = device {
             let raw_keys = raw_device_keys(dev);
-            part.devices.push((
+            out.push((
                 name.clone(),
                 Some(NamedDevice {
                     name: name.clone(),
                     device,
                     origin,
                     raw: raw_keys,
-                    from_user: layer.dir.is_some(),
+                    from_user: cx.layer.dir.is_some(),
                 }),
             ));
         }
     }
-    part
 }
 
 /// A device's keys as LXD would list them (strings), for the guest API.
@@ -1826,6 +1873,50 @@ mod tests {
             .map(|p| &both[p.span.clone().expect("a span")])
             .collect();
         assert_eq!(spans, ["7", "\"relative/x\""], "{problems:?}");
+    }
+
+    /// A layer with enough devices to be converted in two halves at once
+    /// gives what one pass over them gives: the same devices in order, the
+    /// same problems (some in each half) in order.
+    #[test]
+    fn many_devices_convert_in_halves_as_in_one_pass() {
+        let n = PARALLEL_DEVICES + 37;
+        let mut text = String::from("name = \"web\"\nrootfs = \"r\"\n");
+        for i in 0..n {
+            let path = match i {
+                5 | 900 => "relative".to_string(),
+                _ => format!("/mnt/{i}"),
+            };
+            let source = if i == n - 3 {
+                "no-slash".into()
+            } else {
+                format!("/srv/{i}")
+            };
+            text.push_str(&format!(
+                "\n[devices.d{i}]\ntype = \"disk\"\nsource = \"{source}\"\npath = \"{path}\"\n"
+            ));
+        }
+        text.push_str("\n[devices.gone]\ntype = \"none\"\n");
+        let one = parse_layer("many.toml", &text, None).expect("no structural problem");
+        let shown = |p: &Vec<Problem>| format!("{p:?}");
+        let mut halves_problems = Vec::new();
+        let halves = convert(&one, Path::new("/"), &mut halves_problems);
+        let mut one_problems = Vec::new();
+        let mut one_devices = Vec::new();
+        convert_devices(
+            &mut Cx {
+                layer: &one,
+                problems: &mut one_problems,
+            },
+            one.raw.devices.as_slice(),
+            &mut one_devices,
+        );
+        assert_eq!(halves.devices.len(), n + 1 - 3);
+        assert!(format!("{:?}", halves.devices) == format!("{one_devices:?}"));
+        let messages: Vec<&str> = halves_problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        assert!(messages[2].contains("no-slash"), "{messages:?}");
+        assert!(shown(&halves_problems) == shown(&one_problems));
     }
 
     /// Loading the bundled examples, stacks and all, asks for no span: a
