@@ -402,4 +402,57 @@ mod tests {
         }
         unsafe { a.dealloc(before, before_layout) };
     }
+
+    /// Two threads on their own lanes at once: their blocks never overlap,
+    /// keep their bytes, and a block freed by the other thread is reused
+    /// by it (a class is a size, whichever lane made the block).
+    #[test]
+    fn lanes_serve_threads_apart() {
+        let a = Alloc;
+        enable();
+        if BASE.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let layout = Layout::from_size_align(80, 8).unwrap();
+        let make = |fill: u8| {
+            (0..3000)
+                .map(|_| {
+                    let p = unsafe { a.alloc(layout) };
+                    assert!(in_arena(p));
+                    unsafe { ptr::write_bytes(p, fill, 80) };
+                    p as usize
+                })
+                .collect::<Vec<usize>>()
+        };
+        let (mine, theirs) = std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                use_helper_lane();
+                make(2)
+            });
+            (make(1), h.join().unwrap())
+        });
+        let base = BASE.load(Ordering::Acquire);
+        let half = base + RESERVE / LANES;
+        assert!(theirs.iter().all(|&p| p >= half), "the helper's lane");
+        let mut all: Vec<usize> = mine.iter().chain(&theirs).copied().collect();
+        all.sort();
+        assert!(all.windows(2).all(|w| w[0] + 80 <= w[1]), "overlap");
+        for (list, fill) in [(&mine, 1u8), (&theirs, 2)] {
+            for &p in list.iter() {
+                let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, 80) };
+                assert!(bytes.iter().all(|b| *b == fill));
+            }
+        }
+        // The helper's blocks, freed here, are this thread's to reuse.
+        for &p in &theirs {
+            unsafe { a.dealloc(p as *mut u8, layout) };
+        }
+        // (Another test may take some of them meanwhile; not all 3,000.)
+        let again = unsafe { a.alloc(layout) };
+        assert!(theirs.contains(&(again as usize)));
+        unsafe { a.dealloc(again, layout) };
+        for &p in &mine {
+            unsafe { a.dealloc(p as *mut u8, layout) };
+        }
+    }
 }
