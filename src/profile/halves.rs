@@ -76,10 +76,10 @@ pub fn parse_split<'a>(
 ) -> Option<Spanned<DeTable<'a>>> {
     let first = text.get(..cut)?;
     let rest = text.get(cut..)?;
-    scratch.clear();
-    scratch.reserve(text.len());
-    scratch.extend(std::iter::repeat_n(' ', cut));
-    scratch.push_str(rest);
+    let mut blank = Vec::with_capacity(text.len());
+    blank.resize(cut, b' ');
+    blank.extend_from_slice(rest.as_bytes());
+    *scratch = String::from_utf8(blank).ok()?;
     let second: &'a str = scratch;
     let (a, b) = std::thread::scope(|s| {
         let helper = std::thread::Builder::new().spawn_scoped(s, move || {
