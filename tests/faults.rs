@@ -486,20 +486,29 @@ fn sigkill_of_a_starting_detached_supervisor() {
     let mut summary = Vec::new();
     for i in 0..6 {
         let before = settled_host_state();
-        let apply = Proc::spawn(w.cmd(&["apply".as_ref(), "-d".as_ref(), profile.as_os_str()]));
+        let mut apply = Proc::spawn(w.cmd(&["apply".as_ref(), "-d".as_ref(), profile.as_os_str()]));
         let parent = apply.pid();
         // The supervisor: apply's forked child (it has our run directory in its
         // environment; it calls setsid, but its parent stays `apply` until that exits).
+        // A scan of /proc can take longer than a whole start: once `apply` has
+        // returned, the supervisor is the process of ours whose parent is not ours
+        // (the container's first process, before its exec, is the supervisor's
+        // child), and this run kills it after PID 1 ran.
+        let ours = |pid: i32| {
+            pid != parent
+                && std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()))
+        };
         let start = Instant::now();
         let sup = loop {
+            let returned = apply.exited();
             let found = std::fs::read_dir("/proc").ok().and_then(|rd| {
                 rd.filter_map(|e| e.ok())
                     .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
                     .find(|&pid| {
-                        proc_field(pid, "PPid").as_deref() == Some(&parent.to_string())
-                            && std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                                env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes())
-                            })
+                        let pp = proc_field(pid, "PPid").and_then(|p| p.parse::<i32>().ok());
+                        ours(pid)
+                            && (pp == Some(parent) || (returned && pp.is_some_and(|p| !ours(p))))
                     })
             });
             if let Some(pid) = found {
