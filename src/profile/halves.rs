@@ -30,7 +30,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 /// Below this, one thread parses faster than two start.
-pub const SPLIT_AT_LEAST: usize = 256 << 10;
+const SPLIT_AT_LEAST: usize = 256 << 10;
 
 /// Parses `text` (see the module). `scratch` holds the second half's text
 /// while the result borrows from it.
@@ -49,7 +49,7 @@ pub fn parse<'a>(
 
 /// Where to cut `text`: the start of the first line beginning with `[` from
 /// its middle on, if any.
-pub fn cut_point(text: &str) -> Option<usize> {
+fn cut_point(text: &str) -> Option<usize> {
     let b = text.as_bytes();
     let mut from = b.len() / 2;
     while let Some(i) = memchr_newline(&b[from..]) {
@@ -66,14 +66,18 @@ fn memchr_newline(b: &[u8]) -> Option<usize> {
     b.iter().position(|&c| c == b'\n')
 }
 
-/// The whole document from its two halves, cut at `cut` (a line start),
-/// or `None` if either half has a problem or the halves cannot be joined
-/// as one parse would.
-pub fn parse_split<'a>(
+/// The whole document from its two halves, cut at `cut`, or `None` if
+/// `cut` does not start a line beginning with `[`, either half has a
+/// problem, or the halves cannot be joined as one parse would.
+fn parse_split<'a>(
     text: &'a str,
     cut: usize,
     scratch: &'a mut String,
 ) -> Option<Spanned<DeTable<'a>>> {
+    let b = text.as_bytes();
+    if cut == 0 || b.get(cut - 1) != Some(&b'\n') || b.get(cut) != Some(&b'[') {
+        return None;
+    }
     let first = text.get(..cut)?;
     let rest = text.get(cut..)?;
     let mut blank = Vec::with_capacity(text.len());
@@ -238,6 +242,11 @@ mod tests {
         let (whole, errors) = parse(&text, &mut scratch2);
         assert!(errors.is_empty());
         assert_eq!(format!("{whole:?}"), format!("{split:?}"));
+        // A cut anywhere but before a line starting with `[` is refused.
+        let mut scratch3 = String::new();
+        assert!(parse_split("[t]\nx = 1\n", 4, &mut scratch3).is_none());
+        assert!(parse_split("[t]\nx = 1\n[u]\n", 0, &mut scratch3).is_none());
+        assert!(parse_split("[t]\nx = 1\n[u]\n", 10, &mut scratch3).is_some());
         // No header in the second half: nothing to cut at.
         assert_eq!(cut_point("a = 1\n[b]\nc = 2\nd = 3\ne = 4\n"), None);
     }
