@@ -63,9 +63,10 @@ struct Lists {
 
 /// Lanes: each has its own share of the mapping to bump through, its own
 /// free lists and its own spin lock. A thread uses lane 0 unless it asked
-/// for the helpers' lane ([`use_helper_lane`]), so the two threads of a
-/// big profile's parse do not take turns at one lock. A freed block goes on
-/// the freeing thread's lane: a class is a size, whichever lane made it.
+/// for the helpers' lane ([`use_helper_lane`]), so a big profile's helper
+/// threads (its parse, conversion and plan check in halves) do not take
+/// turns at one lock with the main one. A freed block goes on the freeing
+/// thread's lane: a class is a size, whichever lane made it.
 const LANES: usize = 2;
 
 #[repr(align(64))]
@@ -99,9 +100,10 @@ pub fn use_helper_lane() {
     MY_LANE.with(|l| l.set(LANES - 1));
 }
 
-/// Where lane `i`'s share of the mapping at `base` ends.
-fn lane_end(base: usize, i: usize) -> usize {
-    base + (i + 1) * (RESERVE / LANES)
+/// Where lane `i`'s share of the mapping at `base` starts (and lane
+/// `i - 1`'s ends).
+fn lane_start(base: usize, i: usize) -> usize {
+    base + i * (RESERVE / LANES)
 }
 
 /// Runs `f` on this thread's lane (its lists and its index).
@@ -153,7 +155,7 @@ pub fn enable() {
         p as usize
     };
     for i in 0..LANES {
-        with_lane(i, |l| l.top = base + i * (RESERVE / LANES));
+        with_lane(i, |l| l.top = lane_start(base, i));
     }
     BASE.store(base, Ordering::Release);
 }
@@ -179,7 +181,7 @@ fn take(c: usize, bytes: usize) -> *mut u8 {
             l.free[c] = unsafe { *(head as *const usize) };
             return head as *mut u8;
         }
-        if l.top + bytes > lane_end(BASE.load(Ordering::Relaxed), i) {
+        if l.top + bytes > lane_start(BASE.load(Ordering::Relaxed), i + 1) {
             return ptr::null_mut();
         }
         let p = l.top;
@@ -432,7 +434,7 @@ mod tests {
             (make(1), h.join().unwrap())
         });
         let base = BASE.load(Ordering::Acquire);
-        let half = base + RESERVE / LANES;
+        let half = lane_start(base, 1);
         assert!(theirs.iter().all(|&p| p >= half), "the helper's lane");
         let mut all: Vec<usize> = mine.iter().chain(&theirs).copied().collect();
         all.sort();

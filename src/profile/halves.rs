@@ -50,20 +50,10 @@ pub fn parse<'a>(
 /// Where to cut `text`: the start of the first line beginning with `[` from
 /// its middle on, if any.
 fn cut_point(text: &str) -> Option<usize> {
-    let b = text.as_bytes();
-    let mut from = b.len() / 2;
-    while let Some(i) = memchr_newline(&b[from..]) {
-        let at = from + i + 1;
-        if b.get(at) == Some(&b'[') {
-            return Some(at);
-        }
-        from = at;
-    }
-    None
-}
-
-fn memchr_newline(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
+    let from = text.len() / 2;
+    (text.as_bytes()[from..].windows(2))
+        .position(|w| w == b"\n[")
+        .map(|i| from + i + 1)
 }
 
 /// The whole document from its two halves, cut at `cut`, or `None` if
