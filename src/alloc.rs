@@ -100,6 +100,32 @@ pub fn use_helper_lane() {
     MY_LANE.with(|l| l.set(LANES - 1));
 }
 
+/// Runs `here` on this thread and `there` beside it on a helper thread (on
+/// the helpers' lane), and returns both results. A panic in `there` goes on
+/// here; if no thread can be started, this thread runs `there` after `here`.
+pub fn side_by_side<A, B>(here: impl FnOnce() -> A, there: impl FnOnce() -> B + Send) -> (A, B)
+where
+    B: Send,
+{
+    let slot = std::sync::Mutex::new(Some(there));
+    let take = || slot.lock().ok().and_then(|mut s| s.take());
+    std::thread::scope(|s| {
+        let helper = std::thread::Builder::new().spawn_scoped(s, || {
+            use_helper_lane();
+            take().map(|f| f())
+        });
+        let a = here();
+        let b = match helper {
+            Ok(h) => h
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(_) => None,
+        };
+        let b = b.or_else(|| take().map(|f| f()));
+        (a, b.expect("`there` ran on one thread or the other"))
+    })
+}
+
 /// Where lane `i`'s share of the mapping at `base` starts (and lane
 /// `i - 1`'s ends).
 fn lane_start(base: usize, i: usize) -> usize {
@@ -456,5 +482,16 @@ mod tests {
         for &p in &mine {
             unsafe { a.dealloc(p as *mut u8, layout) };
         }
+    }
+
+    /// Both sides run and return in place; the helper runs on its lane; a
+    /// panic beside goes on here.
+    #[test]
+    fn side_by_side_runs_both_and_passes_on_a_panic() {
+        let (a, (b, lane)) = side_by_side(|| 2 + 2, || ("beside", MY_LANE.with(Cell::get)));
+        assert_eq!((a, b, lane), (4, "beside", LANES - 1));
+        assert_eq!(MY_LANE.with(Cell::get), 0);
+        let caught = std::panic::catch_unwind(|| side_by_side(|| 1, || -> u8 { panic!("there") }));
+        assert!(caught.is_err());
     }
 }

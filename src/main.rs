@@ -305,20 +305,9 @@ fn compile_profile(path: &Path, format: Format) -> Result<(Plan, String), ExitCo
             envc::timing::mark("plan compiled");
             one_shot_done((profile, sources));
             let (checked, text) = if plan.steps.len() >= PARALLEL_STEPS {
-                std::thread::scope(|s| {
-                    let helper = std::thread::Builder::new().spawn_scoped(s, || {
-                        envc::alloc::use_helper_lane();
-                        plan.check()
-                    });
-                    let text = plan_text(&plan, format);
-                    let checked = match helper {
-                        Ok(h) => h
-                            .join()
-                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                        Err(_) => plan.check(),
-                    };
-                    (checked, text)
-                })
+                let (text, checked) =
+                    envc::alloc::side_by_side(|| plan_text(&plan, format), || plan.check());
+                (checked, text)
             } else {
                 (plan.check(), plan_text(&plan, format))
             };

@@ -75,19 +75,10 @@ fn parse_split<'a>(
     blank.extend_from_slice(rest.as_bytes());
     *scratch = String::from_utf8(blank).ok()?;
     let second: &'a str = scratch;
-    let (a, b) = std::thread::scope(|s| {
-        let helper = std::thread::Builder::new().spawn_scoped(s, move || {
-            crate::alloc::use_helper_lane();
-            DeTable::parse(second).ok()
-        });
-        let a = DeTable::parse(first).ok();
-        let b = match helper {
-            Ok(h) => h.join().ok().flatten(),
-            // No thread to be had: this one parses the second half too.
-            Err(_) => DeTable::parse(second).ok(),
-        };
-        (a, b)
-    });
+    let (a, b) = crate::alloc::side_by_side(
+        || DeTable::parse(first).ok(),
+        move || DeTable::parse(second).ok(),
+    );
     let (mut a, b) = (a?, b?);
     merge(a.get_mut(), b.into_inner(), text).then_some(a)
 }

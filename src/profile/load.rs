@@ -919,33 +919,21 @@ fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
     let devices = raw.devices.as_slice();
     if devices.len() >= PARALLEL_DEVICES {
         let (first, second) = devices.split_at(devices.len() / 2);
-        let mut theirs_problems = Vec::new();
-        let theirs = std::thread::scope(|s| {
-            let helper = std::thread::Builder::new().spawn_scoped(s, || {
-                crate::alloc::use_helper_lane();
-                let mut out = Vec::with_capacity(second.len());
+        part.devices.reserve(devices.len());
+        let ((), (mut theirs, mut theirs_problems)) = crate::alloc::side_by_side(
+            || convert_devices(&mut cx, first, &mut part.devices),
+            || {
+                let (mut out, mut problems) = (Vec::with_capacity(second.len()), Vec::new());
                 let mut cx = Cx {
                     layer,
-                    problems: &mut theirs_problems,
+                    problems: &mut problems,
                 };
                 convert_devices(&mut cx, second, &mut out);
-                out
-            });
-            part.devices.reserve(devices.len());
-            convert_devices(&mut cx, first, &mut part.devices);
-            match helper {
-                Ok(h) => h.join().ok(),
-                Err(_) => None,
-            }
-        });
-        match theirs {
-            Some(mut theirs) => {
-                part.devices.append(&mut theirs);
-                cx.problems.append(&mut theirs_problems);
-            }
-            // No thread to be had (or it died): this one does them.
-            None => convert_devices(&mut cx, second, &mut part.devices),
-        }
+                (out, problems)
+            },
+        );
+        part.devices.append(&mut theirs);
+        cx.problems.append(&mut theirs_problems);
     } else {
         convert_devices(&mut cx, devices, &mut part.devices);
     }
