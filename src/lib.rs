@@ -1,6 +1,5 @@
 //! envc: LXD-style system containers from declarative TOML profiles.
 
-pub mod alloc;
 pub mod compile;
 pub mod devlxd;
 pub mod diag;

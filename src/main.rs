@@ -1,14 +1,8 @@
-#![cfg_attr(all(not(test), target_env = "gnu"), no_main)]
-
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use envc::diag::{Problem, Style, render};
 use envc::plan::Plan;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-/// `malloc`, or the arena for a big one-shot load (see `envc::alloc`).
-#[global_allocator]
-static ALLOC: envc::alloc::Alloc = envc::alloc::Alloc;
 
 /// Build LXD-style system containers from TOML profiles, and run them.
 #[derive(Parser)]
@@ -97,112 +91,31 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
-// envc's entry point is the C one: Rust's runtime set-up before `fn main`
-// finds the main thread's stack by reading /proc/self/maps and gives it and
-// every later thread an alternate signal stack, for a message on stack
-// overflow (about twenty syscalls). A stack overflow still stops envc (the
-// guard page), without that message. `runtime_start` does the rest of that
-// set-up.
-// (glibc only: std reads the arguments from glibc's `.init_array` call;
-// elsewhere envc starts the usual way.)
-#[cfg(all(not(test), target_env = "gnu"))]
-#[unsafe(no_mangle)]
-extern "C" fn main(
-    _argc: std::ffi::c_int,
-    _argv: *const *const std::ffi::c_char,
-) -> std::ffi::c_int {
-    envc::sys::runtime_start();
-    // A panic (in a build that unwinds) ends with status 101, as it would
-    // after `fn main`.
-    let status = std::panic::catch_unwind(run).map_or(101, status_of);
-    // Flushes standard output (as Rust's runtime does after `fn main`) and exits.
-    std::process::exit(status)
-}
-
-#[cfg(all(not(test), not(target_env = "gnu")))]
 fn main() -> ExitCode {
-    run()
-}
-
-/// The exit status an `ExitCode` stands for (std has no stable accessor;
-/// every code envc makes is `ExitCode::from(u8)`, `SUCCESS` or `FAILURE`).
-#[cfg(all(not(test), target_env = "gnu"))]
-fn status_of(code: ExitCode) -> i32 {
-    (0..=u8::MAX)
-        .find(|n| ExitCode::from(*n) == code)
-        .map_or(1, i32::from)
-}
-
-#[cfg_attr(test, allow(dead_code))]
-fn run() -> ExitCode {
     envc::timing::start();
-    let cli = Cli::parse();
-    let one_shot: &[PathBuf] = match &cli.command {
-        Command::Check { profiles } => profiles,
-        Command::Plan { profile, .. } => std::slice::from_ref(profile),
-        _ => &[],
-    };
-    if !one_shot.is_empty() {
-        // Profiles of a quarter MiB and more (thousands of devices) parse in
-        // huge pages, their small blocks from the arena; a small one would
-        // only pay for zeroing the pages.
-        let bytes: u64 = (one_shot.iter())
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
-        envc::sys::tune_malloc_for_one_shot(bytes >= 256 << 10);
-    }
-    match cli.command {
-        Command::Check { profiles } => {
-            let mut all = Vec::new();
-            for (i, p) in profiles.iter().enumerate() {
-                match envc::profile::load(p) {
-                    Ok((mut profile, sources)) => {
-                        let plan = envc::compile::compile_moving_raw_keys(&mut profile);
-                        if let Err(e) = plan.check() {
-                            all.push(Problem::new(format!(
-                                "internal: the compiled plan is inconsistent: {e}"
-                            )));
-                        } else {
-                            eprintln!("{}: ok ({} steps)", p.display(), plan.steps.len());
-                        }
-                        if i + 1 == profiles.len() {
-                            one_shot_done((profile, sources, plan));
-                        }
-                    }
-                    Err(mut problems) => all.append(&mut problems),
-                }
-            }
-            if all.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                eprint!("{}", render(&all, Style::for_stderr()));
-                ExitCode::from(2)
-            }
-        }
+    match Cli::parse().command {
+        Command::Check { profiles } => check(&profiles),
         Command::Plan {
             profile,
             format,
             output,
             timings,
-        } => match compile_profile(&profile, format) {
-            Ok((plan, text)) => {
-                let code = write_plan(text, output.as_deref());
-                one_shot_done(plan);
-                if timings {
-                    envc::timing::mark("plan written");
-                    let marks = envc::timing::early();
-                    eprint!(
-                        "{}",
-                        envc::timing::format_milestones(
-                            marks.iter().map(|(w, us)| (w.as_str(), *us))
-                        )
-                    );
-                }
-                code
+        } => {
+            let plan = match load_and_compile(&profile) {
+                Ok(plan) => plan,
+                Err(problems) => return invalid(&problems, 2),
+            };
+            let code = write_plan(plan_text(&plan, format), output.as_deref());
+            if timings {
+                envc::timing::mark("plan written");
+                let marks = envc::timing::early();
+                eprint!(
+                    "{}",
+                    envc::timing::format_milestones(marks.iter().map(|(w, us)| (w.as_str(), *us)))
+                );
             }
-            Err(code) => code,
-        },
+            code
+        }
         Command::Apply {
             profile,
             plan,
@@ -213,49 +126,35 @@ fn run() -> ExitCode {
             detach,
             timings,
         } => {
+            // A problem stops `apply` with 125 (envc failed), `--dry-run`
+            // with 2 (an invalid profile), as `plan` does.
+            let failed = if dry_run { 2 } else { 125 };
             let (compiled, sources, base) = match (&profile, &plan) {
-                (Some(p), _) => match envc::profile::load(p) {
-                    Ok((mut profile, sources)) => {
-                        envc::timing::mark("profile loaded and checked");
-                        let plan = envc::compile::compile_moving_raw_keys(&mut profile);
-                        envc::timing::mark("plan compiled");
-                        if let Err(e) = plan.check() {
-                            eprintln!(
-                                "envc: internal error: the compiled plan is inconsistent: {e}"
-                            );
-                            return ExitCode::from(125);
-                        }
-                        (plan, Some(sources), parent_dir(p))
-                    }
-                    Err(problems) => {
-                        eprint!("{}", render(&problems, Style::for_stderr()));
-                        return ExitCode::from(if dry_run { 2 } else { 125 });
-                    }
+                (Some(p), _) => match load(p) {
+                    Ok((profile, sources)) => match compile_checked(&profile) {
+                        Ok(plan) => (plan, Some(sources), parent_dir(p)),
+                        Err(problems) => return invalid(&problems, failed),
+                    },
+                    Err(problems) => return invalid(&problems, failed),
                 },
                 (None, Some(file)) => match load_plan(file) {
                     Ok(p) => (p, None, parent_dir(file)),
-                    Err(_) if !dry_run => return ExitCode::from(125),
-                    Err(code) => return code,
+                    Err(problems) => return invalid(&problems, failed),
                 },
                 (None, None) => unreachable!("clap requires one"),
             };
             if dry_run {
-                return emit_plan(&compiled, format, None);
+                return write_plan(plan_text(&compiled, format), None);
             }
             let rootfs = rootfs.unwrap_or_else(|| base.join(&compiled.rootfs));
-            let code = envc::lifecycle::start(
+            envc::lifecycle::start(
                 &compiled,
                 rootfs,
                 sources.as_ref(),
                 report.as_deref(),
                 detach,
                 timings,
-            );
-            // The plan and the sources are plain data: the exit frees them
-            // at once (`plan` and `check` leave theirs the same way).
-            std::mem::forget(compiled);
-            std::mem::forget(sources);
-            code
+            )
         }
         Command::List { format } => envc::lifecycle::list(format == Format::Json),
         Command::Stop {
@@ -277,11 +176,54 @@ fn run() -> ExitCode {
     }
 }
 
-/// `check` and `plan` end right after their work: what they made is left
-/// for the exit to free. Taking apart a 10,000-device profile and its plan
-/// one allocation at a time cost more than a tenth of such a command.
-fn one_shot_done<T>(done: T) {
-    std::mem::forget(done);
+/// `envc check`: every profile, each as the top of its own stack; all
+/// problems of all of them at once.
+fn check(profiles: &[PathBuf]) -> ExitCode {
+    let mut all = Vec::new();
+    for p in profiles {
+        match load_and_compile(p) {
+            Ok(plan) => eprintln!("{}: ok ({} steps)", p.display(), plan.steps.len()),
+            Err(mut problems) => all.append(&mut problems),
+        }
+    }
+    if all.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        invalid(&all, 2)
+    }
+}
+
+/// Loads the profile at `path` (stacked on the built-in base), compiles it
+/// and checks the plan.
+fn load_and_compile(path: &Path) -> Result<Plan, Vec<Problem>> {
+    let (profile, _sources) = load(path)?;
+    compile_checked(&profile)
+}
+
+fn load(path: &Path) -> Result<(envc::profile::Profile, envc::profile::Sources), Vec<Problem>> {
+    let loaded = envc::profile::load(path)?;
+    envc::timing::mark("profile loaded and checked");
+    Ok(loaded)
+}
+
+/// The plan of `profile`, with its invariants checked (a failure there is
+/// envc's bug, not the user's).
+fn compile_checked(profile: &envc::profile::Profile) -> Result<Plan, Vec<Problem>> {
+    let plan = envc::compile::compile(profile);
+    envc::timing::mark("plan compiled");
+    plan.check().map_err(|e| {
+        vec![Problem::new(format!(
+            "internal error: the compiled plan is inconsistent: {e}"
+        ))]
+    })?;
+    envc::timing::mark("plan checked");
+    Ok(plan)
+}
+
+/// Prints `problems` and returns `code`.
+fn invalid(problems: &[Problem], code: u8) -> ExitCode {
+    eprint!("{}", render(problems, Style::for_stderr()));
+    ExitCode::from(code)
 }
 
 fn parent_dir(p: &Path) -> PathBuf {
@@ -291,49 +233,10 @@ fn parent_dir(p: &Path) -> PathBuf {
     }
 }
 
-/// From this many steps on, `envc plan` checks the plan and writes its text
-/// on two threads at once (each is about a seventh of the command at
-/// 10,000 devices; below this, a thread costs more than it saves).
-const PARALLEL_STEPS: usize = 4096;
-
-/// The plan of the profile at `path`, checked, and its text in `format`.
-fn compile_profile(path: &Path, format: Format) -> Result<(Plan, String), ExitCode> {
-    match envc::profile::load(path) {
-        Ok((mut profile, sources)) => {
-            envc::timing::mark("profile loaded and checked");
-            let plan = envc::compile::compile_moving_raw_keys(&mut profile);
-            envc::timing::mark("plan compiled");
-            one_shot_done((profile, sources));
-            let (checked, text) = if plan.steps.len() >= PARALLEL_STEPS {
-                let (text, checked) =
-                    envc::alloc::side_by_side(|| plan_text(&plan, format), || plan.check());
-                (checked, text)
-            } else {
-                (plan.check(), plan_text(&plan, format))
-            };
-            if let Err(e) = checked {
-                eprintln!("envc: internal error: the compiled plan is inconsistent: {e}");
-                return Err(ExitCode::from(125));
-            }
-            envc::timing::mark("plan checked and its text made");
-            Ok((plan, text))
-        }
-        Err(problems) => {
-            eprint!("{}", render(&problems, Style::for_stderr()));
-            Err(ExitCode::from(2))
-        }
-    }
-}
-
-fn load_plan(path: &Path) -> Result<Plan, ExitCode> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        eprintln!("envc: cannot read plan {}: {e}", path.display());
-        ExitCode::from(2)
-    })?;
-    Plan::from_json(&text).map_err(|e| {
-        eprintln!("envc: {}: {e}", path.display());
-        ExitCode::from(2)
-    })
+fn load_plan(path: &Path) -> Result<Plan, Vec<Problem>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![Problem::new(format!("cannot read plan {}: {e}", path.display()))])?;
+    Plan::from_json(&text).map_err(|e| vec![Problem::new(format!("{}: {e}", path.display()))])
 }
 
 fn plan_text(plan: &Plan, format: Format) -> String {
@@ -341,10 +244,6 @@ fn plan_text(plan: &Plan, format: Format) -> String {
         Format::Text => plan.to_text(),
         Format::Json => plan.to_json(),
     }
-}
-
-fn emit_plan(plan: &Plan, format: Format, output: Option<&Path>) -> ExitCode {
-    write_plan(plan_text(plan, format), output)
 }
 
 fn write_plan(text: String, output: Option<&Path>) -> ExitCode {

@@ -92,25 +92,6 @@ fn plans_of_every_example() {
 }
 
 #[test]
-fn moving_the_device_keys_gives_the_same_plan() {
-    let mut seen_devices = 0;
-    for (name, path) in profiles() {
-        let Ok((mut profile, _)) = envc::profile::load(&path) else {
-            panic!("{name} does not load");
-        };
-        let copied = envc::compile::compile(&profile);
-        let moved = envc::compile::compile_moving_raw_keys(&mut profile);
-        assert_eq!(copied, moved, "{name}");
-        assert_eq!(copied.to_json(), moved.to_json(), "{name}");
-        seen_devices += moved.guest.devices.len();
-    }
-    assert!(
-        seen_devices >= 10,
-        "the examples declare devices: {seen_devices}"
-    );
-}
-
-#[test]
 fn the_binary_prints_the_same_plan_from_any_directory() {
     // From the repo root with a relative path, and from /tmp with an
     // absolute one: the same bytes as the library's.
@@ -522,8 +503,7 @@ fn a_file_stacked_twice_is_one_layer_where_it_comes_first() {
     );
 }
 
-/// A profile of a quarter MiB or more: `plan` and `check` then take their
-/// small blocks from envc's arena (`envc::alloc`) instead of `malloc`.
+/// A profile with thousands of devices of every kind (a quarter MiB and more).
 fn big_profile(devices: usize, extra: &str) -> String {
     let mut text = String::from(
         "name = \"big\"\nrootfs = \"rootfs\"\nprofiles = [\"small.toml\"]\n\n[config]\n",

@@ -395,8 +395,7 @@ pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer
         name: name.to_string(),
         text: Arc::from(text),
     };
-    let mut scratch = String::new();
-    let (mut doc, errors) = super::halves::parse(text, &mut scratch);
+    let (mut doc, errors) = toml::de::DeTable::parse_recoverable(text);
     if !errors.is_empty() {
         let mut seen = std::collections::HashSet::new();
         let problems = errors
@@ -915,34 +914,9 @@ fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
         }
     }
 
-    // [devices]: a big profile's in two halves at once.
-    let devices = raw.devices.as_slice();
-    if devices.len() >= PARALLEL_DEVICES {
-        let (first, second) = devices.split_at(devices.len() / 2);
-        part.devices.reserve(devices.len());
-        let ((), (mut theirs, mut theirs_problems)) = crate::alloc::side_by_side(
-            || convert_devices(&mut cx, first, &mut part.devices),
-            || {
-                let (mut out, mut problems) = (Vec::with_capacity(second.len()), Vec::new());
-                let mut cx = Cx {
-                    layer,
-                    problems: &mut problems,
-                };
-                convert_devices(&mut cx, second, &mut out);
-                (out, problems)
-            },
-        );
-        part.devices.append(&mut theirs);
-        cx.problems.append(&mut theirs_problems);
-    } else {
-        convert_devices(&mut cx, devices, &mut part.devices);
-    }
+    convert_devices(&mut cx, raw.devices.as_slice(), &mut part.devices);
     part
 }
-
-/// From this many devices on, a layer's devices are converted in two halves
-/// at once (below it, starting a thread costs more than it saves).
-const PARALLEL_DEVICES: usize = 1024;
 
 /// Converts `devices` of `cx`'s layer, in order, onto `out`; `None` for a
 /// device the layer removes.
@@ -1861,50 +1835,6 @@ mod tests {
             .map(|p| &both[p.span.clone().expect("a span")])
             .collect();
         assert_eq!(spans, ["7", "\"relative/x\""], "{problems:?}");
-    }
-
-    /// A layer with enough devices to be converted in two halves at once
-    /// gives what one pass over them gives: the same devices in order, the
-    /// same problems (some in each half) in order.
-    #[test]
-    fn many_devices_convert_in_halves_as_in_one_pass() {
-        let n = PARALLEL_DEVICES + 37;
-        let mut text = String::from("name = \"web\"\nrootfs = \"r\"\n");
-        for i in 0..n {
-            let path = match i {
-                5 | 900 => "relative".to_string(),
-                _ => format!("/mnt/{i}"),
-            };
-            let source = if i == n - 3 {
-                "no-slash".into()
-            } else {
-                format!("/srv/{i}")
-            };
-            text.push_str(&format!(
-                "\n[devices.d{i}]\ntype = \"disk\"\nsource = \"{source}\"\npath = \"{path}\"\n"
-            ));
-        }
-        text.push_str("\n[devices.gone]\ntype = \"none\"\n");
-        let one = parse_layer("many.toml", &text, None).expect("no structural problem");
-        let shown = |p: &Vec<Problem>| format!("{p:?}");
-        let mut halves_problems = Vec::new();
-        let halves = convert(&one, Path::new("/"), &mut halves_problems);
-        let mut one_problems = Vec::new();
-        let mut one_devices = Vec::new();
-        convert_devices(
-            &mut Cx {
-                layer: &one,
-                problems: &mut one_problems,
-            },
-            one.raw.devices.as_slice(),
-            &mut one_devices,
-        );
-        assert_eq!(halves.devices.len(), n + 1 - 3);
-        assert!(format!("{:?}", halves.devices) == format!("{one_devices:?}"));
-        let messages: Vec<&str> = halves_problems.iter().map(|p| p.message.as_str()).collect();
-        assert_eq!(messages.len(), 3, "{messages:?}");
-        assert!(messages[2].contains("no-slash"), "{messages:?}");
-        assert!(shown(&halves_problems) == shown(&one_problems));
     }
 
     /// Loading the bundled examples, stacks and all, asks for no span: a
