@@ -8,8 +8,10 @@
 # the launcher benches/start/spawn.c, then runs benches/start/bench.py: one
 # listing run per runtime (checks each really made its namespaces, /dev, mounts
 # and cgroups), then envc, crun, runc, bwrap and unshare timed INTERLEAVED in
-# one run (single starts, 50 sequential, 20 concurrent), envc plan of a
-# 10,000-device profile, a table, and a check that the host was left clean.
+# one run (single starts, 50 sequential, 20 concurrent), envc plan of 1,000,
+# 10,000 and 100,000 devices (the time per device must stay flat), a table,
+# and a check that the host was left clean. ENVC_BEFORE=/path/to/another/envc
+# times a second build side by side with this one (before/after a change).
 # Extra arguments go to bench.py (--help lists them). Everything it makes is in
 # target/bench-start/ (BENCH_WORK overrides); ENVC=/path/to/envc skips the build.
 # See docs/performance.md.
@@ -61,4 +63,5 @@ echo "== versions: $("$envc" --version) | $(crun --root "$work/crun-state" --ver
 
 exec python3 benches/start/bench.py --work "$work" --envc "$envc" --spawn "$work/spawn" \
   --crun "$(command -v crun)" --runc "$(command -v runc)" --bwrap "$(command -v bwrap)" \
-  --unshare "$(command -v unshare)" --hyperfine "$(command -v hyperfine)" "$@"
+  --unshare "$(command -v unshare)" --hyperfine "$(command -v hyperfine)" \
+  ${ENVC_BEFORE:+--envc-before "$ENVC_BEFORE"} "$@"

@@ -98,13 +98,14 @@ class Bench:
             profile(f"bench-{i}.toml", f"bench-{i}", ["/bin/true"])
         profile("list.toml", "bench-list", ["/bin/sh", "-c", LISTING])
 
-        with open(self.path("plan-10k.toml"), "w") as f:
-            f.write('name = "plan"\nrootfs = "rootfs"\n')
-            for i in range(a.plan_devices):
-                f.write(
-                    f'\n[devices.d{i}]\ntype = "disk"\nsource = "/srv/data/{i}"\n'
-                    f'path = "/mnt/g{i % 97}/d{i}"\nreadonly = {"true" if i % 2 == 0 else "false"}\n'
-                )
+        for n in a.plan_devices:
+            with open(self.path(f"plan-{n}.toml"), "w") as f:
+                f.write('name = "plan"\nrootfs = "rootfs"\n')
+                for i in range(n):
+                    f.write(
+                        f'\n[devices.d{i}]\ntype = "disk"\nsource = "/srv/data/{i}"\n'
+                        f'path = "/mnt/g{i % 97}/d{i}"\nreadonly = {"true" if i % 2 == 0 else "false"}\n'
+                    )
 
         os.environ["ENVC_LOG_DIR"] = self.path("envc-log")  # keep /var/log/envc free of bench-*
         crun_state, runc_state = self.path("crun-state"), self.path("runc-state")
@@ -141,6 +142,16 @@ class Bench:
         ]
         rts[3].list_argv = rts[3].argv[:-1] + ["/bin/sh", "-c", LISTING]
         rts[4].list_argv = rts[4].argv[:-1] + ["/bin/sh", "-c", LISTING]
+        if a.envc_before:
+            # Another build of envc (say, main before a change), timed in the
+            # same interleaved rounds as this one.
+            rts.insert(1, Runtime(
+                "envc-before",
+                [a.envc_before] + rts[0].argv[1:],
+                par_argv=[a.envc_before] + rts[0].par_argv[1:],
+                list_argv=[a.envc_before] + rts[0].list_argv[1:],
+                note=f"{a.envc_before}, the same profiles",
+            ))
         self.runtimes = [r for r in rts if r.name in a.only] if a.only else rts
 
     def fresh(self, argv, rt):
@@ -204,7 +215,7 @@ class Bench:
                     problems.append("not in its own cgroup in every v1 hierarchy")
                 own = len([c for c in cgroups if c.endswith("/" + cid)])
                 rt.note += ("; " if rt.note else "") + f"cgroups in {own} hierarchies"
-            if rt.name == "envc":
+            if rt.name.startswith("envc"):
                 if "/dev/console" not in devs or "/dev/lxd" not in devs:
                     problems.append("/dev/console or /dev/lxd missing")
                 if ns.get("cgroup") == self.host_ns["cgroup"]:
@@ -235,7 +246,7 @@ class Bench:
                     + (f", /dev has {ndev} entries incl. {' '.join(DEVICES)}, proc/sys/devpts/mqueue mounted"
                        if rt.name != "unshare" else "")
                     + (f", own cgroup in {own} hierarchies" if rt.name in ("crun", "runc") else "")
-                    + (", report: cgroups created+attached, no step failed" if rt.name == "envc" else ""))
+                    + (", report: cgroups created+attached, no step failed" if rt.name.startswith("envc") else ""))
         if not ok_all and not self.a.keep_going:
             sys.exit("a runtime did not do its work; not timing it (--keep-going to time anyway)")
 
@@ -313,30 +324,20 @@ class Bench:
             k: statistics.median(v) / 1e3 for k, v in miles.items()}
 
     def run_plan(self):
+        """`envc plan` of profiles of each size in --plan-devices: the whole
+        command's median ms, and per device. The cost of a device must stay
+        flat as profiles grow."""
         a = self.a
-        prof = self.path("plan-10k.toml")
-        if subprocess.run([a.envc, "plan", prof], stdout=subprocess.DEVNULL).returncode != 0:
-            return None
-        if a.hyperfine:
-            js = self.path("plan-hyperfine.json")
-            subprocess.run([a.hyperfine, "-N", "--style", "none", "--warmup", "3", "--runs", "20",
-                            "--export-json", js, f"{a.envc} plan {prof}"],
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # its outlier warning
-            r = json.load(open(js))["results"][0]
-            whole = r["median"] * 1e3, r["min"] * 1e3, r["max"] * 1e3, "hyperfine, 20 runs"
-        else:
-            t = [self.spawn(Runtime("plan", []), "one", 1, [a.envc, "plan", prof])[0] for _ in range(20)]
-            whole = statistics.median(t), min(t), max(t), "20 runs"
-        # The load and compile inside that command (`envc plan --timings`: ms
-        # from main's start to "plan compiled", cold, as a user runs it).
-        compiled = []
-        for _ in range(11):
-            r = subprocess.run([a.envc, "plan", "--timings", prof], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-            for line in r.stderr.splitlines():
-                if line.strip().endswith("plan compiled"):
-                    compiled.append(float(line.split()[0]))
-        return whole + (statistics.median(compiled) if compiled else float("nan"),)
+        log(f"== envc plan of {', '.join(map(str, a.plan_devices))} devices")
+        out = []
+        for n in a.plan_devices:
+            prof = self.path(f"plan-{n}.toml")
+            if subprocess.run([a.envc, "plan", prof], stdout=subprocess.DEVNULL).returncode != 0:
+                return None
+            runs = max(3, min(20, 200000 // n))
+            t = [self.spawn(Runtime("plan", []), "one", 1, [a.envc, "plan", prof])[0] for _ in range(runs)]
+            out.append((n, statistics.median(t), runs))
+        return out
 
     # ---------------------------------------------------------------- report
     def report(self, plan, breakdown):
@@ -379,13 +380,14 @@ class Bench:
                  f"are bound by it)")
         L.append("")
         if plan:
-            L.append(f"envc plan of a {a.plan_devices}-device profile, the whole command (start-up, load, "
-                     f"compile, check, printing): median {plan[0]:.1f} ms (min {plan[1]:.1f}, max {plan[2]:.1f}; "
-                     f"{plan[3]}); of which start-up, load and compile (`envc plan --timings`, 11 runs): "
-                     f"median {plan[4]:.1f} ms (target < 50 ms; warm, in one process: "
-                     f"`cargo bench --bench compile`)")
+            L.append("| envc plan of | median ms | µs per device |")
+            L.append("|---|---:|---:|")
+            for n, ms, runs in plan:
+                L.append(f"| {n} devices ({runs} runs) | {ms:.1f} | {ms * 1e3 / n:.1f} |")
+            per = [ms / n for n, ms, _ in plan]
+            L.append(f"(growth: the most per device is {max(per) / min(per):.2f}x the least)")
         else:
-            L.append("envc plan of the device profile FAILED")
+            L.append("envc plan of the device profiles FAILED")
         if breakdown:
             total, cg, miles = breakdown
             L.append(f"envc's own timing ({a.breakdown} extra runs with --report, medians): plan steps {total:.2f} ms,"
@@ -410,7 +412,7 @@ class Bench:
             crun = next((r for r in self.runtimes if r.name == "crun"), None)
             bwrap = next((r for r in self.runtimes if r.name == "bwrap"), None)
             L.append("")
-            L.append("targets (issue 8):")
+            L.append("targets (docs/performance.md):")
 
             def chk(label, val, lim, le=True):
                 ok = val <= lim if le else val < lim
@@ -424,7 +426,8 @@ class Bench:
                 chk("envc/bwrap single (medians)", e1 / med([m for m, _ in bwrap.single]), 1.25)
             chk("envc peak RSS MiB (max of runs)", max(r for _, r in env.single) / 1024, 2.5)
             if plan:
-                chk(f"envc plan {a.plan_devices} devices: compiled at, ms", plan[4], 50, le=False)
+                per = [ms / n for n, ms, _ in plan]
+                chk("envc plan: most ÷ least time per device", max(per) / min(per), 1.5)
         text = "\n".join(L)
         log("")
         log(text)
@@ -466,10 +469,12 @@ def main():
     p.add_argument("--settle", type=float, default=0.5,
                    help="seconds after the concurrent starts whose CPU is still theirs (default 0.5)")
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--plan-devices", type=int, default=10000)
+    p.add_argument("--plan-devices", type=int, nargs="+", default=[1000, 10000, 100000],
+                   help="sizes of the device profiles `envc plan` is timed on")
+    p.add_argument("--envc-before", help="another envc binary to time side by side with --envc")
     p.add_argument("--seed", type=int, default=8)
     p.add_argument("--breakdown", type=int, default=10, help="extra envc runs with --report for its own timing")
-    p.add_argument("--only", nargs="*", help="a subset of envc crun runc bwrap unshare")
+    p.add_argument("--only", nargs="*", help="a subset of envc envc-before crun runc bwrap unshare")
     p.add_argument("--keep-going", action="store_true", help="time a runtime even if its listing run failed")
     a = p.parse_args()
     for t in ("envc", "spawn", "crun", "runc", "bwrap", "unshare"):
