@@ -19,9 +19,9 @@ pub(super) fn inspect_dir(
 ) -> io::Result<DirState> {
     match k.open_in_root(path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW) {
         Ok(fd) => {
-            // Its first entries, straight from getdents64 (no DIR*: that
-            // is a dup, a stat and two fcntls more): anything but `.` and
-            // `..` means not empty.
+            // Its first entries, straight from getdents64 (not through a
+            // DIR*, whose set-up makes system calls of its own): anything
+            // but `.` and `..` means not empty.
             let mut buf = [0u8; 1024];
             let mut empty = true;
             // Batches until an entry other than `.` and `..`, or the end
