@@ -59,9 +59,9 @@ pub(super) fn host_base(k: &mut LinuxKernel, dir: &Path) {
 pub(super) fn read_host_file(k: &LinuxKernel, path: &Path) -> io::Result<String> {
     use std::io::Read;
     // /proc and cgroupfs files say they are empty (size 0): with room
-    // for a page up front, one read gets them (not probes of 32 bytes,
-    // then 64, 128, ... as for a file of unknown size).
-    // (Plain reads: `read_to_string` would also stat and seek first.)
+    // for a page up front, one read gets them, where `read_to_string`
+    // would stat and seek first, then read a file of unknown size in
+    // small growing pieces.
     let read = || -> io::Result<String> {
         let mut f = k.open_host(path, libc::O_RDONLY)?;
         let mut buf = vec![0u8; 4096];
