@@ -1,0 +1,149 @@
+//! Becoming init: signals reset, a new session with the console as its
+//! terminal and stdio, capabilities dropped, fds above 2 closed on exec,
+//! then `execve`.
+
+#![allow(unsafe_code)]
+
+use super::{LinuxKernel, cstr, with_context};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::AsRawFd;
+
+const PR_CAPBSET_DROP: libc::c_int = 24;
+const PR_CAP_AMBIENT: libc::c_int = 47;
+const PR_CAP_AMBIENT_CLEAR_ALL: libc::c_ulong = 4;
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+
+/// The kernel's `struct sigaction` for `rt_sigaction(2)` (x86_64 and
+/// aarch64 layout: handler, flags, restorer, 64-bit mask).
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// [`Kernel::exec_init`](crate::exec::kernel::Kernel::exec_init): returns
+/// only if something failed, with what.
+pub(super) fn exec_init(
+    k: &mut LinuxKernel,
+    command: &[String],
+    env: &[String],
+    drop_caps: &[u32],
+) -> io::Error {
+    let argv: Vec<CString> = match command.iter().map(|a| cstr(a.as_bytes())).collect() {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let envp: Vec<CString> = match env.iter().map(|a| cstr(a.as_bytes())).collect() {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    let console = k.console_slave.take();
+    // SAFETY: plain system calls on our own process; pointers are valid
+    // C strings and null-terminated arrays that outlive the exec.
+    unsafe {
+        // Signals: default dispositions and nothing blocked, whatever
+        // envc's own caller left behind (SIG_IGN survives exec). The raw
+        // system call: glibc's signal() refuses its internal signals 32
+        // and 33 (EINVAL), which would keep an inherited SIG_IGN there.
+        let dfl = KernelSigaction {
+            handler: libc::SIG_DFL,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &dfl as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                );
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        if libc::setsid() < 0 {
+            return with_context(io::Error::last_os_error(), "setsid");
+        }
+        if let Some(c) = &console {
+            let fd = c.as_raw_fd();
+            if libc::ioctl(fd, libc::TIOCSCTTY, 0) < 0 {
+                return with_context(io::Error::last_os_error(), "TIOCSCTTY");
+            }
+            for target in 0..3 {
+                if libc::dup2(fd, target) < 0 {
+                    return with_context(io::Error::last_os_error(), "dup2");
+                }
+            }
+        }
+        drop(console);
+        for cap in drop_caps {
+            if libc::prctl(PR_CAPBSET_DROP, *cap as libc::c_ulong, 0, 0, 0) < 0 {
+                return with_context(
+                    io::Error::last_os_error(),
+                    format!("dropping capability {cap}"),
+                );
+            }
+        }
+        libc::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        let mut hdr = CapHeader {
+            version: 0x2008_0522,
+            pid: 0,
+        };
+        let mut data = [CapData::default(); 2];
+        if libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        ) < 0
+        {
+            return with_context(io::Error::last_os_error(), "capget");
+        }
+        for cap in drop_caps {
+            let (i, bit) = ((*cap / 32) as usize, 1u32 << (cap % 32));
+            if i < 2 {
+                data[i].effective &= !bit;
+                data[i].permitted &= !bit;
+                data[i].inheritable &= !bit;
+            }
+        }
+        if libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) < 0 {
+            return with_context(io::Error::last_os_error(), "capset");
+        }
+        if libc::chdir(c"/".as_ptr()) < 0 {
+            return with_context(io::Error::last_os_error(), "chdir /");
+        }
+        // Every fd above 2 is closed by the exec itself (close-on-exec),
+        // so the supervisor's channel stays usable to report a failure.
+        if libc::close_range(3, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC as libc::c_int) < 0 {
+            return with_context(io::Error::last_os_error(), "close_range");
+        }
+        libc::execve(argv_p[0], argv_p.as_ptr(), envp_p.as_ptr());
+    }
+    let e = io::Error::last_os_error();
+    with_context(e, format!("exec {}", command[0]))
+}
