@@ -1,5 +1,5 @@
 //! The one trait through which the executor touches the kernel. The real
-//! implementation (`linux.rs`) makes system calls; the recording one keeps an
+//! implementation (`linux/`) makes system calls; the recording one keeps an
 //! ordered list of calls and can fail any of them. Which one runs is chosen
 //! where the executor is built.
 //!
