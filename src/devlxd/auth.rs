@@ -42,10 +42,10 @@ fn ns_id(fd: &OwnedFd) -> io::Result<NsId> {
 /// The PID namespace of process `pid` (host PID), using `pidfd` (a pidfd of the same
 /// process) when there is one so the answer can't be about a recycled PID.
 fn pid_namespace_of(pid: u32, pidfd: Option<BorrowedFd<'_>>) -> io::Result<OwnedFd> {
-    if let Some(pidfd) = pidfd {
-        if let Ok(ns) = sys::pidfd_pid_namespace(pidfd) {
-            return Ok(ns);
-        }
+    if let Some(pidfd) = pidfd
+        && let Ok(ns) = sys::pidfd_pid_namespace(pidfd)
+    {
+        return Ok(ns);
     }
     pid_namespace_via_proc(pid, pidfd)
 }
@@ -59,13 +59,13 @@ fn pid_namespace_via_proc(pid: u32, pidfd: Option<BorrowedFd<'_>>) -> io::Result
         ));
     }
     let ns: OwnedFd = File::open(format!("/proc/{pid}/ns/pid"))?.into();
-    if let Some(pidfd) = pidfd {
-        if !sys::pidfd_alive(pidfd)? {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "process exited while being checked",
-            ));
-        }
+    if let Some(pidfd) = pidfd
+        && !sys::pidfd_alive(pidfd)?
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "process exited while being checked",
+        ));
     }
     Ok(ns)
 }
