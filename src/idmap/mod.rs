@@ -7,19 +7,23 @@
 //!   byte spans for diagnostics.
 //! - [`choose`]: the map: root's whole ranges, or an isolated block
 //!   (`security.idmap.isolated`, `.size`, `.base`), with `raw.idmap` punched in.
+//! - [`isolated`]: isolated blocks recorded under `RUN_DIR/idmap/` and handed
+//!   out under a file lock, so concurrent starts never share ids.
 //! - [`map`]: the types, lookups both ways, and the `/proc/PID/uid_map` text.
 //!
-//! Pure apart from the file readers in [`subid`]; nothing
+//! Pure apart from [`isolated`] and the file readers in [`subid`]; nothing
 //! here calls into the rest of envc.
 
 pub mod choose;
 pub mod error;
+pub mod isolated;
 pub mod map;
 pub mod raw;
 pub mod subid;
 
 pub use choose::{Allocation, ISOLATED_SIZE, IdmapConfig, build, choose, isolated_block};
 pub use error::IdMapError;
+pub use isolated::{allocate, allocations, reclaim, release};
 pub use map::{
     HostRange, IdMap, IdRange, MAX_EXTENTS, MAX_EXTENTS_BEFORE_4_15, ProcMapError, extent_limit,
     to_proc_map,
