@@ -4,6 +4,7 @@ pub mod compile;
 pub mod devlxd;
 pub mod diag;
 pub mod exec;
+pub mod idmap;
 pub mod lifecycle;
 pub mod net;
 pub mod paths;
