@@ -1,7 +1,8 @@
 //! The real driver: runs the host's steps here and the container's steps in
-//! the cloned child, passing the baton between them, then supervises PID 1:
-//! drains the console, serves `/dev/log`, forwards a stop request, waits,
-//! and tears down.
+//! the cloned child (`child.rs`), passing the baton between them, then
+//! supervises PID 1 (`monitor.rs`: drains the console, serves `/dev/log`,
+//! forwards a stop request, waits), and tears down. `run` lists a boot's
+//! phases in the order they happen.
 
 use super::channel::{Channel, Msg};
 use super::kernel::{Kernel, Spawned};
@@ -164,27 +165,28 @@ fn apply_once(
     match result {
         Ok(End::Stopped { code, summary }) => (finish(report, code, summary), false),
         Ok(End::Reboot { summary }) => (finish(report, 0, summary), true),
-        Err((step, f)) => {
-            if let Some(i) = step {
-                report.set(
-                    plan,
-                    i,
-                    Status::Failed {
-                        error: f.message.clone(),
-                        fatal: true,
-                    },
-                );
-            }
-            // A failure of no step (the protocol) says what it was here.
-            let where_ = step.map_or(format!(": {}", f.message), |i| {
-                format!(" at step {} ({})", i + 1, plan.steps[i].op.name())
-            });
-            (
-                finish(report, f.exit_code, format!("failed{where_}")),
-                false,
-            )
-        }
+        Err((step, f)) => (failed(plan, report, step, f), false),
     }
+}
+
+/// A boot that failed at `step` (`None`: between the steps, in the
+/// protocol with the child): the step's status and the outcome say why.
+fn failed(plan: &Plan, mut report: Report, step: Option<usize>, f: Failure) -> Applied {
+    if let Some(i) = step {
+        report.set(
+            plan,
+            i,
+            Status::Failed {
+                error: f.message.clone(),
+                fatal: true,
+            },
+        );
+    }
+    // A failure of no step (the protocol) says what it was here.
+    let where_ = step.map_or(format!(": {}", f.message), |i| {
+        format!(" at step {} ({})", i + 1, plan.steps[i].op.name())
+    });
+    finish(report, f.exit_code, format!("failed{where_}"))
 }
 
 type StepErr = (Option<usize>, Failure);
