@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -149,7 +149,7 @@ pub fn start(
     }
     // Detached: a supervisor of its own session; this process waits until
     // PID 1 runs (or the start failed) and returns.
-    let (mut rd, wr) = match sys::pipe() {
+    let (rd, wr) = match sys::pipe() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("envc: pipe: {e}");
@@ -178,6 +178,13 @@ pub fn start(
         }
     };
     drop(wr);
+    wait_started(plan, rd, pid, &logs)
+}
+
+/// In the detached parent: waits for the supervisor's word on `rd` (what
+/// `StartHooks::started` or a failure wrote) and says it. A supervisor that
+/// ended without a word is reported by how it ended.
+fn wait_started(plan: &Plan, mut rd: File, pid: i32, logs: &Path) -> ExitCode {
     let mut text = String::new();
     let _ = rd.read_to_string(&mut text);
     match text.split_once('\n') {
@@ -215,6 +222,9 @@ struct Output<'a> {
     timings: bool,
 }
 
+/// The supervisor: takes the container's state, runs it (every boot) and
+/// says how it ended, on stderr or to the detached parent waiting on
+/// `notify`. Returns the exit status.
 fn run_supervisor(
     plan: &Plan,
     rootfs: PathBuf,
@@ -223,53 +233,17 @@ fn run_supervisor(
     notify: Option<File>,
     logs: &Path,
 ) -> u8 {
-    let report_file = out.report_file;
-    let mut notify = notify;
-    let fail = |notify: &mut Option<File>, msg: String| {
-        match notify.take() {
-            Some(mut n) => {
-                let _ = write!(n, "failed\n{msg}");
+    let (state, control) = match take_state(plan, &rootfs, logs) {
+        Ok(v) => v,
+        Err(msg) => {
+            match notify {
+                Some(mut n) => {
+                    let _ = write!(n, "failed\n{msg}");
+                }
+                None => eprint!("{msg}"),
             }
-            None => eprint!("{msg}"),
+            return 125;
         }
-        125
-    };
-    let state = match State::acquire(&plan.name) {
-        Ok(s) => {
-            crate::timing::mark("state acquired");
-            s
-        }
-        Err(e) => return fail(&mut notify, format!("envc: {e}\n")),
-    };
-    // The state names the cgroup parent before anything is made, so `gc` can clean up
-    // after a supervisor killed at any point; a state that can't be written (a full
-    // disk) fails here, before anything is made.
-    let early = Info {
-        name: plan.name.clone(),
-        pid: 0,
-        supervisor: std::process::id() as i32,
-        started: now(),
-        rootfs: rootfs.display().to_string(),
-        console_log: logs.join("console.log").display().to_string(),
-        cgroup_parent: cgroup_parent(plan),
-        host_links: Vec::new(),
-        nics: Vec::new(),
-    };
-    if let Err(e) = state.write(
-        "info.json",
-        &serde_json::to_string_pretty(&early).unwrap_or_default(),
-    ) {
-        drop(state);
-        return fail(
-            &mut notify,
-            format!("envc: state directory: cannot write info.json: {e}\n"),
-        );
-    }
-    // A supervisor that died (SIGKILL) left its socket behind; we hold the lock now.
-    let _ = std::fs::remove_file(state.path("control"));
-    let control = match crate::sys::bind_unix(&state.path("control")) {
-        Ok(l) => l,
-        Err(e) => return fail(&mut notify, format!("envc: control socket: {e}\n")),
     };
     let console_log = logs.join("console.log");
     let detached = notify.is_some();
@@ -293,11 +267,70 @@ fn run_supervisor(
         rootfs: &rootfs,
         console_log,
         notify,
-        report_file,
+        report_file: out.report_file,
     };
     let applied = apply(plan, &opts, Some(&control), &mut hooks);
     drop(control);
-    let report = &applied.report;
+    let text = ending_text(plan, &applied.report, sources, &out);
+    let _ = crate::state::overwrite_making_dir(
+        &logs.join("report.json"),
+        applied.report.to_json().as_bytes(),
+    );
+    let notify = hooks.notify.take();
+    drop(hooks);
+    state.release();
+    match notify {
+        // Failed before PID 1 ran: tell the waiting parent.
+        Some(mut n) => {
+            let _ = write!(n, "failed\n{text}");
+        }
+        None => eprint!("{text}"),
+    }
+    applied.exit_code
+}
+
+/// Takes the container's state directory (its lock), writes what `gc`
+/// needs in it, and opens its control socket. Returns what went wrong,
+/// as the line to show.
+fn take_state(plan: &Plan, rootfs: &Path, logs: &Path) -> Result<(State, UnixListener), String> {
+    let state = State::acquire(&plan.name).map_err(|e| format!("envc: {e}\n"))?;
+    crate::timing::mark("state acquired");
+    // The state names the cgroup parent before anything is made, so `gc` can clean up
+    // after a supervisor killed at any point; a state that can't be written (a full
+    // disk) fails here, before anything is made.
+    let early = Info {
+        name: plan.name.clone(),
+        pid: 0,
+        supervisor: std::process::id() as i32,
+        started: now(),
+        rootfs: rootfs.display().to_string(),
+        console_log: logs.join("console.log").display().to_string(),
+        cgroup_parent: cgroup_parent(plan),
+        host_links: Vec::new(),
+        nics: Vec::new(),
+    };
+    state
+        .write(
+            "info.json",
+            &serde_json::to_string_pretty(&early).unwrap_or_default(),
+        )
+        .map_err(|e| format!("envc: state directory: cannot write info.json: {e}\n"))?;
+    // A supervisor that died (SIGKILL) left its socket behind; we hold the lock now.
+    let _ = std::fs::remove_file(state.path("control"));
+    let control = crate::sys::bind_unix(&state.path("control"))
+        .map_err(|e| format!("envc: control socket: {e}\n"))?;
+    Ok((state, control))
+}
+
+/// What the run says at its end: the failure as a diagnostic pointing at
+/// the profile key that asked for the step, the summary, the timings if
+/// asked for; and writes the report where asked.
+fn ending_text(
+    plan: &Plan,
+    report: &Report,
+    sources: Option<&crate::profile::Sources>,
+    out: &Output<'_>,
+) -> String {
     let mut text = String::new();
     if let Some(f) = report.failure() {
         let message = match &f.status {
@@ -321,7 +354,7 @@ fn run_supervisor(
     if out.timings {
         text.push_str(&report.timings(plan));
     }
-    if let Some(path) = report_file
+    if let Some(path) = out.report_file
         && let Err(e) = std::fs::write(path, report.to_json())
     {
         text.push_str(&format!(
@@ -329,19 +362,7 @@ fn run_supervisor(
             path.display()
         ));
     }
-    let _ =
-        crate::state::overwrite_making_dir(&logs.join("report.json"), report.to_json().as_bytes());
-    let notify = hooks.notify.take();
-    drop(hooks);
-    state.release();
-    match notify {
-        // Failed before PID 1 ran: tell the waiting parent.
-        Some(mut n) => {
-            let _ = write!(n, "failed\n{text}");
-        }
-        None => eprint!("{text}"),
-    }
-    applied.exit_code
+    text
 }
 
 /// Whether a supervisor holds `name`'s lock.
@@ -599,94 +620,114 @@ pub fn console(name: &str) -> ExitCode {
 
 /// `envc gc`: removes what dead containers left behind.
 pub fn gc() -> ExitCode {
-    let mut removed = Vec::new();
-    let mut failed = Vec::new();
+    let mut done = Removal::default();
     let mut parents = vec!["envc".to_string()];
     let live: Vec<String> = names().into_iter().filter(|n| is_running(n)).collect();
     for name in names() {
-        if live.contains(&name) {
-            continue;
-        }
-        if let Some(info) = read_info(&name) {
-            if let Some(p) = info.cgroup_parent
-                && !parents.contains(&p)
-            {
-                parents.push(p);
-            }
-            // The supervisor is gone; so is PID 1 (it dies with its
-            // supervisor), but make sure before removing anything.
-            if Path::new(&format!("/proc/{}", info.pid)).exists() && is_init_of_container(info.pid)
-            {
-                failed.push(format!(
-                    "{name}: PID 1 ({}) still runs; stop it first",
-                    info.pid
-                ));
-                continue;
-            }
-        }
-        // Host ends of veths (normally gone with the container's network
-        // namespace, but not if something still holds it).
-        for link in read_info(&name).map(|i| i.host_links).unwrap_or_default() {
-            match crate::net::delete_link(&link) {
-                Ok(true) => removed.push(format!("link {link}")),
-                Ok(false) => {}
-                Err(e) => failed.push(format!("link {link}: {e}")),
-            }
-        }
-        match std::fs::remove_dir_all(run_dir().join(&name)) {
-            Ok(()) => removed.push(format!("state {}", run_dir().join(&name).display())),
-            Err(e) => failed.push(format!("state {name}: {e}")),
+        if !live.contains(&name) {
+            gc_container(&name, &mut parents, &mut done);
         }
     }
-    // Cgroups of containers that are not running.
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    if let Some(layout) = crate::exec::cgroup::parse_layout(&mountinfo) {
-        for h in &layout.hierarchies {
-            for p in &parents {
-                let dir = h.mountpoint.join(p);
-                let Ok(rd) = std::fs::read_dir(&dir) else {
-                    continue;
-                };
-                for e in rd.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    if live.contains(&n) {
-                        continue;
-                    }
-                    // Processes run in it: a container of another run directory
-                    // (ENVC_RUN_DIR), or one starting now. Leave the whole tree alone
-                    // (removing its empty children would break its systemd).
-                    if tree_populated(&e.path()) {
-                        eprintln!(
-                            "envc: left {} alone: processes run in it",
-                            e.path().display()
-                        );
-                        continue;
-                    }
-                    match remove_tree(&e.path()) {
-                        Ok(()) => removed.push(format!("cgroup {}", e.path().display())),
-                        Err(err) => failed.push(format!("cgroup {}: {err}", e.path().display())),
-                    }
-                }
-                if std::fs::remove_dir(&dir).is_ok() {
-                    removed.push(format!("cgroup {}", dir.display()));
-                }
-            }
-        }
-    }
+    gc_cgroups(&parents, &live, &mut done);
     let _ = std::fs::remove_dir(run_dir());
-    for r in &removed {
+    for r in &done.removed {
         println!("removed {r}");
     }
-    for f in &failed {
+    for f in &done.failed {
         eprintln!("envc: could not remove {f}");
     }
-    if removed.is_empty() && failed.is_empty() {
+    if done.removed.is_empty() && done.failed.is_empty() {
         println!("nothing to remove");
     }
-    if failed.is_empty() {
+    if done.failed.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// What `gc` removed, and what it could not.
+#[derive(Default)]
+struct Removal {
+    removed: Vec<String>,
+    failed: Vec<String>,
+}
+
+/// What a container that is not running left: its host links and its
+/// state directory. Its cgroup parent is added to `parents`.
+fn gc_container(name: &str, parents: &mut Vec<String>, done: &mut Removal) {
+    if let Some(info) = read_info(name) {
+        if let Some(p) = info.cgroup_parent
+            && !parents.contains(&p)
+        {
+            parents.push(p);
+        }
+        // The supervisor is gone; so is PID 1 (it dies with its
+        // supervisor), but make sure before removing anything.
+        if Path::new(&format!("/proc/{}", info.pid)).exists() && is_init_of_container(info.pid) {
+            done.failed.push(format!(
+                "{name}: PID 1 ({}) still runs; stop it first",
+                info.pid
+            ));
+            return;
+        }
+    }
+    // Host ends of veths (normally gone with the container's network
+    // namespace, but not if something still holds it).
+    for link in read_info(name).map(|i| i.host_links).unwrap_or_default() {
+        match crate::net::delete_link(&link) {
+            Ok(true) => done.removed.push(format!("link {link}")),
+            Ok(false) => {}
+            Err(e) => done.failed.push(format!("link {link}: {e}")),
+        }
+    }
+    match std::fs::remove_dir_all(run_dir().join(name)) {
+        Ok(()) => done
+            .removed
+            .push(format!("state {}", run_dir().join(name).display())),
+        Err(e) => done.failed.push(format!("state {name}: {e}")),
+    }
+}
+
+/// Cgroups of containers that are not running, under each of `parents`
+/// in every hierarchy, and the parents themselves once empty.
+fn gc_cgroups(parents: &[String], live: &[String], done: &mut Removal) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let Some(layout) = crate::exec::cgroup::parse_layout(&mountinfo) else {
+        return;
+    };
+    for h in &layout.hierarchies {
+        for p in parents {
+            let dir = h.mountpoint.join(p);
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if live.contains(&n) {
+                    continue;
+                }
+                // Processes run in it: a container of another run directory
+                // (ENVC_RUN_DIR), or one starting now. Leave the whole tree alone
+                // (removing its empty children would break its systemd).
+                if tree_populated(&e.path()) {
+                    eprintln!(
+                        "envc: left {} alone: processes run in it",
+                        e.path().display()
+                    );
+                    continue;
+                }
+                match remove_tree(&e.path()) {
+                    Ok(()) => done.removed.push(format!("cgroup {}", e.path().display())),
+                    Err(err) => done
+                        .failed
+                        .push(format!("cgroup {}: {err}", e.path().display())),
+                }
+            }
+            if std::fs::remove_dir(&dir).is_ok() {
+                done.removed.push(format!("cgroup {}", dir.display()));
+            }
+        }
     }
 }
 

@@ -25,9 +25,9 @@ pub fn log_dir() -> PathBuf {
 /// Replaces a file's contents by overwriting it from the start and cutting
 /// it to the new length. Unlike a truncate-then-write (`O_TRUNC`), this does
 /// not make ext4 allocate and flush the file's blocks at close (its guard for
-/// files replaced by truncation), about 0.2 ms per start for the report in
-/// the log directory. Readers can see a half-written file meanwhile: they
-/// read again when it does not parse ([`read_consistent`]).
+/// files replaced by truncation), which every start would wait for on the
+/// report in the log directory. Readers can see a half-written file
+/// meanwhile: they read again when it does not parse ([`read_consistent`]).
 pub fn overwrite(path: &Path, contents: &[u8]) -> io::Result<()> {
     write_over(overwrite_options().open(path)?, contents)
 }

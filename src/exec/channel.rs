@@ -48,8 +48,8 @@ pub enum Msg {
 pub struct Channel {
     fd: OwnedFd,
     /// The receive buffer, made on the first receive and kept: room for the
-    /// largest message, never zeroed (the kernel writes what is read). A
-    /// zeroed 256 KiB per message was 60 page faults a container start.
+    /// largest message, never zeroed (the kernel writes what is read), so a
+    /// message does not cost a fresh zeroed buffer the size of the largest.
     buf: std::cell::RefCell<Vec<u8>>,
 }
 

@@ -142,42 +142,421 @@ fn drain_log(log: &Option<OwnedFd>, syslog: &mut Option<File>) {
     }
 }
 
-pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
-    let name = &plan.name;
-    let timeout = Duration::from_secs(plan.supervise.stop_timeout_secs as u64);
-    let stop_sig = |p: &dyn Pid1| match plan.supervise.stop_signal {
+/// Watches PID 1 until it is gone, serving everything around it, and says
+/// how the run ended.
+pub fn run(plan: &Plan, pid1: &dyn Pid1, io: Io<'_>) -> End {
+    let mut m = Monitor::new(plan, pid1, io);
+    let status = m.watch();
+    m.finish(status)
+}
+
+/// The poll set's fixed slots; each control client has one after them.
+const SLOT_PIDFD: usize = 0;
+const SLOT_SIGNALS: usize = 1;
+const SLOT_CONSOLE: usize = 2;
+const SLOT_LOG: usize = 3;
+const SLOT_CONTROL: usize = 4;
+const SLOT_STDIN: usize = 5;
+const SLOT_CLIENTS: usize = 6;
+
+/// The monitor's state while PID 1 runs.
+struct Monitor<'a> {
+    io: Io<'a>,
+    stop: Stopper<'a>,
+    clients: Vec<Client>,
+    buf: Vec<u8>,
+    /// `Ctrl-a` was typed; the next key says what it means.
+    escape: bool,
+    stdin_open: bool,
+    /// The console hung up: it is left out of the poll set until then.
+    console_muted_until: Option<Instant>,
+}
+
+impl<'a> Monitor<'a> {
+    fn new(plan: &'a Plan, pid1: &'a dyn Pid1, io: Io<'a>) -> Monitor<'a> {
+        if let Some(c) = &io.console {
+            set_nonblocking(c.as_raw_fd());
+            if io.terminal {
+                copy_winsize(0, c.as_raw_fd());
+            }
+        }
+        if let Some(l) = &io.log {
+            set_nonblocking(l.as_raw_fd());
+        }
+        if let Some(c) = io.control {
+            let _ = c.set_nonblocking(true);
+        }
+        Monitor {
+            stop: Stopper {
+                plan,
+                pid1,
+                timeout: Duration::from_secs(plan.supervise.stop_timeout_secs as u64),
+                stopping: None,
+            },
+            stdin_open: io.terminal,
+            io,
+            clients: Vec::new(),
+            buf: vec![0u8; 64 * 1024],
+            escape: false,
+            console_muted_until: None,
+        }
+    }
+
+    /// Serves whatever is ready until PID 1 is gone; returns its wait status.
+    fn watch(&mut self) -> i32 {
+        let pid1 = self.stop.pid1;
+        loop {
+            if let Some(st) = pid1.try_reap() {
+                return st;
+            }
+            // Unmute before building the poll set: unmuting after it would
+            // leave the console out of a whole poll (up to a second), so a
+            // console whose every writer closes it (systemd) would be read
+            // only that often, one buffer's worth each time.
+            if self
+                .console_muted_until
+                .is_some_and(|t| Instant::now() >= t)
+            {
+                self.console_muted_until = None;
+            }
+            let mut pfds = self.poll_set();
+            if let Err(e) = crate::sys::poll(&mut pfds, self.poll_wait_ms())
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                return pid1.reap();
+            }
+            // Clients accepted below have no slot in this round: they wait
+            // for the next.
+            let ready: Vec<bool> = pfds
+                .iter()
+                .map(|p| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
+                .collect();
+            if ready[SLOT_CONSOLE] {
+                self.drain_console();
+            }
+            if ready[SLOT_LOG] {
+                drain_log(&self.io.log, &mut self.io.syslog);
+            }
+            if ready[SLOT_STDIN] {
+                self.forward_terminal();
+            }
+            if ready[SLOT_SIGNALS] {
+                self.read_signals();
+            }
+            if ready[SLOT_CONTROL] {
+                self.accept_clients();
+            }
+            self.serve_clients(&ready[SLOT_CLIENTS..]);
+            self.stop.press();
+        }
+    }
+
+    /// The fds to wait on: the fixed slots (-1 where there is none, or the
+    /// console is muted), then one per client.
+    fn poll_set(&self) -> Vec<libc::pollfd> {
+        let io = &self.io;
+        let mut fds = vec![-1; SLOT_CLIENTS];
+        fds[SLOT_PIDFD] = self.stop.pid1.pidfd().unwrap_or(-1);
+        fds[SLOT_SIGNALS] = io.sigfd.as_raw_fd();
+        fds[SLOT_CONSOLE] = match (&io.console, self.console_muted_until) {
+            (Some(c), None) => c.as_raw_fd(),
+            _ => -1,
+        };
+        fds[SLOT_LOG] = io.log.as_ref().map_or(-1, |f| f.as_raw_fd());
+        fds[SLOT_CONTROL] = io.control.map_or(-1, |c| c.as_raw_fd());
+        fds[SLOT_STDIN] = if self.stdin_open { 0 } else { -1 };
+        fds.extend(self.clients.iter().map(|c| c.stream.as_raw_fd()));
+        fds.into_iter()
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect()
+    }
+
+    /// How long one poll waits: briefly while the console is muted, a
+    /// little while a stop is in progress or without a pidfd (PID 1's end
+    /// is then only seen by trying to reap it), else up to a second.
+    fn poll_wait_ms(&self) -> i32 {
+        if self.console_muted_until.is_some() {
+            50
+        } else if self.stop.stopping.is_some() || self.stop.pid1.pidfd().is_none() {
+            200
+        } else {
+            1000
+        }
+    }
+
+    /// The console: to stdout, the log and every attached client.
+    fn drain_console(&mut self) {
+        let mut idle = true;
+        if let Some(c) = &self.io.console {
+            loop {
+                match read_raw(c.as_raw_fd(), &mut self.buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        idle = false;
+                        let data = &self.buf[..n];
+                        if self.io.echo {
+                            let mut out = io::stdout().lock();
+                            let _ = out.write_all(data);
+                            let _ = out.flush();
+                        }
+                        copy_to_readers(data, &mut self.io.console_log, &mut self.clients);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+        if idle {
+            // A hang-up: no process has the terminal open right now. Look
+            // again a little later rather than spin on it.
+            self.console_muted_until = Some(Instant::now() + Duration::from_millis(50));
+        }
+    }
+
+    /// The user's terminal: what they type goes to the console; `Ctrl-a q`
+    /// stops the container.
+    fn forward_terminal(&mut self) {
+        match read_raw(0, &mut self.buf) {
+            Ok(0) | Err(_) => self.stdin_open = false,
+            Ok(n) => {
+                let (fwd, quit) = filter_escape(&self.buf[..n], &mut self.escape);
+                if let Some(c) = &self.io.console {
+                    write_all_raw(c.as_raw_fd(), &fwd);
+                }
+                if quit {
+                    self.stop.begin(false, false, self.stop.timeout);
+                }
+            }
+        }
+    }
+
+    /// Signals to envc: a window size change is passed on to the console;
+    /// any other asks PID 1 to stop.
+    fn read_signals(&mut self) {
+        use std::os::fd::AsFd;
+        while let Some(signo) = crate::sys::read_signal(self.io.sigfd.as_fd()) {
+            if signo as i32 == libc::SIGWINCH {
+                if let (true, Some(c)) = (self.io.terminal, &self.io.console) {
+                    copy_winsize(0, c.as_raw_fd());
+                }
+            } else {
+                self.stop.begin(false, false, self.stop.timeout);
+            }
+        }
+    }
+
+    /// New control connections (64 at most at a time).
+    fn accept_clients(&mut self) {
+        let Some(l) = self.io.control else { return };
+        while let Ok((s, _)) = l.accept() {
+            let _ = s.set_nonblocking(true);
+            if self.clients.len() < 64 {
+                self.clients.push(Client {
+                    stream: s,
+                    buf: Vec::new(),
+                    kind: ClientKind::New,
+                    since: Instant::now(),
+                });
+            }
+        }
+    }
+
+    /// Control clients: each one `ready` says has something is served; the
+    /// ones done with are dropped.
+    fn serve_clients(&mut self, ready: &[bool]) {
+        let mut drop_idx = Vec::new();
+        for (i, cl) in self.clients.iter_mut().enumerate() {
+            let ready = ready.get(i).copied().unwrap_or(false);
+            if !serve_client(cl, ready, &self.io.console, &mut self.stop) {
+                drop_idx.push(i);
+            }
+        }
+        for i in drop_idx.into_iter().rev() {
+            self.clients.remove(i);
+        }
+    }
+
+    /// PID 1 is gone: whatever it and the guest wrote last, then how the
+    /// run ended, which the clients waiting for the stop are told.
+    fn finish(mut self, status: i32) -> End {
+        // Whatever the guest logged last.
+        drain_log(&self.io.log, &mut self.io.syslog);
+        // Whatever PID 1 wrote last.
+        if let Some(c) = &self.io.console {
+            while let Ok(n) = read_raw(c.as_raw_fd(), &mut self.buf) {
+                if n == 0 {
+                    break;
+                }
+                let data = &self.buf[..n];
+                if self.io.echo {
+                    let _ = io::stdout().lock().write_all(data);
+                }
+                copy_to_readers(data, &mut self.io.console_log, &mut self.clients);
+            }
+        }
+        let _ = io::stdout().flush();
+        let stopping = self.stop.stopping.as_ref();
+        let reboot_requested = stopping.is_some_and(|s| s.reboot);
+        let killed = stopping.is_some_and(|s| s.killed);
+        let end = decide(status, killed, reboot_requested);
+        let code = match &end {
+            End::Stopped { code, .. } => *code,
+            End::Reboot { .. } => 0,
+        };
+        for cl in self
+            .clients
+            .iter_mut()
+            .filter(|c| c.kind == ClientKind::StopWaiter)
+        {
+            let _ = cl.stream.set_nonblocking(false);
+            let _ = cl.stream.write_all(format!("stopped {code}\n").as_bytes());
+        }
+        end
+    }
+}
+
+/// Console output to the console log and every attached client.
+fn copy_to_readers(data: &[u8], console_log: &mut Option<File>, clients: &mut [Client]) {
+    if let Some(f) = console_log.as_mut() {
+        let _ = f.write_all(data);
+    }
+    for cl in clients.iter_mut().filter(|c| c.kind == ClientKind::Console) {
+        let _ = cl.stream.write_all(data);
+    }
+}
+
+/// Serves control client `cl` (`ready`: it has something to read).
+/// Returns false when it is to be dropped: it left, said too much or
+/// something unknown, asked for a reboot, or never said what it wants.
+fn serve_client(
+    cl: &mut Client,
+    ready: bool,
+    console: &Option<OwnedFd>,
+    stop: &mut Stopper<'_>,
+) -> bool {
+    if !ready {
+        return !(cl.kind == ClientKind::New && cl.since.elapsed() > Duration::from_secs(5));
+    }
+    let mut tmp = [0u8; 4096];
+    match cl.stream.read(&mut tmp) {
+        Ok(0) => false,
+        Ok(n) => match cl.kind {
+            ClientKind::Console => {
+                if let Some(c) = console {
+                    write_all_raw(c.as_raw_fd(), &tmp[..n]);
+                }
+                true
+            }
+            ClientKind::StopWaiter => true,
+            ClientKind::New => {
+                cl.buf.extend_from_slice(&tmp[..n]);
+                if cl.buf.len() > 4096 {
+                    return false;
+                }
+                let Some(nl) = cl.buf.iter().position(|b| *b == b'\n') else {
+                    return true;
+                };
+                let line = String::from_utf8_lossy(&cl.buf[..nl]).trim().to_string();
+                let rest = cl.buf[nl + 1..].to_vec();
+                handle_request(cl, &line, &rest, console, stop)
+            }
+        },
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+        Err(_) => false,
+    }
+}
+
+/// A client's request line: `stop TIMEOUT FORCE` (it then waits for the
+/// end), `reboot`, or `console [ROWS COLS]` (`rest`, what it sent after
+/// the line, goes to the console). Returns false when the client is done.
+fn handle_request(
+    cl: &mut Client,
+    line: &str,
+    rest: &[u8],
+    console: &Option<OwnedFd>,
+    stop: &mut Stopper<'_>,
+) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["stop", t, force] => {
+            let t = t
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .unwrap_or(stop.timeout);
+            let _ = cl.stream.write_all(b"stopping\n");
+            cl.kind = ClientKind::StopWaiter;
+            stop.begin(*force == "1", false, t);
+            true
+        }
+        ["reboot"] => {
+            let _ = cl.stream.write_all(b"rebooting\n");
+            stop.begin(false, true, stop.timeout);
+            false
+        }
+        ["console", rest_words @ ..] => {
+            let _ = cl.stream.write_all(b"console\n");
+            if let ([rows, cols], Some(c)) = (rest_words, console)
+                && let (Ok(r), Ok(cc)) = (rows.parse::<u16>(), cols.parse::<u16>())
+            {
+                let ws = libc::winsize {
+                    ws_row: r,
+                    ws_col: cc,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                crate::sys::set_window_size(c.as_raw_fd(), &ws);
+            }
+            cl.kind = ClientKind::Console;
+            if let (false, Some(c)) = (rest.is_empty(), console) {
+                write_all_raw(c.as_raw_fd(), rest);
+            }
+            true
+        }
+        _ => {
+            let _ = cl.stream.write_all(b"error unknown request\n");
+            false
+        }
+    }
+}
+
+/// Stopping PID 1: the request, asked again while it boots, and the kill
+/// at the deadline.
+struct Stopper<'a> {
+    plan: &'a Plan,
+    pid1: &'a dyn Pid1,
+    /// The profile's stop timeout.
+    timeout: Duration,
+    stopping: Option<Stopping>,
+}
+
+/// The signal that asks PID 1 to stop, or to reboot.
+fn request_signal(plan: &Plan, pid1: &dyn Pid1, reboot: bool) -> i32 {
+    if reboot {
+        return plan.supervise.reboot_signal;
+    }
+    match plan.supervise.stop_signal {
         StopSignal::Signal(s) => s,
         StopSignal::Auto => {
-            if p.blocks(SIGRTMIN_3) {
+            if pid1.blocks(SIGRTMIN_3) {
                 SIGRTMIN_3
             } else {
                 libc::SIGPWR
             }
         }
-    };
-    if let Some(c) = &io.console {
-        set_nonblocking(c.as_raw_fd());
-        if io.terminal {
-            copy_winsize(0, c.as_raw_fd());
-        }
     }
-    if let Some(l) = &io.log {
-        set_nonblocking(l.as_raw_fd());
-    }
-    if let Some(c) = io.control {
-        let _ = c.set_nonblocking(true);
-    }
-    let mut clients: Vec<Client> = Vec::new();
-    let mut stopping: Option<Stopping> = None;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut escape = false;
-    let mut stdin_open = io.terminal;
-    let mut console_muted_until: Option<Instant> = None;
+}
 
-    let begin_stop = |stopping: &mut Option<Stopping>, force: bool, reboot: bool, t: Duration| {
+impl Stopper<'_> {
+    /// Asks PID 1 to stop (or reboot) within `t`; `force`, or a second
+    /// request while stopping, kills it now.
+    fn begin(&mut self, force: bool, reboot: bool, t: Duration) {
         if force {
-            pid1.signal(libc::SIGKILL);
-            *stopping = Some(Stopping {
+            self.pid1.signal(libc::SIGKILL);
+            self.stopping = Some(Stopping {
                 deadline: Instant::now(),
                 last_signal: Instant::now(),
                 killed: true,
@@ -185,317 +564,50 @@ pub fn run(plan: &Plan, pid1: &dyn Pid1, mut io: Io<'_>) -> End {
             });
             return;
         }
-        if let Some(s) = stopping.as_mut() {
+        if let Some(s) = self.stopping.as_mut() {
             // Asked again while stopping: stop now.
-            pid1.signal(libc::SIGKILL);
+            self.pid1.signal(libc::SIGKILL);
             s.killed = true;
             return;
         }
-        let sig = if reboot {
-            plan.supervise.reboot_signal
-        } else {
-            stop_sig(pid1)
-        };
+        let sig = request_signal(self.plan, self.pid1, reboot);
         eprintln!(
-            "envc: {} {name} (sent {} to PID 1; killing after {}s)",
+            "envc: {} {} (sent {} to PID 1; killing after {}s)",
             if reboot { "rebooting" } else { "stopping" },
+            self.plan.name,
             signal_name(sig),
             t.as_secs()
         );
-        pid1.signal(sig);
-        *stopping = Some(Stopping {
+        self.pid1.signal(sig);
+        self.stopping = Some(Stopping {
             deadline: Instant::now() + t,
             last_signal: Instant::now(),
             killed: false,
             reboot,
         });
-    };
+    }
 
-    let status = loop {
-        if let Some(st) = pid1.try_reap() {
-            break st;
-        }
-        // Unmute before building the poll set: unmuting after it left the
-        // console out of a whole 1 s poll, so a console whose every writer
-        // closes it (systemd) was read only once a second, one buffer's worth.
-        if console_muted_until.is_some_and(|t| Instant::now() >= t) {
-            console_muted_until = None;
-        }
-        // Poll set: fixed slots, then one per client.
-        let mut pfds = vec![
-            libc::pollfd {
-                fd: pid1.pidfd().unwrap_or(-1),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: io.sigfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: match (&io.console, console_muted_until) {
-                    (Some(c), None) => c.as_raw_fd(),
-                    _ => -1,
-                },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: io.log.as_ref().map_or(-1, |f| f.as_raw_fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: io.control.map_or(-1, |c| c.as_raw_fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if stdin_open { 0 } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        for c in &clients {
-            pfds.push(libc::pollfd {
-                fd: c.stream.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        let wait_ms = if console_muted_until.is_some() {
-            50
-        } else if stopping.is_some() || pid1.pidfd().is_none() {
-            200
-        } else {
-            1000
+    /// A stop in progress: asks again about once a second; kills at the
+    /// deadline.
+    fn press(&mut self) {
+        let Some(s) = self.stopping.as_mut().filter(|s| !s.killed) else {
+            return;
         };
-        if let Err(e) = crate::sys::poll(&mut pfds, wait_ms)
-            && e.kind() != io::ErrorKind::Interrupted
-        {
-            break pid1.reap();
-        }
-        // Clients accepted below have no slot in this round: they wait for the next.
-        let ready = |i: usize| {
-            pfds.get(i)
-                .is_some_and(|p| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
-        };
-
-        // The console: to stdout, the log and every attached client.
-        if ready(2) {
-            let mut idle = true;
-            if let Some(c) = &io.console {
-                loop {
-                    match read_raw(c.as_raw_fd(), &mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            idle = false;
-                            let data = &buf[..n];
-                            if io.echo {
-                                let mut out = io::stdout().lock();
-                                let _ = out.write_all(data);
-                                let _ = out.flush();
-                            }
-                            if let Some(f) = io.console_log.as_mut() {
-                                let _ = f.write_all(data);
-                            }
-                            for cl in clients.iter_mut().filter(|c| c.kind == ClientKind::Console) {
-                                let _ = cl.stream.write_all(data);
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(_) => break,
-                    }
-                }
-            }
-            if idle {
-                // A hang-up: no process has the terminal open right now. Look
-                // again a little later rather than spin on it.
-                console_muted_until = Some(Instant::now() + Duration::from_millis(50));
-            }
-        }
-        // /dev/log datagrams.
-        if ready(3) {
-            drain_log(&io.log, &mut io.syslog);
-        }
-        // The user's terminal.
-        if ready(5) {
-            match read_raw(0, &mut buf) {
-                Ok(0) | Err(_) => stdin_open = false,
-                Ok(n) => {
-                    let (fwd, quit) = filter_escape(&buf[..n], &mut escape);
-                    if let Some(c) = &io.console {
-                        write_all_raw(c.as_raw_fd(), &fwd);
-                    }
-                    if quit {
-                        begin_stop(&mut stopping, false, false, timeout);
-                    }
-                }
-            }
-        }
-        // Signals to envc.
-        if ready(1) {
-            use std::os::fd::AsFd;
-            while let Some(signo) = crate::sys::read_signal(io.sigfd.as_fd()) {
-                if signo as i32 == libc::SIGWINCH {
-                    if let (true, Some(c)) = (io.terminal, &io.console) {
-                        copy_winsize(0, c.as_raw_fd());
-                    }
-                } else {
-                    begin_stop(&mut stopping, false, false, timeout);
-                }
-            }
-        }
-        // New control connections.
-        if ready(4)
-            && let Some(l) = io.control
-        {
-            while let Ok((s, _)) = l.accept() {
-                let _ = s.set_nonblocking(true);
-                if clients.len() < 64 {
-                    clients.push(Client {
-                        stream: s,
-                        buf: Vec::new(),
-                        kind: ClientKind::New,
-                        since: Instant::now(),
-                    });
-                }
-            }
-        }
-        // Control clients.
-        let mut drop_idx = Vec::new();
-        for (i, cl) in clients.iter_mut().enumerate() {
-            if !ready(6 + i) {
-                if cl.kind == ClientKind::New && cl.since.elapsed() > Duration::from_secs(5) {
-                    drop_idx.push(i);
-                }
-                continue;
-            }
-            let mut tmp = [0u8; 4096];
-            match cl.stream.read(&mut tmp) {
-                Ok(0) => drop_idx.push(i),
-                Ok(n) => match cl.kind {
-                    ClientKind::Console => {
-                        if let Some(c) = &io.console {
-                            write_all_raw(c.as_raw_fd(), &tmp[..n]);
-                        }
-                    }
-                    ClientKind::StopWaiter => {}
-                    ClientKind::New => {
-                        cl.buf.extend_from_slice(&tmp[..n]);
-                        if cl.buf.len() > 4096 {
-                            drop_idx.push(i);
-                            continue;
-                        }
-                        let Some(nl) = cl.buf.iter().position(|b| *b == b'\n') else {
-                            continue;
-                        };
-                        let line = String::from_utf8_lossy(&cl.buf[..nl]).trim().to_string();
-                        let rest = cl.buf[nl + 1..].to_vec();
-                        let words: Vec<&str> = line.split_whitespace().collect();
-                        match words.as_slice() {
-                            ["stop", t, force] => {
-                                let t =
-                                    t.parse::<u64>().map(Duration::from_secs).unwrap_or(timeout);
-                                let _ = cl.stream.write_all(b"stopping\n");
-                                cl.kind = ClientKind::StopWaiter;
-                                begin_stop(&mut stopping, *force == "1", false, t);
-                            }
-                            ["reboot"] => {
-                                let _ = cl.stream.write_all(b"rebooting\n");
-                                drop_idx.push(i);
-                                begin_stop(&mut stopping, false, true, timeout);
-                            }
-                            ["console", rest_words @ ..] => {
-                                let _ = cl.stream.write_all(b"console\n");
-                                if let ([rows, cols], Some(c)) = (rest_words, &io.console)
-                                    && let (Ok(r), Ok(cc)) =
-                                        (rows.parse::<u16>(), cols.parse::<u16>())
-                                {
-                                    let ws = libc::winsize {
-                                        ws_row: r,
-                                        ws_col: cc,
-                                        ws_xpixel: 0,
-                                        ws_ypixel: 0,
-                                    };
-                                    crate::sys::set_window_size(c.as_raw_fd(), &ws);
-                                }
-                                cl.kind = ClientKind::Console;
-                                if let (false, Some(c)) = (rest.is_empty(), &io.console) {
-                                    write_all_raw(c.as_raw_fd(), &rest);
-                                }
-                            }
-                            _ => {
-                                let _ = cl.stream.write_all(b"error unknown request\n");
-                                drop_idx.push(i);
-                            }
-                        }
-                    }
-                },
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => drop_idx.push(i),
-            }
-        }
-        for i in drop_idx.into_iter().rev() {
-            clients.remove(i);
-        }
-        // A stop in progress: re-ask about once a second; kill at the deadline.
-        if let Some(s) = stopping.as_mut()
-            && !s.killed
-        {
-            if Instant::now() >= s.deadline {
-                eprintln!("envc: {name} did not stop within its timeout; killing it");
-                pid1.signal(libc::SIGKILL);
-                s.killed = true;
-            } else if s.last_signal.elapsed() >= Duration::from_secs(1) {
-                // Early in boot init may not handle it yet (and systemd
-                // blocks SIGRTMIN+3 only once it runs): ask again.
-                let sig = if s.reboot {
-                    plan.supervise.reboot_signal
-                } else {
-                    stop_sig(pid1)
-                };
-                pid1.signal(sig);
-                s.last_signal = Instant::now();
-            }
-        }
-    };
-    // Whatever the guest logged last.
-    drain_log(&io.log, &mut io.syslog);
-    // Whatever PID 1 wrote last.
-    if let Some(c) = &io.console {
-        while let Ok(n) = read_raw(c.as_raw_fd(), &mut buf) {
-            if n == 0 {
-                break;
-            }
-            if io.echo {
-                let _ = io::stdout().lock().write_all(&buf[..n]);
-            }
-            if let Some(f) = io.console_log.as_mut() {
-                let _ = f.write_all(&buf[..n]);
-            }
-            for cl in clients.iter_mut().filter(|c| c.kind == ClientKind::Console) {
-                let _ = cl.stream.write_all(&buf[..n]);
-            }
+        if Instant::now() >= s.deadline {
+            eprintln!(
+                "envc: {} did not stop within its timeout; killing it",
+                self.plan.name
+            );
+            self.pid1.signal(libc::SIGKILL);
+            s.killed = true;
+        } else if s.last_signal.elapsed() >= Duration::from_secs(1) {
+            // Early in boot init may not handle it yet (and systemd
+            // blocks SIGRTMIN+3 only once it runs): ask again.
+            let sig = request_signal(self.plan, self.pid1, s.reboot);
+            self.pid1.signal(sig);
+            s.last_signal = Instant::now();
         }
     }
-    let _ = io::stdout().flush();
-    let reboot_requested = stopping.as_ref().is_some_and(|s| s.reboot);
-    let killed = stopping.as_ref().is_some_and(|s| s.killed);
-    let end = decide(status, killed, reboot_requested);
-    let code = match &end {
-        End::Stopped { code, .. } => *code,
-        End::Reboot { .. } => 0,
-    };
-    for cl in clients
-        .iter_mut()
-        .filter(|c| c.kind == ClientKind::StopWaiter)
-    {
-        let _ = cl.stream.set_nonblocking(false);
-        let _ = cl.stream.write_all(format!("stopped {code}\n").as_bytes());
-    }
-    end
 }
 
 /// How a wait status ends the run.

@@ -1,14 +1,15 @@
 //! The real driver: runs the host's steps here and the container's steps in
-//! the cloned child, passing the baton between them, then supervises PID 1:
-//! drains the console, serves `/dev/log`, forwards a stop request, waits,
-//! and tears down.
+//! the cloned child (`child.rs`), passing the baton between them, then
+//! supervises PID 1 (`monitor.rs`: drains the console, serves `/dev/log`,
+//! forwards a stop request, waits), and tears down. `run` lists a boot's
+//! phases in the order they happen.
 
 use super::channel::{Channel, Msg};
 use super::kernel::{Kernel, Spawned};
 use super::linux::LinuxKernel;
 use super::monitor::{self, End};
 use super::report::{Outcome, Report, Status};
-use super::{CgroupPart, CgroupSpec, Failure, Runner, clone_index, dropped_caps};
+use super::{CgroupPart, CgroupSpec, Failure, Runner, child, clone_index};
 use crate::plan::{Op, Plan, Side};
 use std::fs::File;
 use std::io;
@@ -164,31 +165,39 @@ fn apply_once(
     match result {
         Ok(End::Stopped { code, summary }) => (finish(report, code, summary), false),
         Ok(End::Reboot { summary }) => (finish(report, 0, summary), true),
-        Err((step, f)) => {
-            if let Some(i) = step {
-                report.set(
-                    plan,
-                    i,
-                    Status::Failed {
-                        error: f.message.clone(),
-                        fatal: true,
-                    },
-                );
-            }
-            // A failure of no step (the protocol) says what it was here.
-            let where_ = step.map_or(format!(": {}", f.message), |i| {
-                format!(" at step {} ({})", i + 1, plan.steps[i].op.name())
-            });
-            (
-                finish(report, f.exit_code, format!("failed{where_}")),
-                false,
-            )
-        }
+        Err((step, f)) => (failed(plan, report, step, f), false),
     }
+}
+
+/// A boot that failed at `step` (`None`: between the steps, in the
+/// protocol with the child): the step's status and the outcome say why.
+fn failed(plan: &Plan, mut report: Report, step: Option<usize>, f: Failure) -> Applied {
+    if let Some(i) = step {
+        report.set(
+            plan,
+            i,
+            Status::Failed {
+                error: f.message.clone(),
+                fatal: true,
+            },
+        );
+    }
+    // A failure of no step (the protocol) says what it was here.
+    let where_ = step.map_or(format!(": {}", f.message), |i| {
+        format!(" at step {} ({})", i + 1, plan.steps[i].op.name())
+    });
+    finish(report, f.exit_code, format!("failed{where_}"))
 }
 
 type StepErr = (Option<usize>, Failure);
 
+/// One boot, in the order things happen. The host's steps before the clone
+/// (the cgroup only in cgroup2: the clone starts the child there); the
+/// clone; then both sides at once: the child runs the container's steps
+/// (`child.rs`) while the host makes the cgroup's v1 part and runs its own
+/// steps after the clone, telling the child after each; the child sends its
+/// results and execs init; the supervisor serves the guest API and watches
+/// PID 1 until it is gone (`monitor.rs`).
 #[allow(clippy::too_many_arguments)]
 fn run(
     plan: &Plan,
@@ -201,101 +210,14 @@ fn run(
     hooks: &mut dyn Hooks,
     guest_api: &mut Option<crate::devlxd::ServerHandle>,
 ) -> Result<End, StepErr> {
-    // Host steps before the clone. The cgroup only in cgroup2 (the clone
-    // starts the child there); the v1 hierarchies after the clone, while the
-    // child builds its mounts.
-    for i in 0..ci {
-        let t = Instant::now();
-        let s = match CgroupSpec::of(&plan.steps[i].op) {
-            Some(spec) => runner.create_cgroup(&spec, CgroupPart::Cgroup2),
-            None => runner.run(&plan.steps[i].op),
-        }
-        .map_err(|f| (Some(i), f))?;
-        report.set(plan, i, s);
-        report.set_us(i, t.elapsed().as_micros() as u32);
-    }
-    report.host.init = runner.init.as_ref().map(|i| i.resolved.clone());
-    let Op::CloneChild { namespaces } = &plan.steps[ci].op else {
-        unreachable!("clone_index found it")
-    };
-    let (host_end, child_end) = Channel::pair().map_err(|e| (Some(ci), e.into()))?;
-    report.mark("host steps before the clone done");
-    let spawned = runner
-        .k
-        .spawn(namespaces)
-        .map_err(|e| (Some(ci), e.into()))?;
-    let (pid, pidfd) = match spawned {
-        Spawned::Child => {
-            drop(host_end);
-            child_main(plan, runner, child_end, ci);
-        }
-        Spawned::Parent { pid, pidfd } => (pid, pidfd),
-    };
-    runner.child_pid = Some(pid);
-    report.mark("container process cloned");
-    drop(child_end);
-    report.pid = Some(pid);
-    report.set(plan, ci, Status::detail(format!("pid {pid} on the host")));
-    let child = Child { pid, pidfd };
-
-    // Pass the baton until the child is about to exec.
-    let child_ref = (pid, child.pidfd.as_ref().map(|f| f.as_fd()));
-    let handoff = match host_side(
-        plan,
-        runner,
-        &host_end,
-        ci + 1,
-        report,
-        child_ref,
-        guest_api,
-    ) {
-        Ok(h) => h,
-        Err(e) => {
-            child.kill_and_reap();
-            return Err(e);
-        }
-    };
-    // The exec closes the child's end: end of file means it worked.
-    match host_end.recv() {
-        Ok(None) => report.mark("PID 1 exec'd"),
-        Ok(Some((Msg::ExecFailed { error, exit_code }, _))) => {
-            child.reap();
-            let last = plan.steps.len() - 1;
-            return Err((
-                Some(last),
-                Failure {
-                    message: error,
-                    exit_code,
-                },
-            ));
-        }
-        Ok(Some(_)) | Err(_) => {
-            child.kill_and_reap();
-            return Err((
-                None,
-                Failure::new("the container's process broke the protocol"),
-            ));
-        }
-    }
-    let last = plan.steps.len() - 1;
-    report.set(
-        plan,
-        last,
-        Status::detail(format!("PID 1 is {}", plan.steps[last].op_command())),
-    );
-    drop(host_end);
-    // The guest API's thread (started while the child was being set up)
-    // serves from now on.
-    if let Some(listener) = handoff.guest_api {
-        let served = match guest_api.as_mut() {
-            Some(g) => g.serve(listener).map_err(|e| e.to_string()),
-            None => Err(handoff.guest_api_error.unwrap_or_default()),
-        };
-        if let Err(e) = served {
-            eprintln!("envc: the guest API could not start: {e}");
-        }
-    }
-    hooks.started(pid, report);
+    run_host_steps_before_clone(plan, runner, ci, report)?;
+    let (child, ch) = clone_child(plan, runner, ci, report)?;
+    let handoff = host_side(plan, runner, &ch, ci + 1, report, &child, guest_api)
+        .inspect_err(|_| child.kill_and_reap())?;
+    wait_for_exec(plan, &ch, &child, report)?;
+    drop(ch);
+    serve_guest_api(handoff.guest_api, handoff.guest_api_error, guest_api);
+    hooks.started(child.pid, report);
     let io = monitor::Io {
         console: handoff.console,
         log: handoff.log,
@@ -309,82 +231,178 @@ fn run(
     Ok(monitor::run(plan, &child, io))
 }
 
-/// The host's half: starts the child on its steps at once, then runs the
-/// host's own steps after the clone (cgroup attach, NICs) while the child
-/// works, telling it after each one; a container step that needs them waits
-/// for that word. Returns the hand-off fds once the child is about to exec.
+/// Runs host step `i` and records its status and time; the cgroup is made
+/// only as far as `part` says.
+fn run_host_step(
+    plan: &Plan,
+    runner: &mut Runner<'_, LinuxKernel>,
+    report: &mut Report,
+    i: usize,
+    part: CgroupPart,
+) -> Result<(), Failure> {
+    let t = Instant::now();
+    let s = match CgroupSpec::of(&plan.steps[i].op) {
+        Some(spec) => runner.create_cgroup(&spec, part)?,
+        None => runner.run(&plan.steps[i].op)?,
+    };
+    report.set(plan, i, s);
+    report.set_us(i, t.elapsed().as_micros() as u32);
+    Ok(())
+}
+
+/// The host's steps before the clone (`ci`). The cgroup only in cgroup2:
+/// the clone starts the child there.
+fn run_host_steps_before_clone(
+    plan: &Plan,
+    runner: &mut Runner<'_, LinuxKernel>,
+    ci: usize,
+    report: &mut Report,
+) -> Result<(), StepErr> {
+    for i in 0..ci {
+        run_host_step(plan, runner, report, i, CgroupPart::Cgroup2).map_err(|f| (Some(i), f))?;
+    }
+    report.host.init = runner.init.as_ref().map(|i| i.resolved.clone());
+    Ok(())
+}
+
+/// Step `ci`: clones the container's first process, with a channel to it.
+/// The child goes on in `child::main` and never comes back here; the host
+/// gets the child and its end of the channel.
+fn clone_child(
+    plan: &Plan,
+    runner: &mut Runner<'_, LinuxKernel>,
+    ci: usize,
+    report: &mut Report,
+) -> Result<(Child, Channel), StepErr> {
+    let Op::CloneChild { namespaces } = &plan.steps[ci].op else {
+        unreachable!("clone_index found it")
+    };
+    let (host_end, child_end) = Channel::pair().map_err(|e| (Some(ci), e.into()))?;
+    report.mark("host steps before the clone done");
+    let spawned = runner
+        .k
+        .spawn(namespaces)
+        .map_err(|e| (Some(ci), e.into()))?;
+    let (pid, pidfd) = match spawned {
+        Spawned::Child => {
+            drop(host_end);
+            child::main(plan, runner, child_end, ci);
+        }
+        Spawned::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    runner.child_pid = Some(pid);
+    report.mark("container process cloned");
+    drop(child_end);
+    report.pid = Some(pid);
+    report.set(plan, ci, Status::detail(format!("pid {pid} on the host")));
+    Ok((Child { pid, pidfd }, host_end))
+}
+
+/// The host's half while the child works: starts the child on its steps
+/// at once, makes the rest of the cgroup, runs the host's own steps after
+/// the clone (NICs), starts the guest API's thread, and returns the
+/// hand-off fds once the child is about to exec.
 fn host_side(
     plan: &Plan,
     runner: &mut Runner<'_, LinuxKernel>,
     ch: &Channel,
     start: usize,
     report: &mut Report,
-    (pid, pidfd): (i32, Option<std::os::fd::BorrowedFd<'_>>),
+    child: &Child,
     guest_api: &mut Option<crate::devlxd::ServerHandle>,
 ) -> Result<Handoff, StepErr> {
     ch.send(&Msg::Go { step: start }, &[])
         .map_err(|e| (None, e.into()))?;
-    // The rest of the cgroup: the v1 hierarchies, passed to the child to join.
-    if runner.cgroup.as_ref().is_some_and(|c| c.pending_v1) {
-        let i = plan
-            .steps
-            .iter()
-            .position(|s| CgroupSpec::of(&s.op).is_some())
-            .expect("a pending cgroup comes from a CreateCgroup step");
-        let spec = CgroupSpec::of(&plan.steps[i].op).expect("found above");
-        for part in [CgroupPart::V1, CgroupPart::Devices] {
-            let t = Instant::now();
-            match runner.create_cgroup(&spec, part) {
-                Ok(s) => {
-                    report.set(plan, i, s);
-                    report.add_us(i, t.elapsed().as_micros() as u32);
-                }
-                Err(f) => return Err(abort(plan, report, ch, i, f)),
+    make_cgroup_after_clone(plan, runner, ch, report)?;
+    run_host_steps_after_clone(plan, runner, ch, start, report)?;
+    // The host's part is done: start the guest API's thread while the
+    // child works (it waits for its listener, which comes with the exec).
+    // Why it could not start is said only if the child gets that far (a
+    // child that failed is the news then).
+    let guest_api_error = match start_guest_api(plan, child) {
+        Ok(api) => {
+            *guest_api = api;
+            None
+        }
+        Err(e) => Some(e.to_string()),
+    };
+    receive_exec(plan, ch, report, guest_api_error)
+}
+
+/// The rest of the cgroup, when its v1 hierarchies are still to be made:
+/// the v1 part, passed to the child to join (`CgroupReady`), then the
+/// devices allow-list (`CgroupDone`).
+fn make_cgroup_after_clone(
+    plan: &Plan,
+    runner: &mut Runner<'_, LinuxKernel>,
+    ch: &Channel,
+    report: &mut Report,
+) -> Result<(), StepErr> {
+    if !runner.cgroup.as_ref().is_some_and(|c| c.pending_v1) {
+        return Ok(());
+    }
+    let i = plan
+        .steps
+        .iter()
+        .position(|s| CgroupSpec::of(&s.op).is_some())
+        .expect("a pending cgroup comes from a CreateCgroup step");
+    let spec = CgroupSpec::of(&plan.steps[i].op).expect("found above");
+    for part in [CgroupPart::V1, CgroupPart::Devices] {
+        let t = Instant::now();
+        match runner.create_cgroup(&spec, part) {
+            Ok(s) => {
+                report.set(plan, i, s);
+                report.add_us(i, t.elapsed().as_micros() as u32);
             }
-            let sent = if part == CgroupPart::V1 {
-                let tasks = runner.k.take_cgroup_join();
-                let paths = tasks.iter().map(|(p, _)| p.display().to_string()).collect();
-                let fds: Vec<RawFd> = tasks.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
-                ch.send(&Msg::CgroupReady { tasks: paths }, &fds)
-            } else {
-                ch.send(&Msg::CgroupDone, &[])
-            };
-            if let Err(f) = told(sent) {
-                return Err(abort(plan, report, ch, i, f));
-            }
+            Err(f) => return Err(abort(plan, report, ch, i, f)),
+        }
+        let sent = if part == CgroupPart::V1 {
+            let tasks = runner.k.take_cgroup_join();
+            let paths = tasks.iter().map(|(p, _)| p.display().to_string()).collect();
+            let fds: Vec<RawFd> = tasks.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
+            ch.send(&Msg::CgroupReady { tasks: paths }, &fds)
+        } else {
+            ch.send(&Msg::CgroupDone, &[])
+        };
+        if let Err(f) = told(sent) {
+            return Err(abort(plan, report, ch, i, f));
         }
     }
+    Ok(())
+}
+
+/// The host's steps after the clone (cgroup attach, NICs), while the child
+/// works, telling it after each one (`HostDone`); a container step that
+/// needs them waits for that word.
+fn run_host_steps_after_clone(
+    plan: &Plan,
+    runner: &mut Runner<'_, LinuxKernel>,
+    ch: &Channel,
+    start: usize,
+    report: &mut Report,
+) -> Result<(), StepErr> {
     for j in start..plan.steps.len() {
         if plan.steps[j].side != Side::Host {
             continue;
         }
-        let t = Instant::now();
-        match runner.run(&plan.steps[j].op) {
-            Ok(s) => {
-                report.set(plan, j, s);
-                report.set_us(j, t.elapsed().as_micros() as u32);
-            }
-            Err(f) => return Err(abort(plan, report, ch, j, f)),
+        if let Err(f) = run_host_step(plan, runner, report, j, CgroupPart::All) {
+            return Err(abort(plan, report, ch, j, f));
         }
         if let Err(f) = told(ch.send(&Msg::HostDone { step: j }, &[])) {
             return Err(abort(plan, report, ch, j, f));
         }
     }
-    // The host's part is done: start the guest API's thread while the
-    // child works (it waits for its listener, which comes with the exec).
-    // Why it could not start is said only if the child gets that far (a
-    // child that failed is the news then).
-    let mut guest_api_error = None;
-    if plan
-        .steps
-        .iter()
-        .any(|s| matches!(s.op, Op::MakeGuestApiSocket { .. }))
-    {
-        match start_guest_api(plan, pid, pidfd) {
-            Ok(h) => *guest_api = Some(h),
-            Err(e) => guest_api_error = Some(e.to_string()),
-        }
-    }
+    Ok(())
+}
+
+/// The child's `Exec`: its results go in the report, its fds are the
+/// hand-off. A child that failed instead says which step.
+fn receive_exec(
+    plan: &Plan,
+    ch: &Channel,
+    report: &mut Report,
+    guest_api_error: Option<String>,
+) -> Result<Handoff, StepErr> {
     match recv_recording(ch, plan, report, None) {
         Ok(Some((
             Msg::Exec {
@@ -418,6 +436,60 @@ fn host_side(
             None,
             Failure::new(format!("talking to the container's process: {e}")),
         )),
+    }
+}
+
+/// Waits for the exec, the last step: it closes the child's end of the
+/// channel, so end of file means it worked.
+fn wait_for_exec(
+    plan: &Plan,
+    ch: &Channel,
+    child: &Child,
+    report: &mut Report,
+) -> Result<(), StepErr> {
+    let last = plan.steps.len() - 1;
+    match ch.recv() {
+        Ok(None) => report.mark("PID 1 exec'd"),
+        Ok(Some((Msg::ExecFailed { error, exit_code }, _))) => {
+            child.reap();
+            return Err((
+                Some(last),
+                Failure {
+                    message: error,
+                    exit_code,
+                },
+            ));
+        }
+        Ok(Some(_)) | Err(_) => {
+            child.kill_and_reap();
+            return Err((
+                None,
+                Failure::new("the container's process broke the protocol"),
+            ));
+        }
+    }
+    report.set(
+        plan,
+        last,
+        Status::detail(format!("PID 1 is {}", plan.steps[last].op_command())),
+    );
+    Ok(())
+}
+
+/// Hands the guest API's thread (started while the child was being set
+/// up) its listener: it serves from now on.
+fn serve_guest_api(
+    listener: Option<OwnedFd>,
+    start_error: Option<String>,
+    guest_api: &mut Option<crate::devlxd::ServerHandle>,
+) {
+    let Some(listener) = listener else { return };
+    let served = match guest_api.as_mut() {
+        Some(g) => g.serve(listener).map_err(|e| e.to_string()),
+        None => Err(start_error.unwrap_or_default()),
+    };
+    if let Err(e) = served {
+        eprintln!("envc: the guest API could not start: {e}");
     }
 }
 
@@ -491,18 +563,24 @@ fn record(plan: &Plan, report: &mut Report, results: Vec<(usize, Status, u32)>) 
     }
 }
 
-fn start_guest_api(
-    plan: &Plan,
-    pid: i32,
-    pidfd: Option<std::os::fd::BorrowedFd<'_>>,
-) -> io::Result<crate::devlxd::ServerHandle> {
+/// Starts the guest API's thread, waiting for its listener, when the plan
+/// makes the guest API's socket (`None` when it does not).
+fn start_guest_api(plan: &Plan, child: &Child) -> io::Result<Option<crate::devlxd::ServerHandle>> {
+    if !plan
+        .steps
+        .iter()
+        .any(|s| matches!(s.op, Op::MakeGuestApiSocket { .. }))
+    {
+        return Ok(None);
+    }
+    let pid = child.pid;
     // The host's name: this process is in the host's UTS namespace.
     let host_name = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
     // Privileged: the container's root is the host's uid 0.
-    let authorized = match pidfd {
-        Some(pidfd) => crate::devlxd::Authorizer::for_child(pidfd, pid as u32, 0)?,
+    let authorized = match child.pidfd.as_ref() {
+        Some(pidfd) => crate::devlxd::Authorizer::for_child(pidfd.as_fd(), pid as u32, 0)?,
         None => crate::devlxd::Authorizer::for_pid(pid as u32, 0)?,
     };
     let api = crate::devlxd::GuestApi {
@@ -512,177 +590,16 @@ fn start_guest_api(
         devices: plan.guest.devices.clone(),
         authorized,
     };
-    crate::devlxd::spawn_waiting(api, crate::devlxd::Limits::default())
+    crate::devlxd::spawn_waiting(api, crate::devlxd::Limits::default()).map(Some)
 }
 
+/// What the child hands the supervisor with its `Exec`.
 struct Handoff {
     console: Option<OwnedFd>,
     log: Option<OwnedFd>,
     guest_api: Option<OwnedFd>,
     /// Why the guest API's thread could not start, if it could not.
     guest_api_error: Option<String>,
-}
-
-/// The container's first process: runs its steps, then becomes init.
-fn child_main(plan: &Plan, runner: &mut Runner<'_, LinuxKernel>, ch: Channel, ci: usize) -> ! {
-    // Leaving the child without running the parent's destructors.
-    let exit = |code: i32| -> ! { crate::sys::exit_now(code) };
-    let mut results: Vec<(usize, Status, u32)> = Vec::new();
-    let mut j = match ch.recv() {
-        Ok(Some((Msg::Go { step }, _))) => step,
-        _ => exit(1),
-    };
-    // The last host step after the clone before the current step.
-    let mut last_host = ci;
-    // The cgroup's v1 hierarchies, which the host makes after the clone.
-    // What the host still owes the child: the cgroup's v1 files (before it
-    // joins them), then its devices allow-list (before the exec).
-    let cgroup_pending = runner.cgroup.as_ref().is_some_and(|c| c.pending_v1);
-    let mut owed = Owed {
-        host_done: ci,
-        cgroup: cgroup_pending,
-        devices: cgroup_pending,
-    };
-    loop {
-        let Some(step) = plan.steps.get(j) else {
-            exit(1)
-        };
-        if step.side == Side::Host {
-            last_host = j;
-            j += 1;
-            continue;
-        }
-        while owed.host_done < last_host
-            || (owed.cgroup && matches!(step.op, Op::AttachCgroup))
-            || (owed.devices && matches!(step.op, Op::ExecInit { .. }))
-        {
-            // One word from the host.
-            match ch.recv() {
-                Ok(Some((Msg::HostDone { step }, _))) => owed.host_done = step,
-                Ok(Some((Msg::CgroupReady { tasks }, fds))) if tasks.len() != fds.len() => {
-                    let error = format!(
-                        "the host passed {} of the cgroup's {} tasks files",
-                        fds.len(),
-                        tasks.len()
-                    );
-                    let _ = ch.send(
-                        &Msg::Failed {
-                            results,
-                            step: j,
-                            error,
-                        },
-                        &[],
-                    );
-                    exit(1);
-                }
-                Ok(Some((Msg::CgroupReady { tasks }, fds))) => {
-                    let tasks = tasks.into_iter().map(PathBuf::from).zip(fds).collect();
-                    runner.k.adopt_cgroup_join(tasks);
-                    runner.cgroup_v1_made();
-                    owed.cgroup = false;
-                }
-                Ok(Some((Msg::CgroupDone, _))) => owed.devices = false,
-                Ok(Some((Msg::Abort, _))) => {
-                    let _ = ch.send(&Msg::Aborted { results }, &[]);
-                    exit(1);
-                }
-                _ => exit(1),
-            }
-        }
-        if let Op::ExecInit {
-            command,
-            env,
-            drop_capabilities,
-        } = &step.op
-        {
-            let caps = match dropped_caps(drop_capabilities) {
-                Ok(c) => c,
-                Err(f) => {
-                    let _ = ch.send(
-                        &Msg::Failed {
-                            results,
-                            step: j,
-                            error: f.message,
-                        },
-                        &[],
-                    );
-                    exit(1);
-                }
-            };
-            let h = runner.k.take_handoff();
-            let mut fds: Vec<RawFd> = Vec::new();
-            for fd in [&h.console, &h.log, &h.guest_api].into_iter().flatten() {
-                fds.push(fd.as_raw_fd());
-            }
-            let msg = Msg::Exec {
-                results,
-                console: h.console.is_some(),
-                log: h.log.is_some(),
-                guest_api: h.guest_api.is_some(),
-            };
-            if ch.send(&msg, &fds).is_err() {
-                exit(1);
-            }
-            drop(h);
-            let e = match runner.k.exec_init(command, env, &caps) {
-                Err(e) => e,
-                Ok(()) => exit(0),
-            };
-            let code = match super::linux::errno(&e) {
-                Some(libc::ENOENT) | Some(libc::ENOTDIR) => 127,
-                Some(libc::EACCES) | Some(libc::ENOEXEC) | Some(libc::EPERM) => 126,
-                _ => 125,
-            };
-            let _ = ch.send(
-                &Msg::ExecFailed {
-                    error: e.to_string(),
-                    exit_code: code as u8,
-                },
-                &[],
-            );
-            exit(code);
-        }
-        let t = Instant::now();
-        match runner.run(&step.op) {
-            Ok(s) => {
-                results.push((j, s, t.elapsed().as_micros() as u32));
-                // A message holds a few hundred KiB at most: send the results
-                // of a big profile ahead, in parts.
-                if results.len() >= RESULTS_PER_MESSAGE {
-                    let part = std::mem::take(&mut results);
-                    if ch.send(&Msg::Results { results: part }, &[]).is_err() {
-                        exit(1);
-                    }
-                }
-            }
-            Err(f) => {
-                let _ = ch.send(
-                    &Msg::Failed {
-                        results,
-                        step: j,
-                        error: f.message,
-                    },
-                    &[],
-                );
-                exit(1);
-            }
-        }
-        j += 1;
-    }
-}
-
-/// Results sent in one message at most (a step's result is tens of bytes;
-/// the socket takes messages of about 200 KiB).
-const RESULTS_PER_MESSAGE: usize = 128;
-
-/// What the child waits for from the host (see `child_main`).
-struct Owed {
-    /// The last host step after the clone known done.
-    host_done: usize,
-    /// The cgroup's v1 `tasks` files.
-    cgroup: bool,
-    /// The cgroup's devices allow-list.
-    devices: bool,
 }
 
 struct Child {
