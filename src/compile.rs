@@ -58,6 +58,7 @@ pub fn compile(p: &Profile) -> Plan {
     let rootfs_origin = &p.rootfs.origin;
 
     // Rootfs checks (host side, before anything is mounted).
+    b.push(Phase::Checks, rootfs_origin, Op::OpenRootfs);
     b.push(
         Phase::Checks,
         &p.dev.create.origin,

@@ -1164,6 +1164,28 @@ fn assert_failed_cleanly(
     report
 }
 
+/// A rootfs that does not exist fails the first step, and the diagnostic
+/// points at the profile's own `rootfs = ...` line: the key a user changes.
+#[test]
+fn a_missing_rootfs_points_at_the_profiles_rootfs_key() {
+    if !common::require_root("a_missing_rootfs_points_at_the_profiles_rootfs_key") {
+        return;
+    }
+    let _serial = common::serial();
+    let w = World::new("norootfs");
+    let profile = w.path("norootfs.toml");
+    std::fs::write(&profile, "name = \"norootfs\"\nrootfs = \"no-such-dir\"\n").unwrap();
+    let run = host_unchanged(|| w.apply(&profile));
+    let report = assert_failed_cleanly(&w, "norootfs", &run, "OpenRootfs", "rootfs", 125);
+    assert_eq!(index_of(&report, "OpenRootfs", "rootfs"), 0);
+    assert!(
+        run.stderr.contains("norootfs.toml:2:1") && run.stderr.contains("no-such-dir"),
+        "the diagnostic must point at the profile's rootfs line:\n{}",
+        run.describe()
+    );
+    assert!(!run.stderr.contains("builtin:lxd:"), "{}", run.describe());
+}
+
 #[test]
 fn init_not_found_is_127_before_anything_is_done() {
     if !common::require_root("init_not_found_is_127_before_anything_is_done") {

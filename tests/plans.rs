@@ -456,7 +456,7 @@ fn from_json_refuses_other_formats_and_unknown_fields() {
     );
 
     let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    v["steps"][0]["surprise"] = true.into();
+    v["steps"][1]["surprise"] = true.into();
     assert!(
         Plan::from_json(&v.to_string()).is_err(),
         "unknown step fields"

@@ -7,6 +7,14 @@ use super::{Failure, Runner};
 use crate::paths::ContainerPath;
 
 impl<K: Kernel> Runner<'_, K> {
+    /// `OpenRootfs`: the rootfs directory, opened once for every later step.
+    pub(crate) fn open_rootfs(&mut self) -> Result<Status, Failure> {
+        match self.k.open_rootfs(&self.rootfs) {
+            Ok(()) => Ok(Status::done()),
+            Err(e) => Err(Failure::new(format!("cannot open the rootfs: {e}"))),
+        }
+    }
+
     /// `CheckDirectory`: the directory exists in the rootfs (made when
     /// `create` says so); a non-empty one gets a warning.
     pub(crate) fn check_directory(

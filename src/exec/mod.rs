@@ -86,6 +86,8 @@ pub struct Runner<'k, K: Kernel> {
     pub undo: Vec<Undo>,
     /// The container's network namespace, once a NIC needed it.
     pub netns: Option<std::rc::Rc<std::os::fd::OwnedFd>>,
+    /// The rootfs directory on the host (`OpenRootfs`).
+    pub rootfs: PathBuf,
 }
 
 /// The status of a step that is one kernel call.
@@ -95,8 +97,9 @@ fn done(r: std::io::Result<()>) -> Result<Status, Failure> {
 }
 
 impl<'k, K: Kernel> Runner<'k, K> {
-    pub fn new(k: &'k mut K) -> Runner<'k, K> {
+    pub fn new(k: &'k mut K, rootfs: PathBuf) -> Runner<'k, K> {
         Runner {
+            rootfs,
             k,
             init: None,
             child_pid: None,
@@ -110,6 +113,7 @@ impl<'k, K: Kernel> Runner<'k, K> {
     /// Runs one step. `Ok` carries its status (a non-fatal failure included).
     pub fn run(&mut self, op: &Op) -> Result<Status, Failure> {
         match op {
+            Op::OpenRootfs => self.open_rootfs(),
             Op::CheckDirectory { path, create } => self.check_directory(path, *create),
             Op::CheckInit { path } => self.check_init(path),
             Op::CreateCgroup { .. } => {

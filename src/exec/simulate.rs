@@ -6,27 +6,11 @@ use super::kernel::{Kernel, Spawned};
 use super::report::{self, Report, Status};
 use super::{Failure, Runner, dropped_caps};
 use crate::plan::{Op, Plan};
-use std::path::Path;
 
 /// Replays `plan` through `k` and reports what each step did.
 pub fn simulate<K: Kernel>(plan: &Plan, k: &mut K) -> Report {
     let mut report = Report::new(plan);
-    if let Err(e) = k.open_rootfs(Path::new(&plan.rootfs)) {
-        report.set(
-            plan,
-            0,
-            Status::Failed {
-                error: format!("cannot open the rootfs {}: {e}", plan.rootfs),
-                fatal: true,
-            },
-        );
-        report.outcome = Some(report::Outcome {
-            exit_code: 125,
-            summary: "failed at step 1".into(),
-        });
-        return report;
-    }
-    let mut runner = Runner::new(k);
+    let mut runner = Runner::new(k, plan.rootfs.clone().into());
     let mut failed: Option<(usize, Failure)> = None;
     for (i, step) in plan.steps.iter().enumerate() {
         let r = match &step.op {

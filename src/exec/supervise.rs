@@ -122,24 +122,13 @@ fn apply_once(
 ) -> (Applied, bool) {
     let mut report = Report::new(plan);
     let mut k = LinuxKernel::new();
-    if let Err(e) = k.open_rootfs(&opts.rootfs) {
-        report.set(
-            plan,
-            0,
-            Status::Failed {
-                error: format!("cannot open the rootfs {}: {e}", opts.rootfs.display()),
-                fatal: true,
-            },
-        );
-        return (finish(report, 125, "failed at step 1".into()), false);
-    }
     let Some(ci) = clone_index(plan) else {
         return (
             finish(report, 125, "the plan creates no container".into()),
             false,
         );
     };
-    let mut runner = Runner::new(&mut k);
+    let mut runner = Runner::new(&mut k, opts.rootfs.clone());
     let mut guest_api = None;
     let result = run(
         plan,

@@ -153,7 +153,8 @@ impl Plan {
                     );
                 }
                 (
-                    op @ (Op::CheckDirectory { .. }
+                    op @ (Op::OpenRootfs
+                    | Op::CheckDirectory { .. }
                     | Op::CheckInit { .. }
                     | Op::CreateCgroup { .. }),
                     true,

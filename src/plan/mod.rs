@@ -16,7 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The plan format's version; a saved plan with another version is refused.
-pub const PLAN_FORMAT: u32 = 1;
+pub const PLAN_FORMAT: u32 = 2;
 
 /// A compiled container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -165,6 +165,9 @@ pub enum DeviceNumber {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "op", deny_unknown_fields)]
 pub enum Op {
+    /// Opens the rootfs directory on the host; every later step resolves
+    /// its paths inside it.
+    OpenRootfs,
     /// The directory must exist in the rootfs (resolved inside it); created
     /// when `create` is set. A non-empty one gets a warning.
     CheckDirectory { path: ContainerPath, create: bool },
@@ -327,6 +330,7 @@ impl Op {
     /// The op's name as serialised.
     pub fn name(&self) -> &'static str {
         match self {
+            Op::OpenRootfs => "OpenRootfs",
             Op::CheckDirectory { .. } => "CheckDirectory",
             Op::CheckInit { .. } => "CheckInit",
             Op::CreateCgroup { .. } => "CreateCgroup",
@@ -364,7 +368,8 @@ impl Op {
     /// Who runs it. Fixed per op; `Plan::check` holds steps to it.
     pub fn side(&self) -> Side {
         match self {
-            Op::CheckDirectory { .. }
+            Op::OpenRootfs
+            | Op::CheckDirectory { .. }
             | Op::CheckInit { .. }
             | Op::CreateCgroup { .. }
             | Op::CloneChild { .. }

@@ -8,6 +8,7 @@ use std::fmt::Write;
 
 fn what(op: &Op) -> String {
     match op {
+        Op::OpenRootfs => "the rootfs directory, which every later path resolves in".to_string(),
         Op::CheckDirectory { path, create } => {
             format!(
                 "{path} is a directory{}",
