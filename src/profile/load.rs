@@ -1121,14 +1121,13 @@ fn convert_devices(
     }
 }
 
-/// A device's keys as LXD would list them (strings), for the guest API.
+/// A device's keys as LXD lists them to the guest: `type` first, then each
+/// field that is set, by its TOML name, its value as a string (`"true"`,
+/// `"1500"`, `"bridged"`). Made from the device's `Serialize` impl, so a
+/// field added to a device type shows up here without more code.
 fn raw_device_keys(dev: &RawDevice) -> crate::plan::DeviceKeys {
     let mut out = crate::plan::DeviceKeys::default();
     out.insert("type".to_string(), dev.type_name().to_string());
-    if super::keys::fields(dev, "type", &mut out).is_ok() {
-        return out;
-    }
-    out.truncate(1);
     if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(dev) {
         for (k, v) in map {
             if k == "type" {
@@ -1754,6 +1753,60 @@ mod tests {
         let from_toml = RawProfile::deserialize(toml::de::Deserializer::from(doc)).unwrap();
         assert_eq!(format!("{from_json:?}"), format!("{from_toml:?}"));
         assert!(!from_json.devices.is_empty());
+    }
+
+    /// A device's keys for the guest API: `type` first, then each key that
+    /// is set, in the type's field order, every value spelled as a string.
+    #[test]
+    fn device_keys_are_strings_in_field_order() {
+        let text = r#"
+            [a]
+            type = "unix-char"
+            source = "/dev/fuse"
+            major = 10
+            minor = 229
+            mode = "0666"
+            gid = 5
+            required = false
+            method = "bind"
+            [c]
+            type = "nic"
+            nictype = "bridged"
+            parent = "br0"
+            mtu = 1500
+            "ipv4.address" = "10.0.3.2/24"
+            "ipv4.gateway" = "10.0.3.1"
+            host_name = "veth-c"
+            [d]
+            type = "tmpfs"
+            path = "/run/x"
+            size = 65536
+            [e]
+            type = "tmpfs"
+            path = "/run/y"
+            size = "64MiB"
+            [g]
+            type = "mqueue"
+        "#;
+        let devices: IndexMap<String, RawDevice> = toml::from_str(text).unwrap();
+        let keys = |name: &str| {
+            let keys = raw_device_keys(&devices[name]);
+            keys.into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            keys("a"),
+            "type=unix-char source=/dev/fuse major=10 minor=229 mode=0666 gid=5 required=false method=bind"
+        );
+        assert_eq!(
+            keys("c"),
+            "type=nic nictype=bridged parent=br0 mtu=1500 host_name=veth-c ipv4.address=10.0.3.2/24 ipv4.gateway=10.0.3.1"
+        );
+        assert_eq!(keys("d"), "type=tmpfs path=/run/x size=65536");
+        assert_eq!(keys("e"), "type=tmpfs path=/run/y size=64MiB");
+        assert_eq!(keys("g"), "type=mqueue");
     }
 
     /// The schema the check walks is the shipped one without its

@@ -1,6 +1,5 @@
 //! Profiles: the TOML language, its schema, loading, stacking and checking.
 
-mod keys;
 pub mod load;
 pub mod model;
 pub mod raw;
