@@ -5,7 +5,7 @@
 
 use super::model::*;
 use super::raw::*;
-use super::structure::{Checker, Fnv, Spans, join};
+use super::structure::{Checker, Spans, join};
 use super::values::*;
 use crate::diag::{Problem, Source, did_you_mean};
 use crate::paths::{ContainerPath, HostPath};
@@ -1506,7 +1506,7 @@ fn stack_layers(
         }
     }
     // Two devices on one container path.
-    let mut by_path: HashMap<&str, &NamedDevice, Fnv> = HashMap::default();
+    let mut by_path: HashMap<&str, &NamedDevice> = HashMap::new();
     for d in devices.values() {
         if let Some(p) = d.device.path() {
             if let Some(first) = by_path.get(p.as_str()) {
@@ -1521,7 +1521,7 @@ fn stack_layers(
         }
     }
     // NIC names unique.
-    let mut nic_names: HashMap<&str, &NamedDevice, Fnv> = HashMap::default();
+    let mut nic_names: HashMap<&str, &NamedDevice> = HashMap::new();
     for d in devices.values() {
         if let Device::Nic(n) = &d.device
             && let Some(name) = &n.name

@@ -12,13 +12,12 @@ use crate::diag::{Problem, Source, did_you_mean};
 use serde_json::Value as Json;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
-use std::rc::Rc;
 use std::sync::OnceLock;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 /// The table of [`Spans`]: each dotted path's key and value spans.
-type SpanMap = HashMap<String, (Range<usize>, Range<usize>), Fnv>;
+type SpanMap = HashMap<String, (Range<usize>, Range<usize>)>;
 
 /// The walk that makes a file's [`Spans`] table.
 pub type MakeSpans = fn(&Source) -> Spans;
@@ -35,42 +34,19 @@ pub struct Spans {
     /// Paths whose value was reported and removed, or that an unknown key
     /// was probably meant to be (`sorce` → `devices.data.source`): a later
     /// "needs `source`" about them would report the same mistake twice.
-    pruned: HashSet<String, Fnv>,
+    pruned: HashSet<String>,
     /// The file the table is made of, and the walk that makes it.
     later: Option<(Source, MakeSpans)>,
 }
 
-/// FNV-1a for the span tables: their keys are short dotted paths from the
-/// file being checked (no attacker to defend against), and SipHash was the
-/// largest single cost of loading a 10,000-device profile.
-#[derive(Default, Clone, Copy, Debug)]
-pub struct FnvHasher(u64);
-
-impl std::hash::Hasher for FnvHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-/// The `BuildHasher` of [`FnvHasher`].
-pub type Fnv = std::hash::BuildHasherDefault<FnvHasher>;
+/// std's default hasher. The name stays only because `plan::DeviceKeys`
+/// still spells its maps with it; once it no longer does, this goes.
+pub type Fnv = std::hash::RandomState;
 
 impl Spans {
     /// Spans of `source`, its table made by `make` when first asked for;
     /// `pruned` from the check that already ran.
-    pub fn later(source: Source, make: MakeSpans, pruned: HashSet<String, Fnv>) -> Spans {
+    pub fn later(source: Source, make: MakeSpans, pruned: HashSet<String>) -> Spans {
         Spans {
             map: OnceLock::new(),
             pruned,
@@ -175,9 +151,8 @@ impl KeyPath<'_> {
     }
 }
 
-/// The keywords of one schema node, read once (after `$ref` and single
-/// `allOf` are resolved) and cached by the node's address: every device of
-/// a 10,000-device profile is checked against the same few nodes.
+/// The keywords of one schema node (after `$ref` and single `allOf` are
+/// resolved) that the check understands.
 struct Node<'a> {
     schema: &'a Json,
     any_of: Option<&'a [Json]>,
@@ -188,8 +163,6 @@ struct Node<'a> {
     minimum: Option<i64>,
     maximum: Option<i64>,
     properties: Option<&'a serde_json::Map<String, Json>>,
-    /// `properties` hashed with FNV (looked up for every key of the file).
-    property: HashMap<&'a str, &'a Json, Fnv>,
     patterns: Option<&'a serde_json::Map<String, Json>>,
     additional: Option<&'a Json>,
     required: Option<&'a [Json]>,
@@ -208,7 +181,6 @@ impl<'a> Node<'a> {
             minimum: None,
             maximum: None,
             properties: None,
-            property: HashMap::default(),
             patterns: None,
             additional: None,
             required: None,
@@ -232,12 +204,7 @@ impl<'a> Node<'a> {
                 "enum" => n.enum_ = v.as_array().map(Vec::as_slice),
                 "minimum" => n.minimum = v.as_i64(),
                 "maximum" => n.maximum = v.as_i64(),
-                "properties" => {
-                    n.properties = v.as_object();
-                    n.property = (n.properties.into_iter().flatten())
-                        .map(|(k, v)| (k.as_str(), v))
-                        .collect();
-                }
+                "properties" => n.properties = v.as_object(),
                 "patternProperties" => n.patterns = v.as_object(),
                 "additionalProperties" => n.additional = Some(v),
                 "required" => n.required = v.as_array().map(Vec::as_slice),
@@ -249,28 +216,6 @@ impl<'a> Node<'a> {
     }
 }
 
-/// A hasher for addresses (the node cache's keys): no need for SipHash.
-#[derive(Default)]
-struct AddrHasher(u64);
-
-impl std::hash::Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8 | *b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (n as u64)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(26);
-    }
-}
-
-type AddrMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<AddrHasher>>;
-
 pub struct Checker<'a> {
     root: &'a Json,
     /// See [`Checker::with_definitions`].
@@ -279,10 +224,7 @@ pub struct Checker<'a> {
     pub problems: Vec<Problem>,
     /// The span table, when asked for ([`Checker::recording_spans`]).
     map: Option<SpanMap>,
-    pruned: HashSet<String, Fnv>,
-    #[allow(clippy::type_complexity)]
-    tagged: AddrMap<Rc<Option<(&'a str, Vec<(&'a str, &'a Json)>)>>>,
-    nodes: AddrMap<Rc<Node<'a>>>,
+    pruned: HashSet<String>,
 }
 
 fn type_name(v: &DeValue<'_>) -> &'static str {
@@ -379,8 +321,6 @@ impl<'a> Checker<'a> {
             problems: Vec::new(),
             map: None,
             pruned: HashSet::default(),
-            tagged: AddrMap::default(),
-            nodes: AddrMap::default(),
         }
     }
 
@@ -400,7 +340,7 @@ impl<'a> Checker<'a> {
     }
 
     /// The paths the check reported and removed (see [`Spans`]).
-    pub fn take_pruned(&mut self) -> HashSet<String, Fnv> {
+    pub fn take_pruned(&mut self) -> HashSet<String> {
         std::mem::take(&mut self.pruned)
     }
 
@@ -445,15 +385,9 @@ impl<'a> Checker<'a> {
         schema
     }
 
-    /// The resolved node of `schema`, from the cache.
-    fn node(&mut self, schema: &'a Json) -> Rc<Node<'a>> {
-        let id = schema as *const Json as usize;
-        if let Some(n) = self.nodes.get(&id) {
-            return n.clone();
-        }
-        let n = Rc::new(Node::new(self.resolve(schema)));
-        self.nodes.insert(id, n.clone());
-        n
+    /// The resolved node of `schema`.
+    fn node(&self, schema: &'a Json) -> Node<'a> {
+        Node::new(self.resolve(schema))
     }
 
     fn problem(&mut self, span: Range<usize>, message: String, label: &str, help: Option<String>) {
@@ -668,8 +602,7 @@ impl<'a> Checker<'a> {
         one: &'a [Json],
     ) -> Verdict {
         let span = value.span();
-        let tagged = self.tagged(one);
-        let Some((tag_key, variants)) = tagged.as_ref().as_ref().map(|(k, v)| (*k, v)) else {
+        let Some((tag_key, variants)) = self.tagged(one) else {
             let consts: Vec<&str> = one
                 .iter()
                 .filter_map(|v| self.resolve(v).get("const").and_then(Json::as_str))
@@ -790,15 +723,9 @@ impl<'a> Checker<'a> {
         )
     }
 
-    /// The tag key and `(tag, variant)` list of an internally tagged `oneOf`,
-    /// worked out once per schema node (every device is checked against the
-    /// same one).
+    /// The tag key and `(tag, variant)` list of an internally tagged `oneOf`.
     #[allow(clippy::type_complexity)]
-    fn tagged(&mut self, one: &'a [Json]) -> Rc<Option<(&'a str, Vec<(&'a str, &'a Json)>)>> {
-        let id = one.as_ptr() as usize;
-        if let Some(t) = self.tagged.get(&id) {
-            return t.clone();
-        }
+    fn tagged(&self, one: &'a [Json]) -> Option<(&'a str, Vec<(&'a str, &'a Json)>)> {
         let mut tag_key = None;
         let mut variants: Vec<(&'a str, &'a Json)> = Vec::new();
         for v in one {
@@ -812,9 +739,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        let t = Rc::new(tag_key.map(|k| (k, variants)));
-        self.tagged.insert(id, t.clone());
-        t
+        tag_key.map(|k| (k, variants))
     }
 
     /// `oneOf` of string constants: how schemars writes a unit enum whose
@@ -875,7 +800,7 @@ impl<'a> Checker<'a> {
             let k: &str = key.get_ref().as_ref();
             let p = KeyPath::Key(path, k);
             let spans = (key.span(), value.span());
-            let sub = node.property.get(k).copied().or_else(|| {
+            let sub = props.get(k).or_else(|| {
                 patterns
                     .iter()
                     .find(|(pat, _)| pattern_matches(pat, k))
