@@ -1,26 +1,7 @@
-//! Build-time data: the built-in base profile as JSON, and the schema the
-//! structural check walks.
+//! Build-time data: the schema the structural check walks.
 
 fn main() {
-    builtin_json();
     check_schema();
-}
-
-/// The built-in base profile (`profiles/lxd.toml`) as JSON, for every start
-/// to deserialize: about five times faster than parsing the TOML (which
-/// stays what people read and edit, and what diagnostics point into).
-fn builtin_json() {
-    println!("cargo:rerun-if-changed=profiles/lxd.toml");
-    let toml_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/lxd.toml");
-    let text = std::fs::read_to_string(&toml_path).expect("read profiles/lxd.toml");
-    // A broken base becomes `null`: envc then parses the TOML and says what
-    // is wrong with it.
-    let json = match text.parse::<toml::Table>() {
-        Ok(table) => serde_json::to_string(&table).expect("a TOML table is JSON"),
-        Err(_) => "null".to_string(),
-    };
-    let out = std::path::Path::new(&std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("lxd.json");
-    std::fs::write(out, json).expect("write lxd.json");
 }
 
 /// The shipped schema (`schema/envc-profile.schema.json`) without what only

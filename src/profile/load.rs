@@ -5,7 +5,7 @@
 
 use super::model::*;
 use super::raw::*;
-use super::structure::{Checker, Spans, join};
+use super::structure::{Spans, join};
 use super::values::*;
 use crate::diag::{Problem, Source, did_you_mean};
 use crate::paths::{ContainerPath, HostPath};
@@ -19,8 +19,6 @@ use std::sync::{Arc, OnceLock};
 pub const BUILTIN_NAME: &str = "builtin:lxd";
 /// The built-in base profile: the whole LXD contract as data.
 pub const BUILTIN_TEXT: &str = include_str!("../../profiles/lxd.toml");
-/// The same, as JSON (made by build.rs): what a start deserializes.
-const BUILTIN_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/lxd.json"));
 /// The shipped schema.
 pub const SCHEMA_TEXT: &str = include_str!("../../schema/envc-profile.schema.json");
 /// The shipped schema without what only editors show (made by build.rs): the
@@ -104,7 +102,7 @@ pub fn load(top: &Path) -> Result<(Profile, Sources), Vec<Problem>> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| "/".into());
 
-    match parse_builtin() {
+    match parse_layer(BUILTIN_NAME, BUILTIN_TEXT, None) {
         Ok(l) => layers.push(l),
         Err(mut p) => {
             problems.append(&mut p);
@@ -130,8 +128,8 @@ pub fn load(top: &Path) -> Result<(Profile, Sources), Vec<Problem>> {
     for l in &layers {
         parts.push(convert(l, &top_dir, &mut problems));
     }
-    // The spans move to `sources` (not copied: a big profile has one entry
-    // per key), which points the stacked whole's problems at their files.
+    // The span tables move to `sources`, which points the stacked whole's
+    // problems at their files.
     let mut sources = Sources::default();
     for l in &mut layers {
         let spans = std::mem::take(&mut l.spans);
@@ -367,28 +365,6 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// The built-in base layer. The tests check it against the schema like any
-/// file (`every_shipped_layer_has_no_structural_problem`); a start only
-/// parses it (the structural walk is about a third of loading a small
-/// profile). Its spans are made when a problem points into it, as any
-/// file's; were it ever broken, the whole check runs and says how.
-fn parse_builtin() -> Result<Layer, Vec<Problem>> {
-    // From its JSON twin (`builtin_json_is_the_toml`), five times faster.
-    if let Ok(raw) = serde_json::from_str::<RawProfile>(BUILTIN_JSON) {
-        let source = Source {
-            name: BUILTIN_NAME.to_string(),
-            text: Arc::from(BUILTIN_TEXT),
-        };
-        return Ok(Layer {
-            spans: Spans::later(source.clone(), spans_of, Default::default()),
-            source,
-            raw,
-            dir: None,
-        });
-    }
-    parse_layer(BUILTIN_NAME, BUILTIN_TEXT, None)
-}
-
 /// Parses and structurally checks one file's text.
 pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer, Vec<Problem>> {
     let source = Source {
@@ -411,10 +387,8 @@ pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer
             .collect();
         return Err(problems);
     }
-    let mut checker = Checker::new(schema_json(), &source).with_definitions(schema_definition);
-    checker.check_document(&mut doc);
-    let problems = std::mem::take(&mut checker.problems);
-    let spans = Spans::later(source.clone(), spans_of, checker.take_pruned());
+    let (problems, spans) =
+        super::structure::check(schema_json(), schema_definition, &source, &mut doc);
     let raw = match RawProfile::deserialize(toml::de::Deserializer::from(doc)) {
         Ok(r) => r,
         Err(e) => {
@@ -448,17 +422,6 @@ pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer
         raw,
         dir,
     })
-}
-
-/// The span table of a file that parsed: its structural check again, this
-/// time writing down where every key and value is (see [`Spans`]).
-fn spans_of(source: &Source) -> Spans {
-    let (mut doc, _) = toml::de::DeTable::parse_recoverable(&source.text);
-    let mut checker = Checker::new(schema_json(), source)
-        .with_definitions(schema_definition)
-        .recording_spans();
-    checker.check_document(&mut doc);
-    checker.spans()
 }
 
 /// One layer's values, typed; `None` where the layer is silent.
@@ -1742,19 +1705,6 @@ fn stack_layers(
 mod tests {
     use super::*;
 
-    /// What a start reads of the built-in base (the JSON build.rs makes) is
-    /// the TOML, value for value and in the same order.
-    #[test]
-    fn builtin_json_is_the_toml() {
-        let from_json: RawProfile =
-            serde_json::from_str(BUILTIN_JSON).expect("build.rs made JSON of the base");
-        let (doc, errors) = toml::de::DeTable::parse_recoverable(BUILTIN_TEXT);
-        assert!(errors.is_empty(), "{errors:?}");
-        let from_toml = RawProfile::deserialize(toml::de::Deserializer::from(doc)).unwrap();
-        assert_eq!(format!("{from_json:?}"), format!("{from_toml:?}"));
-        assert!(!from_json.devices.is_empty());
-    }
-
     /// A device's keys for the guest API: `type` first, then each key that
     /// is set, in the type's field order, every value spelled as a string.
     #[test]
@@ -1857,17 +1807,14 @@ mod tests {
         assert!(CHECK_SCHEMA_TEXT.len() * 3 < SCHEMA_TEXT.len());
     }
 
-    /// A file that loads cleanly never has its span table made; the first
-    /// question about a span makes it, as the walk of a file with problems
-    /// would have: keys, values, array items and quoted keys where they are.
+    /// A layer's span table has keys, values, array items and quoted keys
+    /// where they are.
     #[test]
-    fn spans_are_made_when_first_asked_for() {
+    fn spans_point_at_keys_values_and_items() {
         let text = "name = \"web\"\nrootfs = \"r\"\n\n[config]\n\"limits.cpu\" = \"2\"\n\n[init]\ncommand = [\"/sbin/init\", \"-v\"]\n";
         let layer = parse_layer("web.toml", text, None).unwrap();
-        assert!(!layer.spans.made());
         let at = |r: Option<std::ops::Range<usize>>| &text[r.unwrap()];
         assert_eq!(at(layer.spans.key("name")), "name");
-        assert!(layer.spans.made());
         assert_eq!(at(layer.spans.value("name")), "\"web\"");
         assert_eq!(
             at(layer.spans.key("config.\"limits.cpu\"")),
@@ -1876,42 +1823,17 @@ mod tests {
         assert_eq!(at(layer.spans.value("init.command[1]")), "\"-v\"");
         assert_eq!(layer.spans.key("init.nothing"), None);
         // A file with a structural problem: the problem is reported with its
-        // span (the walk that found it made no table).
+        // span.
         let bad = "name = \"web\"\nrootfs = 7\n";
         let problems = parse_layer("bad.toml", bad, None).unwrap_err();
         assert_eq!(problems[0].span, Some(22..23), "{problems:?}");
         // A structural problem (pruned) and a semantic one, whose span comes
-        // from the table made of the file again: both where they are.
+        // from the table: both where they are.
         let both = "name = \"web\"\nrootfs = 7\n\n[devices.data]\ntype = \"disk\"\nsource = \"relative/x\"\npath = \"/srv\"\n";
         let problems = parse_layer("both.toml", both, None).unwrap_err();
         let spans: Vec<&str> = (problems.iter())
             .map(|p| &both[p.span.clone().expect("a span")])
             .collect();
         assert_eq!(spans, ["7", "\"relative/x\""], "{problems:?}");
-    }
-
-    /// Loading the bundled examples, stacks and all, asks for no span: a
-    /// clean load never walks a file a second time.
-    #[test]
-    fn a_clean_load_makes_no_span_table() {
-        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-        let mut loaded = 0;
-        for entry in std::fs::read_dir(&examples).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "toml") {
-                continue;
-            }
-            let (_, sources) = load(&path).unwrap_or_else(|p| panic!("{}: {p:?}", path.display()));
-            assert!(sources.files.len() >= 2, "{}", path.display());
-            for (name, (_, spans)) in &sources.files {
-                assert!(
-                    !spans.made(),
-                    "{}: the table of {name} was made",
-                    path.display()
-                );
-            }
-            loaded += 1;
-        }
-        assert!(loaded >= 2, "examples found: {loaded}");
     }
 }

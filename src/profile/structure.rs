@@ -12,31 +12,20 @@ use crate::diag::{Problem, Source, did_you_mean};
 use serde_json::Value as Json;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
-use std::sync::OnceLock;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-/// The table of [`Spans`]: each dotted path's key and value spans.
-type SpanMap = HashMap<String, (Range<usize>, Range<usize>)>;
-
-/// The walk that makes a file's [`Spans`] table.
-pub type MakeSpans = fn(&Source) -> Spans;
-
-/// Where each key and value of a document is, by dotted path.
-///
-/// Only a problem asks where something is, so a file that loads cleanly
-/// never needs the table: it is made the first time it is asked for, by
-/// walking the file again ([`Spans::later`]). For a 10,000-device profile
-/// the paths and the table were a fifth of loading it.
+/// Where each key and value of a document is, by dotted path: what a
+/// problem found after the structural check points at. Written down by
+/// that check, as it walks the file.
 #[derive(Debug, Default, Clone)]
 pub struct Spans {
-    map: OnceLock<SpanMap>,
+    /// Each dotted path's key span and value span.
+    map: HashMap<String, (Range<usize>, Range<usize>)>,
     /// Paths whose value was reported and removed, or that an unknown key
     /// was probably meant to be (`sorce` → `devices.data.source`): a later
     /// "needs `source`" about them would report the same mistake twice.
     pruned: HashSet<String>,
-    /// The file the table is made of, and the walk that makes it.
-    later: Option<(Source, MakeSpans)>,
 }
 
 /// std's default hasher. The name stays only because `plan::DeviceKeys`
@@ -44,47 +33,19 @@ pub struct Spans {
 pub type Fnv = std::hash::RandomState;
 
 impl Spans {
-    /// Spans of `source`, its table made by `make` when first asked for;
-    /// `pruned` from the check that already ran.
-    pub fn later(source: Source, make: MakeSpans, pruned: HashSet<String>) -> Spans {
-        Spans {
-            map: OnceLock::new(),
-            pruned,
-            later: Some((source, make)),
-        }
-    }
-    /// Whether the table has been made.
-    #[cfg(test)]
-    pub fn made(&self) -> bool {
-        self.map.get().is_some()
-    }
-    fn table(&self) -> &SpanMap {
-        self.map.get_or_init(|| {
-            self.later
-                .as_ref()
-                .and_then(|(source, make)| make(source).map.into_inner())
-                .unwrap_or_default()
-        })
-    }
     /// The key's span for `path` (`devices.eth0.hwaddr`; config keys are quoted:
     /// `config."limits.cpu"`).
     pub fn key(&self, path: &str) -> Option<Range<usize>> {
-        self.table().get(path).map(|(k, _)| k.clone())
+        self.map.get(path).map(|(k, _)| k.clone())
     }
     /// The value's span for `path`.
     pub fn value(&self, path: &str) -> Option<Range<usize>> {
-        self.table().get(path).map(|(_, v)| v.clone())
+        self.map.get(path).map(|(_, v)| v.clone())
     }
     /// True if the structural check already reported the value at `path`
     /// (or an unknown key that probably meant it) and removed it.
     pub fn pruned(&self, path: &str) -> bool {
         self.pruned.contains(path)
-    }
-    /// The span of the whole entry (key and value), or the value for array items.
-    pub fn entry(&self, path: &str) -> Option<Range<usize>> {
-        self.table()
-            .get(path)
-            .map(|(k, v)| k.start.min(v.start)..k.end.max(v.end))
     }
 }
 
@@ -216,15 +177,30 @@ impl<'a> Node<'a> {
     }
 }
 
-pub struct Checker<'a> {
+/// Checks `doc`, the parsed text of `source`, against `schema`: every
+/// problem, and the table of where each key and value is. What a problem is
+/// about is removed from `doc`, so the rest of the file can still be read.
+pub fn check(
+    schema: &Json,
+    lookup: fn(&str) -> Option<&'static Json>,
+    source: &Source,
+    doc: &mut Spanned<DeTable<'_>>,
+) -> (Vec<Problem>, Spans) {
+    let mut checker = Checker::new(schema, source);
+    checker.definitions = Some(lookup);
+    let span = doc.span();
+    checker.check_table(&KeyPath::Root, span, doc.get_mut(), schema);
+    (checker.problems, checker.spans)
+}
+
+/// The walk of one document.
+struct Checker<'a> {
     root: &'a Json,
-    /// See [`Checker::with_definitions`].
+    /// Where the `#/definitions/NAME` that are not in `root` are.
     definitions: Option<fn(&str) -> Option<&'static Json>>,
     source: &'a Source,
-    pub problems: Vec<Problem>,
-    /// The span table, when asked for ([`Checker::recording_spans`]).
-    map: Option<SpanMap>,
-    pruned: HashSet<String>,
+    problems: Vec<Problem>,
+    spans: Spans,
 }
 
 fn type_name(v: &DeValue<'_>) -> &'static str {
@@ -313,48 +289,24 @@ enum Verdict {
 }
 
 impl<'a> Checker<'a> {
-    pub fn new(root: &'a Json, source: &'a Source) -> Checker<'a> {
+    fn new(root: &'a Json, source: &'a Source) -> Checker<'a> {
         Checker {
             root,
             definitions: None,
             source,
             problems: Vec::new(),
-            map: None,
-            pruned: HashSet::default(),
+            spans: Spans::default(),
         }
     }
 
-    /// Records where every key and value is (see [`Spans`]).
-    pub fn recording_spans(mut self) -> Checker<'a> {
-        self.map = Some(SpanMap::default());
-        self
-    }
-
-    /// The spans recorded, and the paths pruned.
-    pub fn spans(&mut self) -> Spans {
-        Spans {
-            map: OnceLock::from(self.map.take().unwrap_or_default()),
-            pruned: std::mem::take(&mut self.pruned),
-            later: None,
-        }
-    }
-
-    /// The paths the check reported and removed (see [`Spans`]).
-    pub fn take_pruned(&mut self) -> HashSet<String> {
-        std::mem::take(&mut self.pruned)
-    }
-
-    /// Records the spans of `path` if the table is kept.
+    /// Writes down where the key and value at `path` are.
     fn record(&mut self, path: &KeyPath<'_>, spans: (Range<usize>, Range<usize>)) {
-        if let Some(map) = self.map.as_mut() {
-            map.insert(path.render(), spans);
-        }
+        self.spans.map.insert(path.render(), spans);
     }
 
-    /// Where the `#/definitions/NAME` that are not in `root` are.
-    pub fn with_definitions(mut self, lookup: fn(&str) -> Option<&'static Json>) -> Checker<'a> {
-        self.definitions = Some(lookup);
-        self
+    /// Writes down that the value at `path` was reported (see [`Spans`]).
+    fn prune(&mut self, path: &KeyPath<'_>) {
+        self.spans.pruned.insert(path.render());
     }
 
     fn resolve(&self, mut schema: &'a Json) -> &'a Json {
@@ -396,13 +348,6 @@ impl<'a> Checker<'a> {
                 .at(self.source, span, label)
                 .help_opt(help),
         );
-    }
-
-    /// Checks the whole document; returns it with the reported parts removed.
-    pub fn check_document(&mut self, doc: &mut Spanned<DeTable<'_>>) {
-        let root = self.root;
-        let span = doc.span();
-        self.check_table(&KeyPath::Root, span, doc.get_mut(), root);
     }
 
     fn check_value(
@@ -818,7 +763,7 @@ impl<'a> Checker<'a> {
             match sub {
                 Some(s) => {
                     if let Verdict::Drop = self.check_value(&p, value, s) {
-                        self.pruned.insert(p.render());
+                        self.prune(&p);
                         drop_keys.push(k.to_string());
                     }
                     self.record(&p, spans);
@@ -845,7 +790,7 @@ impl<'a> Checker<'a> {
                         .collect();
                     let meant = did_you_mean(k, tag_free.iter().copied());
                     if let Some(m) = meant {
-                        self.pruned.insert(KeyPath::Key(path, m).render());
+                        self.prune(&KeyPath::Key(path, m));
                     }
                     let help = match meant {
                         Some(m) if !m.ends_with('…') => format!("did you mean `{m}`?"),
