@@ -6,7 +6,7 @@ fn main() {
 
 /// The shipped schema (`schema/envc-profile.schema.json`) without what only
 /// editors show (`description`, `title`, `$schema`): what the structural
-/// check walks, a quarter of the size to parse on every start.
+/// check walks, with none of the text it never reads.
 fn check_schema() {
     println!("cargo:rerun-if-changed=schema/envc-profile.schema.json");
     let path =
@@ -14,27 +14,12 @@ fn check_schema() {
     let text = std::fs::read_to_string(&path).expect("read the schema");
     let mut schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
     strip_annotations(&mut schema);
-    // The definitions apart, each parsed when the check first meets a
-    // `$ref` to it: a small profile needs few of them.
-    let definitions = (schema.as_object_mut())
-        .and_then(|root| root.remove("definitions"))
-        .and_then(|d| d.as_object().cloned())
-        .unwrap_or_default();
     let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     std::fs::write(
         out.join("schema-check.json"),
         serde_json::to_string(&schema).expect("JSON"),
     )
     .expect("write schema-check.json");
-    let mut defs = String::from(
-        "/// The schema's definitions: name, JSON.\npub const DEFS: &[(&str, &str)] = &[\n",
-    );
-    for (name, def) in &definitions {
-        let json = serde_json::to_string(def).expect("JSON");
-        defs.push_str(&format!("    ({name:?}, {json:?}),\n"));
-    }
-    defs.push_str("];\n");
-    std::fs::write(out.join("schema_defs.rs"), defs).expect("write schema_defs.rs");
 }
 
 /// Removes the annotation keywords of `schema` and of every schema in it.

@@ -182,12 +182,10 @@ impl<'a> Node<'a> {
 /// about is removed from `doc`, so the rest of the file can still be read.
 pub fn check(
     schema: &Json,
-    lookup: fn(&str) -> Option<&'static Json>,
     source: &Source,
     doc: &mut Spanned<DeTable<'_>>,
 ) -> (Vec<Problem>, Spans) {
     let mut checker = Checker::new(schema, source);
-    checker.definitions = Some(lookup);
     let span = doc.span();
     checker.check_table(&KeyPath::Root, span, doc.get_mut(), schema);
     (checker.problems, checker.spans)
@@ -195,9 +193,8 @@ pub fn check(
 
 /// The walk of one document.
 struct Checker<'a> {
+    /// The whole schema, where `$ref`s point.
     root: &'a Json,
-    /// Where the `#/definitions/NAME` that are not in `root` are.
-    definitions: Option<fn(&str) -> Option<&'static Json>>,
     source: &'a Source,
     problems: Vec<Problem>,
     spans: Spans,
@@ -292,7 +289,6 @@ impl<'a> Checker<'a> {
     fn new(root: &'a Json, source: &'a Source) -> Checker<'a> {
         Checker {
             root,
-            definitions: None,
             source,
             problems: Vec::new(),
             spans: Spans::default(),
@@ -320,17 +316,10 @@ impl<'a> Checker<'a> {
                 continue;
             }
             match schema.get("$ref").and_then(Json::as_str) {
-                Some(r) => {
-                    let ptr = r.trim_start_matches('#');
-                    let found = self.root.pointer(ptr).or_else(|| {
-                        let name = ptr.strip_prefix("/definitions/")?;
-                        (self.definitions?)(name)
-                    });
-                    match found {
-                        Some(s) => schema = s,
-                        None => return schema,
-                    }
-                }
+                Some(r) => match self.root.pointer(r.trim_start_matches('#')) {
+                    Some(s) => schema = s,
+                    None => return schema,
+                },
                 None => return schema,
             }
         }
@@ -473,7 +462,6 @@ impl<'a> Checker<'a> {
         // Try each alternative quietly; the first that fits wins.
         for alt in any {
             let mut probe = Checker::new(self.root, self.source);
-            probe.definitions = self.definitions;
             let mut copy = value.clone();
             if let Verdict::Ok = probe.check_value(path, &mut copy, alt)
                 && probe.problems.is_empty()
