@@ -8,74 +8,19 @@
 //! patterns), `required`, `enum`, `const`, `oneOf` discriminated by a `const`
 //! property, `anyOf`, `$ref`, `items`, `minimum`, `maximum`.
 
+use super::spans::{Spans, push_key};
 use crate::diag::{Problem, Source, did_you_mean};
 use serde_json::Value as Json;
-use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
-
-/// Where each key and value of a document is, by dotted path: what a
-/// problem found after the structural check points at. Written down by
-/// that check, as it walks the file.
-#[derive(Debug, Default, Clone)]
-pub struct Spans {
-    /// Each dotted path's key span and value span.
-    map: HashMap<String, (Range<usize>, Range<usize>)>,
-    /// Paths whose value was reported and removed, or that an unknown key
-    /// was probably meant to be (`sorce` → `devices.data.source`): a later
-    /// "needs `source`" about them would report the same mistake twice.
-    pruned: HashSet<String>,
-}
 
 /// std's default hasher. The name stays only because `plan::DeviceKeys`
 /// still spells its maps with it; once it no longer does, this goes.
 pub type Fnv = std::hash::RandomState;
 
-impl Spans {
-    /// The key's span for `path` (`devices.eth0.hwaddr`; config keys are quoted:
-    /// `config."limits.cpu"`).
-    pub fn key(&self, path: &str) -> Option<Range<usize>> {
-        self.map.get(path).map(|(k, _)| k.clone())
-    }
-    /// The value's span for `path`.
-    pub fn value(&self, path: &str) -> Option<Range<usize>> {
-        self.map.get(path).map(|(_, v)| v.clone())
-    }
-    /// True if the structural check already reported the value at `path`
-    /// (or an unknown key that probably meant it) and removed it.
-    pub fn pruned(&self, path: &str) -> bool {
-        self.pruned.contains(path)
-    }
-}
-
-/// Joins a path segment the way `Spans` keys are written.
-pub fn join(parent: &str, key: &str) -> String {
-    let mut out = String::with_capacity(parent.len() + key.len() + 3);
-    out.push_str(parent);
-    push_key(&mut out, key);
-    out
-}
-
-/// Appends `key` to the dotted path `out` (quoted unless it is a bare key).
-fn push_key(out: &mut String, key: &str) {
-    let plain = !key.is_empty()
-        && key
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
-    if !out.is_empty() {
-        out.push('.');
-    }
-    if plain {
-        out.push_str(key);
-    } else {
-        out.push_str(&format!("{key:?}"));
-    }
-}
-
-/// Where the checker is in the document, as a chain up to the root: written
-/// out (`devices.eth0.hwaddr`, `profiles[0]`) only for a problem or the span
-/// table, not for every key it passes.
+/// Where the checker is in the document, as a chain up to the root; written
+/// out (`devices.eth0.hwaddr`, `profiles[0]`) as [`Spans`] keys are.
 #[derive(Clone, Copy)]
 enum KeyPath<'p> {
     Root,
@@ -296,13 +241,13 @@ impl<'a> Checker<'a> {
     }
 
     /// Writes down where the key and value at `path` are.
-    fn record(&mut self, path: &KeyPath<'_>, spans: (Range<usize>, Range<usize>)) {
-        self.spans.map.insert(path.render(), spans);
+    fn record(&mut self, path: &KeyPath<'_>, (key, value): (Range<usize>, Range<usize>)) {
+        self.spans.record(path.render(), key, value);
     }
 
     /// Writes down that the value at `path` was reported (see [`Spans`]).
     fn prune(&mut self, path: &KeyPath<'_>) {
-        self.spans.pruned.insert(path.render());
+        self.spans.prune(path.render());
     }
 
     fn resolve(&self, mut schema: &'a Json) -> &'a Json {
