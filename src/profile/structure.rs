@@ -504,7 +504,7 @@ impl<'a> Checker<'a> {
             );
             return Verdict::Drop;
         };
-        // Which variant, without cloning the tag (this runs for every device).
+        // Which variant the tag names.
         let tag = t
             .iter()
             .find(|(k, _)| k.get_ref().as_ref() == tag_key)
@@ -755,7 +755,7 @@ impl<'a> Checker<'a> {
             }
         }
         if !drop_keys.is_empty() {
-            // A set: a table of thousands of unknown keys stays linear.
+            // A set, so dropping many keys of a big table stays linear.
             let drop: std::collections::HashSet<&str> =
                 drop_keys.iter().map(String::as_str).collect();
             let old = std::mem::take(table);
