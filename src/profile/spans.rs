@@ -52,7 +52,7 @@ pub fn join(parent: &str, key: &str) -> String {
 }
 
 /// Appends `key` to the dotted path `out` (quoted unless it is a bare key).
-pub(super) fn push_key(out: &mut String, key: &str) {
+fn push_key(out: &mut String, key: &str) {
     let plain = !key.is_empty()
         && key
             .bytes()

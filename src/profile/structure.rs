@@ -8,7 +8,7 @@
 //! patterns), `required`, `enum`, `const`, `oneOf` discriminated by a `const`
 //! property, `anyOf`, `$ref`, `items`, `minimum`, `maximum`.
 
-use super::spans::{Spans, push_key};
+use super::spans::{Spans, join};
 use crate::diag::{Problem, Source, did_you_mean};
 use serde_json::Value as Json;
 use std::ops::Range;
@@ -19,42 +19,9 @@ use toml::de::{DeTable, DeValue};
 /// still spells its maps with it; once it no longer does, this goes.
 pub type Fnv = std::hash::RandomState;
 
-/// Where the checker is in the document, as a chain up to the root; written
-/// out (`devices.eth0.hwaddr`, `profiles[0]`) as [`Spans`] keys are.
-#[derive(Clone, Copy)]
-enum KeyPath<'p> {
-    Root,
-    Key(&'p KeyPath<'p>, &'p str),
-    Item(&'p KeyPath<'p>, usize),
-}
-
-impl KeyPath<'_> {
-    /// The dotted path, as `Spans` keys are written.
-    fn render(&self) -> String {
-        let mut out = String::new();
-        self.write(&mut out);
-        out
-    }
-    fn write(&self, out: &mut String) {
-        match self {
-            KeyPath::Root => {}
-            KeyPath::Key(parent, key) => {
-                parent.write(out);
-                push_key(out, key);
-            }
-            KeyPath::Item(parent, i) => {
-                parent.write(out);
-                out.push_str(&format!("[{i}]"));
-            }
-        }
-    }
-    /// The path as a message names it.
-    fn shown(&self) -> String {
-        match self {
-            KeyPath::Root => "the profile".to_string(),
-            _ => self.render(),
-        }
-    }
+/// A dotted path as a message names it.
+fn shown(path: &str) -> &str {
+    if path.is_empty() { "the profile" } else { path }
 }
 
 /// The keywords of one schema node (after `$ref` and single `allOf` are
@@ -132,7 +99,7 @@ pub fn check(
 ) -> (Vec<Problem>, Spans) {
     let mut checker = Checker::new(schema, source);
     let span = doc.span();
-    checker.check_table(&KeyPath::Root, span, doc.get_mut(), schema);
+    checker.check_table("", span, doc.get_mut(), schema);
     (checker.problems, checker.spans)
 }
 
@@ -241,13 +208,13 @@ impl<'a> Checker<'a> {
     }
 
     /// Writes down where the key and value at `path` are.
-    fn record(&mut self, path: &KeyPath<'_>, (key, value): (Range<usize>, Range<usize>)) {
-        self.spans.record(path.render(), key, value);
+    fn record(&mut self, path: String, (key, value): (Range<usize>, Range<usize>)) {
+        self.spans.record(path, key, value);
     }
 
     /// Writes down that the value at `path` was reported (see [`Spans`]).
-    fn prune(&mut self, path: &KeyPath<'_>) {
-        self.spans.prune(path.render());
+    fn prune(&mut self, path: String) {
+        self.spans.prune(path);
     }
 
     fn resolve(&self, mut schema: &'a Json) -> &'a Json {
@@ -286,7 +253,7 @@ impl<'a> Checker<'a> {
 
     fn check_value(
         &mut self,
-        path: &KeyPath<'_>,
+        path: &str,
         value: &mut Spanned<DeValue<'_>>,
         schema: &'a Json,
     ) -> Verdict {
@@ -307,12 +274,12 @@ impl<'a> Checker<'a> {
                     span,
                     format!(
                         "`{}` must be {}, not {}",
-                        path.shown(),
+                        shown(path),
                         want.join(" or "),
                         type_name(value.get_ref())
                     ),
                     &format!("expected {}", want.join(" or ")),
-                    type_hint(&path.render(), list, value.get_ref()),
+                    type_hint(path, list, value.get_ref()),
                 );
                 return Verdict::Drop;
             }
@@ -323,7 +290,7 @@ impl<'a> Checker<'a> {
             {
                 self.problem(
                     span,
-                    format!("`{}` must be `{want}`", path.shown()),
+                    format!("`{}` must be `{want}`", shown(path)),
                     "here",
                     None,
                 );
@@ -342,7 +309,7 @@ impl<'a> Checker<'a> {
                 };
                 self.problem(
                     span,
-                    format!("unknown value `{s}` for `{}`", path.shown()),
+                    format!("unknown value `{s}` for `{}`", shown(path)),
                     "unknown value",
                     Some(help),
                 );
@@ -362,7 +329,7 @@ impl<'a> Checker<'a> {
                 };
                 self.problem(
                     span,
-                    format!("`{}` is out of range: {n}", path.shown()),
+                    format!("`{}` is out of range: {n}", shown(path)),
                     &format!("must be {range}"),
                     None,
                 );
@@ -381,12 +348,12 @@ impl<'a> Checker<'a> {
                 if let Some(item_schema) = node.items {
                     let mut bad = Vec::new();
                     for (i, item) in items.iter_mut().enumerate() {
-                        let p = KeyPath::Item(path, i);
-                        let s = item.span();
-                        self.record(&p, (s.clone(), s));
+                        let p = format!("{path}[{i}]");
                         if let Verdict::Drop = self.check_value(&p, item, item_schema) {
                             bad.push(i);
                         }
+                        let s = item.span();
+                        self.record(p, (s.clone(), s));
                     }
                     if !bad.is_empty() {
                         return Verdict::Drop;
@@ -400,7 +367,7 @@ impl<'a> Checker<'a> {
 
     fn check_any_of(
         &mut self,
-        path: &KeyPath<'_>,
+        path: &str,
         value: &mut Spanned<DeValue<'_>>,
         any: &'a [Json],
     ) -> Verdict {
@@ -461,7 +428,7 @@ impl<'a> Checker<'a> {
             value.span(),
             format!(
                 "`{}` must be {}, not {}",
-                path.shown(),
+                shown(path),
                 types.join(" or "),
                 type_name(value.get_ref())
             ),
@@ -475,7 +442,7 @@ impl<'a> Checker<'a> {
     /// has a `const` tag property.
     fn check_one_of(
         &mut self,
-        path: &KeyPath<'_>,
+        path: &str,
         value: &mut Spanned<DeValue<'_>>,
         one: &'a [Json],
     ) -> Verdict {
@@ -496,7 +463,7 @@ impl<'a> Checker<'a> {
                 span,
                 format!(
                     "`{}` must be a table, not {}",
-                    path.shown(),
+                    shown(path),
                     type_name(value.get_ref())
                 ),
                 "expected a table",
@@ -520,7 +487,7 @@ impl<'a> Checker<'a> {
             None => {
                 self.problem(
                     span,
-                    format!("`{}` has no `{tag_key}`", path.shown()),
+                    format!("`{}` has no `{tag_key}`", shown(path)),
                     &format!("`{tag_key}` missing"),
                     Some(format!(
                         "set `{tag_key}` to one of {}",
@@ -532,7 +499,7 @@ impl<'a> Checker<'a> {
             Some(Err((tag_span, None))) => {
                 self.problem(
                     tag_span,
-                    format!("`{}` must be a string", KeyPath::Key(path, tag_key).shown()),
+                    format!("`{}` must be a string", join(path, tag_key)),
                     "expected a string",
                     Some(format!("one of {}", quoted_list(&names()))),
                 );
@@ -546,7 +513,7 @@ impl<'a> Checker<'a> {
                 };
                 self.problem(
                     tag_span,
-                    format!("unknown {tag_key} `{s}` for `{}`", path.shown()),
+                    format!("unknown {tag_key} `{s}` for `{}`", shown(path)),
                     "unknown value",
                     Some(help),
                 );
@@ -624,7 +591,7 @@ impl<'a> Checker<'a> {
     /// variants have doc comments.
     fn check_const_one_of(
         &mut self,
-        path: &KeyPath<'_>,
+        path: &str,
         value: &Spanned<DeValue<'_>>,
         names: &[&str],
     ) -> Verdict {
@@ -633,7 +600,7 @@ impl<'a> Checker<'a> {
                 value.span(),
                 format!(
                     "`{}` must be one of {}, not {}",
-                    path.shown(),
+                    shown(path),
                     quoted_list(names),
                     type_name(value.get_ref())
                 ),
@@ -652,7 +619,7 @@ impl<'a> Checker<'a> {
         };
         self.problem(
             value.span(),
-            format!("unknown value `{s}` for `{}`", path.shown()),
+            format!("unknown value `{s}` for `{}`", shown(path)),
             "unknown value",
             Some(help),
         );
@@ -661,7 +628,7 @@ impl<'a> Checker<'a> {
 
     fn check_table(
         &mut self,
-        path: &KeyPath<'_>,
+        path: &str,
         span: Range<usize>,
         table: &mut DeTable<'_>,
         schema: &'a Json,
@@ -676,7 +643,7 @@ impl<'a> Checker<'a> {
         let mut drop_keys = Vec::new();
         for (key, value) in table.iter_mut() {
             let k: &str = key.get_ref().as_ref();
-            let p = KeyPath::Key(path, k);
+            let p = join(path, k);
             let spans = (key.span(), value.span());
             let sub = props.get(k).or_else(|| {
                 patterns
@@ -689,20 +656,20 @@ impl<'a> Checker<'a> {
                 (None, Some(Json::Bool(false))) => None,
                 (None, Some(s)) if s.is_object() => Some(s),
                 (None, _) => {
-                    self.record(&p, spans);
+                    self.record(p, spans);
                     continue;
                 }
             };
             match sub {
                 Some(s) => {
                     if let Verdict::Drop = self.check_value(&p, value, s) {
-                        self.prune(&p);
+                        self.prune(p.clone());
                         drop_keys.push(k.to_string());
                     }
-                    self.record(&p, spans);
+                    self.record(p, spans);
                 }
                 None => {
-                    self.record(&p, spans);
+                    self.record(p, spans);
                     if let Some(problem) = self.dotted_key(k, key.span(), value, props, patterns) {
                         self.problems.push(problem);
                         drop_keys.push(k.to_string());
@@ -723,7 +690,7 @@ impl<'a> Checker<'a> {
                         .collect();
                     let meant = did_you_mean(k, tag_free.iter().copied());
                     if let Some(m) = meant {
-                        self.prune(&KeyPath::Key(path, m));
+                        self.prune(join(path, m));
                     }
                     let help = match meant {
                         Some(m) if !m.ends_with('…') => format!("did you mean `{m}`?"),
@@ -739,10 +706,10 @@ impl<'a> Checker<'a> {
                         },
                         _ => format!("expected one of {}", quoted_list(&tag_free)),
                     };
-                    let where_ = if let KeyPath::Root = path {
+                    let where_ = if path.is_empty() {
                         "at the top level".to_string()
                     } else {
-                        format!("in `{}`", path.shown())
+                        format!("in `{}`", shown(path))
                     };
                     self.problem(
                         key.span(),
@@ -770,7 +737,7 @@ impl<'a> Checker<'a> {
                 if !table.keys().any(|k| k.get_ref().as_ref() == r) {
                     self.problem(
                         span.clone(),
-                        format!("`{}` needs `{r}`", path.shown()),
+                        format!("`{}` needs `{r}`", shown(path)),
                         &format!("`{r}` missing"),
                         None,
                     );
