@@ -1,31 +1,12 @@
-//! Build-time data: the built-in base profile as JSON, and the schema the
-//! structural check walks.
+//! Build-time data: the schema the structural check walks.
 
 fn main() {
-    builtin_json();
     check_schema();
-}
-
-/// The built-in base profile (`profiles/lxd.toml`) as JSON, for every start
-/// to deserialize: about five times faster than parsing the TOML (which
-/// stays what people read and edit, and what diagnostics point into).
-fn builtin_json() {
-    println!("cargo:rerun-if-changed=profiles/lxd.toml");
-    let toml_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/lxd.toml");
-    let text = std::fs::read_to_string(&toml_path).expect("read profiles/lxd.toml");
-    // A broken base becomes `null`: envc then parses the TOML and says what
-    // is wrong with it.
-    let json = match text.parse::<toml::Table>() {
-        Ok(table) => serde_json::to_string(&table).expect("a TOML table is JSON"),
-        Err(_) => "null".to_string(),
-    };
-    let out = std::path::Path::new(&std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("lxd.json");
-    std::fs::write(out, json).expect("write lxd.json");
 }
 
 /// The shipped schema (`schema/envc-profile.schema.json`) without what only
 /// editors show (`description`, `title`, `$schema`): what the structural
-/// check walks, a quarter of the size to parse on every start.
+/// check walks, with none of the text it never reads.
 fn check_schema() {
     println!("cargo:rerun-if-changed=schema/envc-profile.schema.json");
     let path =
@@ -33,27 +14,12 @@ fn check_schema() {
     let text = std::fs::read_to_string(&path).expect("read the schema");
     let mut schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
     strip_annotations(&mut schema);
-    // The definitions apart, each parsed when the check first meets a
-    // `$ref` to it: a small profile needs few of them.
-    let definitions = (schema.as_object_mut())
-        .and_then(|root| root.remove("definitions"))
-        .and_then(|d| d.as_object().cloned())
-        .unwrap_or_default();
     let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     std::fs::write(
         out.join("schema-check.json"),
         serde_json::to_string(&schema).expect("JSON"),
     )
     .expect("write schema-check.json");
-    let mut defs = String::from(
-        "/// The schema's definitions: name, JSON.\npub const DEFS: &[(&str, &str)] = &[\n",
-    );
-    for (name, def) in &definitions {
-        let json = serde_json::to_string(def).expect("JSON");
-        defs.push_str(&format!("    ({name:?}, {json:?}),\n"));
-    }
-    defs.push_str("];\n");
-    std::fs::write(out.join("schema_defs.rs"), defs).expect("write schema_defs.rs");
 }
 
 /// Removes the annotation keywords of `schema` and of every schema in it.

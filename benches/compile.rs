@@ -1,11 +1,12 @@
 //! Benchmark (not a timed test): load + compile a generated profile with 1k,
-//! 10k and 100k disk devices, to show the time per device stays flat.
+//! 10k and 100k disk devices, to show the time per device stays flat: the
+//! cost grows linearly with the profile.
 //!
 //!     cargo bench --bench compile
 //!
-//! Target: 10k devices in under 50 ms in release. Prints the best and the
-//! median of several runs, split into load (read, parse, schema, meaning,
-//! stacking), compile, and Plan::check (which `envc plan` also runs).
+//! Prints the best and the median of several runs, split into load (read,
+//! parse, schema, meaning, stacking), compile, and Plan::check (which
+//! `envc plan` also runs), and how far apart the time per device is.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -115,6 +116,7 @@ fn main() {
         "{:>8}  {:>9}  {:>9}  {:>9}  {:>8}  {:>8}  {:>8}  {:>10}",
         "N", "best ms", "median", "cpu ms", "load", "compile", "check", "µs/device"
     );
+    let mut per_device = Vec::new();
     for &n in SIZES.iter().filter(|n| only.is_empty() || only.contains(n)) {
         let path = dir.join(format!("disks-{n}.toml"));
         std::fs::write(&path, profile_text(n)).expect("write the profile");
@@ -137,10 +139,19 @@ fn main() {
             ms(check),
             best.as_secs_f64() * 1e6 / n as f64
         );
+        per_device.push(best.as_secs_f64() / n as f64);
     }
     println!(
         "(load: read, parse, schema and meaning checks, stacking; check: Plan::check, which `envc plan` runs too)"
     );
+    if per_device.len() > 1 {
+        let most = per_device.iter().copied().fold(f64::MIN, f64::max);
+        let least = per_device.iter().copied().fold(f64::MAX, f64::min);
+        println!(
+            "time per device, highest ÷ lowest: {:.2} (linear growth keeps it near 1)",
+            most / least
+        );
+    }
     if only.is_empty() {
         // Other kinds, so no per-kind step (NIC naming, device rules) hides
         // a quadratic loop.

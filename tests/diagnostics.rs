@@ -3,7 +3,7 @@
 //! pinned exactly; the real binary exits 2 and prints nothing on stdout.
 
 use envc::diag::{Problem, Style, render};
-use envc::profile::load::{BUILTIN_NAME, BUILTIN_TEXT, parse_layer};
+use envc::profile::{BUILTIN_NAME, BUILTIN_TEXT, parse_layer};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

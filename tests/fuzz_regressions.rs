@@ -10,7 +10,7 @@
 
 use envc::diag::{Style, render};
 use envc::plan::Plan;
-use envc::profile::load::parse_layer;
+use envc::profile::parse_layer;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

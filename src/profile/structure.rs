@@ -8,176 +8,24 @@
 //! patterns), `required`, `enum`, `const`, `oneOf` discriminated by a `const`
 //! property, `anyOf`, `$ref`, `items`, `minimum`, `maximum`.
 
+use super::spans::{Spans, join};
 use crate::diag::{Problem, Source, did_you_mean};
 use serde_json::Value as Json;
-use std::collections::{HashMap, HashSet};
 use std::ops::Range;
-use std::rc::Rc;
-use std::sync::OnceLock;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-/// The table of [`Spans`]: each dotted path's key and value spans.
-type SpanMap = HashMap<String, (Range<usize>, Range<usize>), Fnv>;
+/// std's default hasher. The name stays only because `plan::DeviceKeys`
+/// still spells its maps with it; once it no longer does, this goes.
+pub type Fnv = std::hash::RandomState;
 
-/// The walk that makes a file's [`Spans`] table.
-pub type MakeSpans = fn(&Source) -> Spans;
-
-/// Where each key and value of a document is, by dotted path.
-///
-/// Only a problem asks where something is, so a file that loads cleanly
-/// never needs the table: it is made the first time it is asked for, by
-/// walking the file again ([`Spans::later`]). For a 10,000-device profile
-/// the paths and the table were a fifth of loading it.
-#[derive(Debug, Default, Clone)]
-pub struct Spans {
-    map: OnceLock<SpanMap>,
-    /// Paths whose value was reported and removed, or that an unknown key
-    /// was probably meant to be (`sorce` → `devices.data.source`): a later
-    /// "needs `source`" about them would report the same mistake twice.
-    pruned: HashSet<String, Fnv>,
-    /// The file the table is made of, and the walk that makes it.
-    later: Option<(Source, MakeSpans)>,
+/// A dotted path as a message names it.
+fn shown(path: &str) -> &str {
+    if path.is_empty() { "the profile" } else { path }
 }
 
-/// FNV-1a for the span tables: their keys are short dotted paths from the
-/// file being checked (no attacker to defend against), and SipHash was the
-/// largest single cost of loading a 10,000-device profile.
-#[derive(Default, Clone, Copy, Debug)]
-pub struct FnvHasher(u64);
-
-impl std::hash::Hasher for FnvHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-/// The `BuildHasher` of [`FnvHasher`].
-pub type Fnv = std::hash::BuildHasherDefault<FnvHasher>;
-
-impl Spans {
-    /// Spans of `source`, its table made by `make` when first asked for;
-    /// `pruned` from the check that already ran.
-    pub fn later(source: Source, make: MakeSpans, pruned: HashSet<String, Fnv>) -> Spans {
-        Spans {
-            map: OnceLock::new(),
-            pruned,
-            later: Some((source, make)),
-        }
-    }
-    /// Whether the table has been made.
-    #[cfg(test)]
-    pub fn made(&self) -> bool {
-        self.map.get().is_some()
-    }
-    fn table(&self) -> &SpanMap {
-        self.map.get_or_init(|| {
-            self.later
-                .as_ref()
-                .and_then(|(source, make)| make(source).map.into_inner())
-                .unwrap_or_default()
-        })
-    }
-    /// The key's span for `path` (`devices.eth0.hwaddr`; config keys are quoted:
-    /// `config."limits.cpu"`).
-    pub fn key(&self, path: &str) -> Option<Range<usize>> {
-        self.table().get(path).map(|(k, _)| k.clone())
-    }
-    /// The value's span for `path`.
-    pub fn value(&self, path: &str) -> Option<Range<usize>> {
-        self.table().get(path).map(|(_, v)| v.clone())
-    }
-    /// True if the structural check already reported the value at `path`
-    /// (or an unknown key that probably meant it) and removed it.
-    pub fn pruned(&self, path: &str) -> bool {
-        self.pruned.contains(path)
-    }
-    /// The span of the whole entry (key and value), or the value for array items.
-    pub fn entry(&self, path: &str) -> Option<Range<usize>> {
-        self.table()
-            .get(path)
-            .map(|(k, v)| k.start.min(v.start)..k.end.max(v.end))
-    }
-}
-
-/// Joins a path segment the way `Spans` keys are written.
-pub fn join(parent: &str, key: &str) -> String {
-    let mut out = String::with_capacity(parent.len() + key.len() + 3);
-    out.push_str(parent);
-    push_key(&mut out, key);
-    out
-}
-
-/// Appends `key` to the dotted path `out` (quoted unless it is a bare key).
-fn push_key(out: &mut String, key: &str) {
-    let plain = !key.is_empty()
-        && key
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
-    if !out.is_empty() {
-        out.push('.');
-    }
-    if plain {
-        out.push_str(key);
-    } else {
-        out.push_str(&format!("{key:?}"));
-    }
-}
-
-/// Where the checker is in the document, as a chain up to the root: written
-/// out (`devices.eth0.hwaddr`, `profiles[0]`) only for a problem or the span
-/// table, not for every key it passes.
-#[derive(Clone, Copy)]
-enum KeyPath<'p> {
-    Root,
-    Key(&'p KeyPath<'p>, &'p str),
-    Item(&'p KeyPath<'p>, usize),
-}
-
-impl KeyPath<'_> {
-    /// The dotted path, as `Spans` keys are written.
-    fn render(&self) -> String {
-        let mut out = String::new();
-        self.write(&mut out);
-        out
-    }
-    fn write(&self, out: &mut String) {
-        match self {
-            KeyPath::Root => {}
-            KeyPath::Key(parent, key) => {
-                parent.write(out);
-                push_key(out, key);
-            }
-            KeyPath::Item(parent, i) => {
-                parent.write(out);
-                out.push_str(&format!("[{i}]"));
-            }
-        }
-    }
-    /// The path as a message names it.
-    fn shown(&self) -> String {
-        match self {
-            KeyPath::Root => "the profile".to_string(),
-            _ => self.render(),
-        }
-    }
-}
-
-/// The keywords of one schema node, read once (after `$ref` and single
-/// `allOf` are resolved) and cached by the node's address: every device of
-/// a 10,000-device profile is checked against the same few nodes.
+/// The keywords of one schema node (after `$ref` and single `allOf` are
+/// resolved) that the check understands.
 struct Node<'a> {
     schema: &'a Json,
     any_of: Option<&'a [Json]>,
@@ -188,8 +36,6 @@ struct Node<'a> {
     minimum: Option<i64>,
     maximum: Option<i64>,
     properties: Option<&'a serde_json::Map<String, Json>>,
-    /// `properties` hashed with FNV (looked up for every key of the file).
-    property: HashMap<&'a str, &'a Json, Fnv>,
     patterns: Option<&'a serde_json::Map<String, Json>>,
     additional: Option<&'a Json>,
     required: Option<&'a [Json]>,
@@ -208,7 +54,6 @@ impl<'a> Node<'a> {
             minimum: None,
             maximum: None,
             properties: None,
-            property: HashMap::default(),
             patterns: None,
             additional: None,
             required: None,
@@ -232,12 +77,7 @@ impl<'a> Node<'a> {
                 "enum" => n.enum_ = v.as_array().map(Vec::as_slice),
                 "minimum" => n.minimum = v.as_i64(),
                 "maximum" => n.maximum = v.as_i64(),
-                "properties" => {
-                    n.properties = v.as_object();
-                    n.property = (n.properties.into_iter().flatten())
-                        .map(|(k, v)| (k.as_str(), v))
-                        .collect();
-                }
+                "properties" => n.properties = v.as_object(),
                 "patternProperties" => n.patterns = v.as_object(),
                 "additionalProperties" => n.additional = Some(v),
                 "required" => n.required = v.as_array().map(Vec::as_slice),
@@ -249,40 +89,27 @@ impl<'a> Node<'a> {
     }
 }
 
-/// A hasher for addresses (the node cache's keys): no need for SipHash.
-#[derive(Default)]
-struct AddrHasher(u64);
-
-impl std::hash::Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8 | *b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (n as u64)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(26);
-    }
+/// Checks `doc`, the parsed text of `source`, against `schema`: every
+/// problem, and the table of where each key and value is. What a problem is
+/// about is removed from `doc`, so the rest of the file can still be read.
+pub fn check(
+    schema: &Json,
+    source: &Source,
+    doc: &mut Spanned<DeTable<'_>>,
+) -> (Vec<Problem>, Spans) {
+    let mut checker = Checker::new(schema, source);
+    let span = doc.span();
+    checker.check_table("", span, doc.get_mut(), schema);
+    (checker.problems, checker.spans)
 }
 
-type AddrMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<AddrHasher>>;
-
-pub struct Checker<'a> {
+/// The walk of one document.
+struct Checker<'a> {
+    /// The whole schema, where `$ref`s point.
     root: &'a Json,
-    /// See [`Checker::with_definitions`].
-    definitions: Option<fn(&str) -> Option<&'static Json>>,
     source: &'a Source,
-    pub problems: Vec<Problem>,
-    /// The span table, when asked for ([`Checker::recording_spans`]).
-    map: Option<SpanMap>,
-    pruned: HashSet<String, Fnv>,
-    #[allow(clippy::type_complexity)]
-    tagged: AddrMap<Rc<Option<(&'a str, Vec<(&'a str, &'a Json)>)>>>,
-    nodes: AddrMap<Rc<Node<'a>>>,
+    problems: Vec<Problem>,
+    spans: Spans,
 }
 
 fn type_name(v: &DeValue<'_>) -> &'static str {
@@ -371,50 +198,23 @@ enum Verdict {
 }
 
 impl<'a> Checker<'a> {
-    pub fn new(root: &'a Json, source: &'a Source) -> Checker<'a> {
+    fn new(root: &'a Json, source: &'a Source) -> Checker<'a> {
         Checker {
             root,
-            definitions: None,
             source,
             problems: Vec::new(),
-            map: None,
-            pruned: HashSet::default(),
-            tagged: AddrMap::default(),
-            nodes: AddrMap::default(),
+            spans: Spans::default(),
         }
     }
 
-    /// Records where every key and value is (see [`Spans`]).
-    pub fn recording_spans(mut self) -> Checker<'a> {
-        self.map = Some(SpanMap::default());
-        self
+    /// Writes down where the key and value at `path` are.
+    fn record(&mut self, path: String, (key, value): (Range<usize>, Range<usize>)) {
+        self.spans.record(path, key, value);
     }
 
-    /// The spans recorded, and the paths pruned.
-    pub fn spans(&mut self) -> Spans {
-        Spans {
-            map: OnceLock::from(self.map.take().unwrap_or_default()),
-            pruned: std::mem::take(&mut self.pruned),
-            later: None,
-        }
-    }
-
-    /// The paths the check reported and removed (see [`Spans`]).
-    pub fn take_pruned(&mut self) -> HashSet<String, Fnv> {
-        std::mem::take(&mut self.pruned)
-    }
-
-    /// Records the spans of `path` if the table is kept.
-    fn record(&mut self, path: &KeyPath<'_>, spans: (Range<usize>, Range<usize>)) {
-        if let Some(map) = self.map.as_mut() {
-            map.insert(path.render(), spans);
-        }
-    }
-
-    /// Where the `#/definitions/NAME` that are not in `root` are.
-    pub fn with_definitions(mut self, lookup: fn(&str) -> Option<&'static Json>) -> Checker<'a> {
-        self.definitions = Some(lookup);
-        self
+    /// Writes down that the value at `path` was reported (see [`Spans`]).
+    fn prune(&mut self, path: String) {
+        self.spans.prune(path);
     }
 
     fn resolve(&self, mut schema: &'a Json) -> &'a Json {
@@ -428,32 +228,19 @@ impl<'a> Checker<'a> {
                 continue;
             }
             match schema.get("$ref").and_then(Json::as_str) {
-                Some(r) => {
-                    let ptr = r.trim_start_matches('#');
-                    let found = self.root.pointer(ptr).or_else(|| {
-                        let name = ptr.strip_prefix("/definitions/")?;
-                        (self.definitions?)(name)
-                    });
-                    match found {
-                        Some(s) => schema = s,
-                        None => return schema,
-                    }
-                }
+                Some(r) => match self.root.pointer(r.trim_start_matches('#')) {
+                    Some(s) => schema = s,
+                    None => return schema,
+                },
                 None => return schema,
             }
         }
         schema
     }
 
-    /// The resolved node of `schema`, from the cache.
-    fn node(&mut self, schema: &'a Json) -> Rc<Node<'a>> {
-        let id = schema as *const Json as usize;
-        if let Some(n) = self.nodes.get(&id) {
-            return n.clone();
-        }
-        let n = Rc::new(Node::new(self.resolve(schema)));
-        self.nodes.insert(id, n.clone());
-        n
+    /// The resolved node of `schema`.
+    fn node(&self, schema: &'a Json) -> Node<'a> {
+        Node::new(self.resolve(schema))
     }
 
     fn problem(&mut self, span: Range<usize>, message: String, label: &str, help: Option<String>) {
@@ -464,16 +251,9 @@ impl<'a> Checker<'a> {
         );
     }
 
-    /// Checks the whole document; returns it with the reported parts removed.
-    pub fn check_document(&mut self, doc: &mut Spanned<DeTable<'_>>) {
-        let root = self.root;
-        let span = doc.span();
-        self.check_table(&KeyPath::Root, span, doc.get_mut(), root);
-    }
-
     fn check_value(
         &mut self,
-        path: &KeyPath<'_>,
+        path: &str,
         value: &mut Spanned<DeValue<'_>>,
         schema: &'a Json,
     ) -> Verdict {
@@ -494,12 +274,12 @@ impl<'a> Checker<'a> {
                     span,
                     format!(
                         "`{}` must be {}, not {}",
-                        path.shown(),
+                        shown(path),
                         want.join(" or "),
                         type_name(value.get_ref())
                     ),
                     &format!("expected {}", want.join(" or ")),
-                    type_hint(&path.render(), list, value.get_ref()),
+                    type_hint(path, list, value.get_ref()),
                 );
                 return Verdict::Drop;
             }
@@ -510,7 +290,7 @@ impl<'a> Checker<'a> {
             {
                 self.problem(
                     span,
-                    format!("`{}` must be `{want}`", path.shown()),
+                    format!("`{}` must be `{want}`", shown(path)),
                     "here",
                     None,
                 );
@@ -529,7 +309,7 @@ impl<'a> Checker<'a> {
                 };
                 self.problem(
                     span,
-                    format!("unknown value `{s}` for `{}`", path.shown()),
+                    format!("unknown value `{s}` for `{}`", shown(path)),
                     "unknown value",
                     Some(help),
                 );
@@ -549,7 +329,7 @@ impl<'a> Checker<'a> {
                 };
                 self.problem(
                     span,
-                    format!("`{}` is out of range: {n}", path.shown()),
+                    format!("`{}` is out of range: {n}", shown(path)),
                     &format!("must be {range}"),
                     None,
                 );
@@ -568,12 +348,12 @@ impl<'a> Checker<'a> {
                 if let Some(item_schema) = node.items {
                     let mut bad = Vec::new();
                     for (i, item) in items.iter_mut().enumerate() {
-                        let p = KeyPath::Item(path, i);
-                        let s = item.span();
-                        self.record(&p, (s.clone(), s));
+                        let p = format!("{path}[{i}]");
                         if let Verdict::Drop = self.check_value(&p, item, item_schema) {
                             bad.push(i);
                         }
+                        let s = item.span();
+                        self.record(p, (s.clone(), s));
                     }
                     if !bad.is_empty() {
                         return Verdict::Drop;
@@ -587,14 +367,13 @@ impl<'a> Checker<'a> {
 
     fn check_any_of(
         &mut self,
-        path: &KeyPath<'_>,
+        path: &str,
         value: &mut Spanned<DeValue<'_>>,
         any: &'a [Json],
     ) -> Verdict {
         // Try each alternative quietly; the first that fits wins.
         for alt in any {
             let mut probe = Checker::new(self.root, self.source);
-            probe.definitions = self.definitions;
             let mut copy = value.clone();
             if let Verdict::Ok = probe.check_value(path, &mut copy, alt)
                 && probe.problems.is_empty()
@@ -649,7 +428,7 @@ impl<'a> Checker<'a> {
             value.span(),
             format!(
                 "`{}` must be {}, not {}",
-                path.shown(),
+                shown(path),
                 types.join(" or "),
                 type_name(value.get_ref())
             ),
@@ -663,13 +442,12 @@ impl<'a> Checker<'a> {
     /// has a `const` tag property.
     fn check_one_of(
         &mut self,
-        path: &KeyPath<'_>,
+        path: &str,
         value: &mut Spanned<DeValue<'_>>,
         one: &'a [Json],
     ) -> Verdict {
         let span = value.span();
-        let tagged = self.tagged(one);
-        let Some((tag_key, variants)) = tagged.as_ref().as_ref().map(|(k, v)| (*k, v)) else {
+        let Some((tag_key, variants)) = self.tagged(one) else {
             let consts: Vec<&str> = one
                 .iter()
                 .filter_map(|v| self.resolve(v).get("const").and_then(Json::as_str))
@@ -685,7 +463,7 @@ impl<'a> Checker<'a> {
                 span,
                 format!(
                     "`{}` must be a table, not {}",
-                    path.shown(),
+                    shown(path),
                     type_name(value.get_ref())
                 ),
                 "expected a table",
@@ -693,7 +471,7 @@ impl<'a> Checker<'a> {
             );
             return Verdict::Drop;
         };
-        // Which variant, without cloning the tag (this runs for every device).
+        // Which variant the tag names.
         let tag = t
             .iter()
             .find(|(k, _)| k.get_ref().as_ref() == tag_key)
@@ -709,7 +487,7 @@ impl<'a> Checker<'a> {
             None => {
                 self.problem(
                     span,
-                    format!("`{}` has no `{tag_key}`", path.shown()),
+                    format!("`{}` has no `{tag_key}`", shown(path)),
                     &format!("`{tag_key}` missing"),
                     Some(format!(
                         "set `{tag_key}` to one of {}",
@@ -721,7 +499,7 @@ impl<'a> Checker<'a> {
             Some(Err((tag_span, None))) => {
                 self.problem(
                     tag_span,
-                    format!("`{}` must be a string", KeyPath::Key(path, tag_key).shown()),
+                    format!("`{}` must be a string", join(path, tag_key)),
                     "expected a string",
                     Some(format!("one of {}", quoted_list(&names()))),
                 );
@@ -735,7 +513,7 @@ impl<'a> Checker<'a> {
                 };
                 self.problem(
                     tag_span,
-                    format!("unknown {tag_key} `{s}` for `{}`", path.shown()),
+                    format!("unknown {tag_key} `{s}` for `{}`", shown(path)),
                     "unknown value",
                     Some(help),
                 );
@@ -790,15 +568,9 @@ impl<'a> Checker<'a> {
         )
     }
 
-    /// The tag key and `(tag, variant)` list of an internally tagged `oneOf`,
-    /// worked out once per schema node (every device is checked against the
-    /// same one).
+    /// The tag key and `(tag, variant)` list of an internally tagged `oneOf`.
     #[allow(clippy::type_complexity)]
-    fn tagged(&mut self, one: &'a [Json]) -> Rc<Option<(&'a str, Vec<(&'a str, &'a Json)>)>> {
-        let id = one.as_ptr() as usize;
-        if let Some(t) = self.tagged.get(&id) {
-            return t.clone();
-        }
+    fn tagged(&self, one: &'a [Json]) -> Option<(&'a str, Vec<(&'a str, &'a Json)>)> {
         let mut tag_key = None;
         let mut variants: Vec<(&'a str, &'a Json)> = Vec::new();
         for v in one {
@@ -812,16 +584,14 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        let t = Rc::new(tag_key.map(|k| (k, variants)));
-        self.tagged.insert(id, t.clone());
-        t
+        tag_key.map(|k| (k, variants))
     }
 
     /// `oneOf` of string constants: how schemars writes a unit enum whose
     /// variants have doc comments.
     fn check_const_one_of(
         &mut self,
-        path: &KeyPath<'_>,
+        path: &str,
         value: &Spanned<DeValue<'_>>,
         names: &[&str],
     ) -> Verdict {
@@ -830,7 +600,7 @@ impl<'a> Checker<'a> {
                 value.span(),
                 format!(
                     "`{}` must be one of {}, not {}",
-                    path.shown(),
+                    shown(path),
                     quoted_list(names),
                     type_name(value.get_ref())
                 ),
@@ -849,7 +619,7 @@ impl<'a> Checker<'a> {
         };
         self.problem(
             value.span(),
-            format!("unknown value `{s}` for `{}`", path.shown()),
+            format!("unknown value `{s}` for `{}`", shown(path)),
             "unknown value",
             Some(help),
         );
@@ -858,7 +628,7 @@ impl<'a> Checker<'a> {
 
     fn check_table(
         &mut self,
-        path: &KeyPath<'_>,
+        path: &str,
         span: Range<usize>,
         table: &mut DeTable<'_>,
         schema: &'a Json,
@@ -873,9 +643,9 @@ impl<'a> Checker<'a> {
         let mut drop_keys = Vec::new();
         for (key, value) in table.iter_mut() {
             let k: &str = key.get_ref().as_ref();
-            let p = KeyPath::Key(path, k);
+            let p = join(path, k);
             let spans = (key.span(), value.span());
-            let sub = node.property.get(k).copied().or_else(|| {
+            let sub = props.get(k).or_else(|| {
                 patterns
                     .iter()
                     .find(|(pat, _)| pattern_matches(pat, k))
@@ -886,20 +656,20 @@ impl<'a> Checker<'a> {
                 (None, Some(Json::Bool(false))) => None,
                 (None, Some(s)) if s.is_object() => Some(s),
                 (None, _) => {
-                    self.record(&p, spans);
+                    self.record(p, spans);
                     continue;
                 }
             };
             match sub {
                 Some(s) => {
                     if let Verdict::Drop = self.check_value(&p, value, s) {
-                        self.pruned.insert(p.render());
+                        self.prune(p.clone());
                         drop_keys.push(k.to_string());
                     }
-                    self.record(&p, spans);
+                    self.record(p, spans);
                 }
                 None => {
-                    self.record(&p, spans);
+                    self.record(p, spans);
                     if let Some(problem) = self.dotted_key(k, key.span(), value, props, patterns) {
                         self.problems.push(problem);
                         drop_keys.push(k.to_string());
@@ -920,7 +690,7 @@ impl<'a> Checker<'a> {
                         .collect();
                     let meant = did_you_mean(k, tag_free.iter().copied());
                     if let Some(m) = meant {
-                        self.pruned.insert(KeyPath::Key(path, m).render());
+                        self.prune(join(path, m));
                     }
                     let help = match meant {
                         Some(m) if !m.ends_with('…') => format!("did you mean `{m}`?"),
@@ -936,10 +706,10 @@ impl<'a> Checker<'a> {
                         },
                         _ => format!("expected one of {}", quoted_list(&tag_free)),
                     };
-                    let where_ = if let KeyPath::Root = path {
+                    let where_ = if path.is_empty() {
                         "at the top level".to_string()
                     } else {
-                        format!("in `{}`", path.shown())
+                        format!("in `{}`", shown(path))
                     };
                     self.problem(
                         key.span(),
@@ -952,7 +722,7 @@ impl<'a> Checker<'a> {
             }
         }
         if !drop_keys.is_empty() {
-            // A set: a table of thousands of unknown keys stays linear.
+            // A set, so dropping many keys of a big table stays linear.
             let drop: std::collections::HashSet<&str> =
                 drop_keys.iter().map(String::as_str).collect();
             let old = std::mem::take(table);
@@ -967,7 +737,7 @@ impl<'a> Checker<'a> {
                 if !table.keys().any(|k| k.get_ref().as_ref() == r) {
                     self.problem(
                         span.clone(),
-                        format!("`{}` needs `{r}`", path.shown()),
+                        format!("`{}` needs `{r}`", shown(path)),
                         &format!("`{r}` missing"),
                         None,
                     );
