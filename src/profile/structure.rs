@@ -284,18 +284,17 @@ impl<'a> Checker<'a> {
                 return Verdict::Drop;
             }
         }
-        if let Some(c) = node.const_ {
-            if let (Some(want), DeValue::String(s)) = (c.as_str(), value.get_ref())
-                && s.as_ref() != want
-            {
-                self.problem(
-                    span,
-                    format!("`{}` must be `{want}`", shown(path)),
-                    "here",
-                    None,
-                );
-                return Verdict::Drop;
-            }
+        if let Some(c) = node.const_
+            && let (Some(want), DeValue::String(s)) = (c.as_str(), value.get_ref())
+            && s.as_ref() != want
+        {
+            self.problem(
+                span,
+                format!("`{}` must be `{want}`", shown(path)),
+                "here",
+                None,
+            );
+            return Verdict::Drop;
         }
         if let Some(options) = node.enum_ {
             let names: Vec<&str> = options.iter().filter_map(Json::as_str).collect();

@@ -1,0 +1,154 @@
+//! The user namespace of an unprivileged container: the host writes the
+//! child's id map and makes the idmapped mount of its rootfs (only the host
+//! has privilege over the filesystem); the child attaches that mount and
+//! takes the container's root.
+
+#![allow(unsafe_code)]
+
+use super::mounts::{OPEN_TREE_CLONE, open_tree};
+use super::{LinuxKernel, check, check_long, cstr, with_context};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Writes the child's `uid_map` and `gid_map` (the kernel takes each in one
+/// write, once).
+pub(super) fn write_idmap(pid: i32, uid_map: &str, gid_map: &str) -> io::Result<()> {
+    for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, map).map_err(|e| with_context(e, format!("writing {path}")))?;
+    }
+    Ok(())
+}
+
+/// The rootfs as a detached mount tree idmapped with the user namespace of
+/// process `pid`: files owned by host uid N show as the container's uid N.
+pub(super) fn make_idmapped_rootfs(k: &mut LinuxKernel, pid: i32) -> io::Result<()> {
+    let userns = std::fs::File::open(format!("/proc/{pid}/ns/user"))
+        .map_err(|e| with_context(e, "opening the container's user namespace"))?;
+    let rootfs = cstr(k.rootfs.as_os_str().as_bytes())?;
+    let tree = open_tree(
+        libc::AT_FDCWD,
+        &rootfs,
+        OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32,
+    )
+    .map_err(|e| with_context(e, format!("open_tree {}", k.rootfs.display())))?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: valid fd, empty path with AT_EMPTY_PATH, attr of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if let Err(e) = check_long(r) {
+        return Err(not_idmappable(e, &k.rootfs));
+    }
+    k.idmapped.push(tree);
+    Ok(())
+}
+
+/// Why the rootfs cannot be idmapped, with its filesystem and the ways out.
+fn not_idmappable(e: io::Error, rootfs: &std::path::Path) -> io::Error {
+    let fstype = filesystem_of(rootfs).unwrap_or_else(|| "its filesystem".into());
+    let why = match e.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => format!(
+            "the rootfs {} is on {fstype}, which this kernel cannot idmap: run the \
+             container privileged (\"security.privileged\" = true) or put the rootfs on \
+             a filesystem that supports idmapped mounts (ext4, xfs, btrfs, tmpfs)",
+            rootfs.display()
+        ),
+        _ => format!("idmapping the rootfs {} ({fstype})", rootfs.display()),
+    };
+    with_context(e, why)
+}
+
+/// The filesystem type of the mount `path` is on (from `/proc/self/mountinfo`).
+fn filesystem_of(path: &std::path::Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut best: Option<(usize, String)> = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let sep = fields.iter().position(|f| *f == "-")?;
+        let (Some(point), Some(fstype)) = (fields.get(4), fields.get(sep + 1)) else {
+            continue;
+        };
+        let point = std::path::Path::new(point);
+        if path.starts_with(point) && best.as_ref().is_none_or(|(n, _)| point.as_os_str().len() >= *n) {
+            best = Some((point.as_os_str().len(), (*fstype).to_string()));
+        }
+    }
+    best.map(|(_, t)| t)
+}
+
+/// In the child: attaches the host's idmapped rootfs (the first tree the
+/// host handed over) onto the rootfs path, and opens it as the root every
+/// later path resolves in. Done by path, as the child's own mount namespace
+/// names the rootfs, before the child takes the container's root: until
+/// then it may still pass directories only the host's root may enter.
+pub(super) fn attach_idmapped_rootfs(k: &mut LinuxKernel) -> io::Result<()> {
+    if k.idmapped.is_empty() {
+        return Err(io::Error::other("the host handed over no idmapped rootfs"));
+    }
+    let tree = k.idmapped.remove(0);
+    let rootfs = cstr(k.rootfs.as_os_str().as_bytes())?;
+    // SAFETY: a valid tree fd with an empty path, a C string target.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            rootfs.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    check_long(r).map_err(|e| with_context(e, "attaching the idmapped rootfs"))?;
+    k.root = Some(k.open_rootfs_dir(&k.rootfs)?);
+    Ok(())
+}
+
+/// In the child, once its map is written: uid and gid 0 of its user
+/// namespace, with no supplementary groups. Changing ids clears the
+/// parent-death signal: it is set again, and a supervisor that died in
+/// between is noticed.
+pub(super) fn become_root(supervisor: i32) -> io::Result<()> {
+    // SAFETY: plain system calls on this process's own credentials.
+    unsafe {
+        check(libc::setresgid(0, 0, 0)).map_err(|e| with_context(e, "setresgid 0"))?;
+        check(libc::setgroups(0, std::ptr::null()))
+            .map_err(|e| with_context(e, "setgroups"))?;
+        check(libc::setresuid(0, 0, 0)).map_err(|e| with_context(e, "setresuid 0"))?;
+    }
+    super::spawn::kill_me_with_my_parent();
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } != supervisor {
+        return Err(io::Error::other("the supervisor is gone"));
+    }
+    Ok(())
+}
+
+/// Hands over the idmapped trees made for the child.
+pub(super) fn take_idmapped(k: &mut LinuxKernel) -> Vec<OwnedFd> {
+    std::mem::take(&mut k.idmapped)
+}

@@ -1,0 +1,122 @@
+//! The steps of an unprivileged container's user namespace, and the boot id
+//! every container gets: the map is chosen before the clone (the cgroup is
+//! handed to the container's root), written once the child exists, and the
+//! rootfs is idmapped for it.
+
+use super::report::Status;
+use super::{Failure, Runner, Undo};
+use crate::idmap::{self, IdMap, IdmapConfig, SubIds};
+use crate::paths::ContainerPath;
+use std::path::Path;
+
+impl<K: super::kernel::Kernel> Runner<'_, K> {
+    /// `ChooseIdmap`: root's ranges from `/etc/subuid` and `/etc/subgid`
+    /// (LXD's fallback without them), an isolated block held for this
+    /// container until it stops, and the `raw.idmap` lines punched in.
+    pub(crate) fn choose_idmap(
+        &mut self,
+        isolated: bool,
+        size: Option<u32>,
+        base: Option<u32>,
+        raw: Option<&str>,
+    ) -> Result<Status, Failure> {
+        let subuid = self.read_subids("/etc/subuid")?;
+        let subgid = self.read_subids("/etc/subgid")?;
+        let root = idmap::root_ids(subuid.as_ref(), subgid.as_ref()).map_err(fail)?;
+        let raw = match raw {
+            Some(text) => idmap::parse_raw(text).map_err(|errors| {
+                let lines: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+                Failure::new(format!("raw.idmap: {}", lines.join("; ")))
+            })?,
+            None => Vec::new(),
+        };
+        let config = IdmapConfig {
+            isolated,
+            size,
+            base,
+            raw,
+        };
+        let map = if isolated {
+            let run_dir = crate::state::run_dir();
+            let map = idmap::allocate(&run_dir, &self.name, &config, &root).map_err(fail)?;
+            self.undo.push(Undo::ReleaseIdmap(run_dir, self.name.clone()));
+            map
+        } else {
+            idmap::choose(&config, &root, &[]).map_err(fail)?
+        };
+        let from = match root.source {
+            idmap::RootSource::SubIdFiles => "",
+            idmap::RootSource::Fallback => " (no range for root in /etc/subuid: LXD's fallback)",
+        };
+        let status = Status::detail(format!("{map}{from}"));
+        self.idmap = Some(map);
+        Ok(status)
+    }
+
+    /// `/etc/subuid` or `/etc/subgid`, parsed; `None` when the host has none.
+    fn read_subids(&mut self, file: &str) -> Result<Option<SubIds>, Failure> {
+        match self.k.read_host_file(Path::new(file)) {
+            Ok(text) => SubIds::parse(file, &text).map(Some).map_err(fail),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Failure::new(format!("reading {file}: {e}"))),
+        }
+    }
+
+    /// The chosen map (`ChooseIdmap` comes first in every unprivileged plan).
+    fn chosen_idmap(&self) -> Result<&IdMap, Failure> {
+        self.idmap
+            .as_ref()
+            .ok_or_else(|| Failure::new("no id map was chosen (the plan lacks ChooseIdmap)"))
+    }
+
+    /// `WriteIdmap`: the map, written into the child's user namespace.
+    pub(crate) fn write_idmap(&mut self) -> Result<Status, Failure> {
+        let pid = self.child()?;
+        let limit = match self.k.read_host_file(Path::new("/proc/sys/kernel/osrelease")) {
+            Ok(release) => idmap::extent_limit(release.trim()),
+            Err(_) => idmap::MAX_EXTENTS,
+        };
+        let map = self.chosen_idmap()?;
+        let uids = map.uid_map_text(limit).map_err(fail)?;
+        let gids = map.gid_map_text(limit).map_err(fail)?;
+        self.k.write_idmap(pid, &uids, &gids)?;
+        Ok(Status::done())
+    }
+
+    /// `MakeIdmappedRootfs`: the rootfs idmapped with the child's user
+    /// namespace, handed to the child with the word that this step is done.
+    pub(crate) fn make_idmapped_rootfs(&mut self) -> Result<Status, Failure> {
+        let pid = self.child()?;
+        self.k.make_idmapped_rootfs(pid)?;
+        Ok(Status::done())
+    }
+
+    fn child(&self) -> Result<i32, Failure> {
+        self.child_pid
+            .ok_or_else(|| Failure::new("no container process yet"))
+    }
+
+    /// `BindBootId`: a fresh random id (the kernel makes one for each read
+    /// of `/proc/sys/kernel/random/uuid`) in a file on the container's
+    /// `/dev`, bound read-only over `target`, and the file unlinked: the
+    /// mount keeps it.
+    pub(crate) fn bind_boot_id(&mut self, target: &ContainerPath) -> Result<Status, Failure> {
+        let id = self
+            .k
+            .read_host_file(Path::new("/proc/sys/kernel/random/uuid"))?;
+        let file = ContainerPath::new("/dev/.envc-boot-id").expect("a static path");
+        self.k.write_file(&file, &format!("{}\n", id.trim()), 0o444)?;
+        let bound = self
+            .k
+            .bind_inside(&file, target)
+            .and_then(|()| self.k.set_readonly(target, false));
+        let removed = self.k.unlink(&file);
+        bound?;
+        removed?;
+        Ok(Status::done())
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> Failure {
+    Failure::new(e.to_string())
+}
