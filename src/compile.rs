@@ -127,7 +127,11 @@ pub fn compile(p: &Profile) -> Plan {
 
     // The rootfs becomes a mount of its own, invisible to the host.
     b.push(Phase::Rootfs, rootfs_origin, Op::MakeMountsSlave);
-    b.push(Phase::Rootfs, rootfs_origin, Op::BindRootfs);
+    b.push(
+        Phase::Rootfs,
+        rootfs_origin,
+        Op::BindRootfs { idmapped: false },
+    );
 
     // /proc and /sys.
     let proc_o = &p.proc.mode.origin;

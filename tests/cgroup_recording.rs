@@ -871,6 +871,27 @@ impl Kernel for Cgroupfs {
     fn pivot_root(&mut self) -> io::Result<()> {
         self.inner.pivot_root()
     }
+    fn write_file(&mut self, path: &ContainerPath, contents: &str, mode: u32) -> io::Result<()> {
+        self.inner.write_file(path, contents, mode)
+    }
+    fn write_idmap(&mut self, pid: i32, uid_map: &str, gid_map: &str) -> io::Result<()> {
+        self.inner.write_idmap(pid, uid_map, gid_map)
+    }
+    fn make_idmapped_rootfs(&mut self, pid: i32) -> io::Result<()> {
+        self.inner.make_idmapped_rootfs(pid)
+    }
+    fn take_idmapped(&mut self) -> Vec<std::os::fd::OwnedFd> {
+        self.inner.take_idmapped()
+    }
+    fn adopt_idmapped(&mut self, trees: Vec<std::os::fd::OwnedFd>) {
+        self.inner.adopt_idmapped(trees)
+    }
+    fn attach_idmapped_rootfs(&mut self) -> io::Result<()> {
+        self.inner.attach_idmapped_rootfs()
+    }
+    fn become_root(&mut self) -> io::Result<()> {
+        self.inner.become_root()
+    }
     fn take_handoff(&mut self) -> Handoff {
         self.inner.take_handoff()
     }

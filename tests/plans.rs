@@ -388,7 +388,7 @@ fn check_refuses_a_read_only_remount_of_nothing() {
 #[test]
 fn check_refuses_the_wrong_side() {
     let mut p = base();
-    let i = index(&p, |op| matches!(op, Op::BindRootfs));
+    let i = index(&p, |op| matches!(op, Op::BindRootfs { .. }));
     p.steps[i].side = Side::Host;
     refused(&p, "must run on the");
 

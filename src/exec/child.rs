@@ -97,7 +97,10 @@ impl ChildSide<'_, '_> {
             || (self.owed.devices && matches!(op, Op::ExecInit { .. }))
         {
             match self.ch.recv() {
-                Ok(Some((Msg::HostDone { step }, _))) => self.owed.host_done = step,
+                Ok(Some((Msg::HostDone { step }, trees))) => {
+                    self.runner.k.adopt_idmapped(trees);
+                    self.owed.host_done = step;
+                }
                 Ok(Some((Msg::CgroupReady { tasks }, fds))) if tasks.len() != fds.len() => {
                     let error = format!(
                         "the host passed {} of the cgroup's {} tasks files",

@@ -245,6 +245,24 @@ pub trait Kernel {
     ) -> io::Result<()>;
     /// Makes the rootfs the root and detaches the old one.
     fn pivot_root(&mut self) -> io::Result<()>;
+
+    /// A new file inside the rootfs with `contents` (nothing may be there).
+    fn write_file(&mut self, path: &ContainerPath, contents: &str, mode: u32) -> io::Result<()>;
+
+    // The user namespace (unprivileged containers).
+    /// Host side: writes `/proc/PID/uid_map` and `gid_map`.
+    fn write_idmap(&mut self, pid: i32, uid_map: &str, gid_map: &str) -> io::Result<()>;
+    /// Host side: the rootfs as a detached mount idmapped with `pid`'s user
+    /// namespace, kept for [`Kernel::take_idmapped`].
+    fn make_idmapped_rootfs(&mut self, pid: i32) -> io::Result<()>;
+    /// Host side: the idmapped trees made, to hand to the child.
+    fn take_idmapped(&mut self) -> Vec<OwnedFd>;
+    /// Child side: the trees the host handed over, in order.
+    fn adopt_idmapped(&mut self, trees: Vec<OwnedFd>);
+    /// Child side: attaches the idmapped rootfs where the rootfs is.
+    fn attach_idmapped_rootfs(&mut self) -> io::Result<()>;
+    /// Child side: uid and gid 0 of its user namespace.
+    fn become_root(&mut self) -> io::Result<()>;
     /// The fds made for the supervisor.
     fn take_handoff(&mut self) -> Handoff;
     /// Becomes init: session, console as stdio, signals reset, capabilities,

@@ -19,6 +19,7 @@ pub mod recording;
 pub mod report;
 mod simulate;
 pub mod supervise;
+mod userns;
 
 pub use caps::{capability_number, dropped_caps};
 pub use cgroup::{CgroupPart, CgroupSpec, CgroupState};
@@ -66,6 +67,8 @@ pub enum Undo {
     RemoveCgroupTree(PathBuf),
     /// A NIC: the host side of a veth, or a physical NIC to give back. The
     /// container's network namespace is held open until then.
+    /// Frees the isolated id range held under the container's name.
+    ReleaseIdmap(PathBuf, String),
     RemoveNic {
         nic: crate::net::CreatedNic,
         netns: std::rc::Rc<std::os::fd::OwnedFd>,
@@ -88,6 +91,10 @@ pub struct Runner<'k, K: Kernel> {
     pub netns: Option<std::rc::Rc<std::os::fd::OwnedFd>>,
     /// The rootfs directory on the host (`OpenRootfs`).
     pub rootfs: PathBuf,
+    /// The container's name (its isolated id range is held under it).
+    pub name: String,
+    /// The unprivileged container's id map (`ChooseIdmap`).
+    pub idmap: Option<crate::idmap::IdMap>,
 }
 
 /// The status of a step that is one kernel call.
@@ -97,9 +104,11 @@ fn done(r: std::io::Result<()>) -> Result<Status, Failure> {
 }
 
 impl<'k, K: Kernel> Runner<'k, K> {
-    pub fn new(k: &'k mut K, rootfs: PathBuf) -> Runner<'k, K> {
+    pub fn new(k: &'k mut K, name: &str, rootfs: PathBuf) -> Runner<'k, K> {
         Runner {
             rootfs,
+            name: name.to_string(),
+            idmap: None,
             k,
             init: None,
             child_pid: None,
@@ -126,7 +135,18 @@ impl<'k, K: Kernel> Runner<'k, K> {
             Op::AttachCgroup => self.attach_cgroup(),
             Op::UnshareCgroupNamespace => self.unshare_cgroup_namespace(),
             Op::MakeMountsSlave => done(self.k.make_mounts_slave()),
-            Op::BindRootfs => done(self.k.bind_rootfs()),
+            Op::BindRootfs { idmapped: false } => done(self.k.bind_rootfs()),
+            Op::BindRootfs { idmapped: true } => done(self.k.attach_idmapped_rootfs()),
+            Op::ChooseIdmap {
+                isolated,
+                size,
+                base,
+                raw,
+            } => self.choose_idmap(*isolated, *size, *base, raw.as_deref()),
+            Op::WriteIdmap => self.write_idmap(),
+            Op::MakeIdmappedRootfs => self.make_idmapped_rootfs(),
+            Op::BecomeRoot => done(self.k.become_root()),
+            Op::BindBootId { target } => self.bind_boot_id(target),
             Op::SetHostname { hostname } => done(self.k.set_hostname(hostname)),
             Op::MountProc { target, .. } => {
                 done(self.k.mount_fs("proc", target, MountFlags::SECURE, ""))
@@ -193,6 +213,11 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 Undo::RemoveCgroupTree(path) => self.remove_cgroup_tree(&path, &mut left),
                 // A shared parent: left where other containers still use it.
                 Undo::RemoveCgroupDir(path) => self.remove_shared_cgroup(&path, &mut left),
+                Undo::ReleaseIdmap(run_dir, name) => {
+                    if let Err(e) = crate::idmap::release(&run_dir, &name) {
+                        left.push(format!("id range of {name}: {e}"));
+                    }
+                }
             }
         }
         left

@@ -329,6 +329,29 @@ impl Kernel for RecordingKernel {
     fn pivot_root(&mut self) -> io::Result<()> {
         self.call("pivot_root".into())
     }
+    fn write_file(&mut self, path: &ContainerPath, contents: &str, mode: u32) -> io::Result<()> {
+        self.call(format!("write_file {path} {mode:o} {}", contents.len()))
+    }
+    fn write_idmap(&mut self, pid: i32, uid_map: &str, gid_map: &str) -> io::Result<()> {
+        self.call(format!(
+            "write_idmap {pid} uid {} gid {}",
+            uid_map.trim().replace('\n', ", "),
+            gid_map.trim().replace('\n', ", ")
+        ))
+    }
+    fn make_idmapped_rootfs(&mut self, pid: i32) -> io::Result<()> {
+        self.call(format!("make_idmapped_rootfs {pid}"))
+    }
+    fn take_idmapped(&mut self) -> Vec<std::os::fd::OwnedFd> {
+        Vec::new()
+    }
+    fn adopt_idmapped(&mut self, _trees: Vec<std::os::fd::OwnedFd>) {}
+    fn attach_idmapped_rootfs(&mut self) -> io::Result<()> {
+        self.call("attach_idmapped_rootfs".into())
+    }
+    fn become_root(&mut self) -> io::Result<()> {
+        self.call("become_root".into())
+    }
     fn take_handoff(&mut self) -> Handoff {
         Handoff::default()
     }

@@ -10,7 +10,7 @@ use crate::plan::{Op, Plan};
 /// Replays `plan` through `k` and reports what each step did.
 pub fn simulate<K: Kernel>(plan: &Plan, k: &mut K) -> Report {
     let mut report = Report::new(plan);
-    let mut runner = Runner::new(k, plan.rootfs.clone().into());
+    let mut runner = Runner::new(k, &plan.name, plan.rootfs.clone().into());
     let mut failed: Option<(usize, Failure)> = None;
     for (i, step) in plan.steps.iter().enumerate() {
         let r = match &step.op {

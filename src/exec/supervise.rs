@@ -128,7 +128,7 @@ fn apply_once(
             false,
         );
     };
-    let mut runner = Runner::new(&mut k, opts.rootfs.clone());
+    let mut runner = Runner::new(&mut k, &plan.name, opts.rootfs.clone());
     let mut guest_api = None;
     let result = run(
         plan,
@@ -377,7 +377,10 @@ fn run_host_steps_after_clone(
         if let Err(f) = run_host_step(plan, runner, report, j, CgroupPart::All) {
             return Err(abort(plan, report, ch, j, f));
         }
-        if let Err(f) = told(ch.send(&Msg::HostDone { step: j }, &[])) {
+        // The idmapped mounts the step made go to the child with the word.
+        let trees = runner.k.take_idmapped();
+        let fds: Vec<RawFd> = trees.iter().map(|t| t.as_raw_fd()).collect();
+        if let Err(f) = told(ch.send(&Msg::HostDone { step: j }, &fds)) {
             return Err(abort(plan, report, ch, j, f));
         }
     }

@@ -39,7 +39,8 @@ impl<K: super::kernel::Kernel> Runner<'_, K> {
         let map = if isolated {
             let run_dir = crate::state::run_dir();
             let map = idmap::allocate(&run_dir, &self.name, &config, &root).map_err(fail)?;
-            self.undo.push(Undo::ReleaseIdmap(run_dir, self.name.clone()));
+            self.undo
+                .push(Undo::ReleaseIdmap(run_dir, self.name.clone()));
             map
         } else {
             idmap::choose(&config, &root, &[]).map_err(fail)?
@@ -72,7 +73,10 @@ impl<K: super::kernel::Kernel> Runner<'_, K> {
     /// `WriteIdmap`: the map, written into the child's user namespace.
     pub(crate) fn write_idmap(&mut self) -> Result<Status, Failure> {
         let pid = self.child()?;
-        let limit = match self.k.read_host_file(Path::new("/proc/sys/kernel/osrelease")) {
+        let limit = match self
+            .k
+            .read_host_file(Path::new("/proc/sys/kernel/osrelease"))
+        {
             Ok(release) => idmap::extent_limit(release.trim()),
             Err(_) => idmap::MAX_EXTENTS,
         };
@@ -105,7 +109,8 @@ impl<K: super::kernel::Kernel> Runner<'_, K> {
             .k
             .read_host_file(Path::new("/proc/sys/kernel/random/uuid"))?;
         let file = ContainerPath::new("/dev/.envc-boot-id").expect("a static path");
-        self.k.write_file(&file, &format!("{}\n", id.trim()), 0o444)?;
+        self.k
+            .write_file(&file, &format!("{}\n", id.trim()), 0o444)?;
         let bound = self
             .k
             .bind_inside(&file, target)

@@ -156,7 +156,8 @@ impl Plan {
                     op @ (Op::OpenRootfs
                     | Op::CheckDirectory { .. }
                     | Op::CheckInit { .. }
-                    | Op::CreateCgroup { .. }),
+                    | Op::CreateCgroup { .. }
+                    | Op::ChooseIdmap { .. }),
                     true,
                 ) => {
                     return err(

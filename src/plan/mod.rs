@@ -127,6 +127,8 @@ pub struct Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Namespace {
+    /// A user namespace: it owns every other namespace of the container.
+    User,
     Mount,
     Pid,
     Uts,
@@ -170,9 +172,14 @@ pub enum Op {
     OpenRootfs,
     /// The directory must exist in the rootfs (resolved inside it); created
     /// when `create` is set. A non-empty one gets a warning.
-    CheckDirectory { path: ContainerPath, create: bool },
+    CheckDirectory {
+        path: ContainerPath,
+        create: bool,
+    },
     /// The init program must resolve inside the rootfs to an executable file.
-    CheckInit { path: ContainerPath },
+    CheckInit {
+        path: ContainerPath,
+    },
     /// Create the container's cgroup (`parent/name`) in every hierarchy the
     /// host has, with the limits. Expands at run time: the report lists the
     /// hierarchies.
@@ -189,7 +196,28 @@ pub enum Op {
         device_allow_from_host: Vec<HostPath>,
     },
     /// Create the container's first process with these new namespaces.
-    CloneChild { namespaces: Vec<Namespace> },
+    /// Chooses the unprivileged container's id map (host side, before the
+    /// clone): root's range in `/etc/subuid` and `/etc/subgid` (LXD's
+    /// fallback without one), a range of its own when `isolated`, and the
+    /// `raw` lines (`raw.idmap`) punched in.
+    ChooseIdmap {
+        isolated: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        raw: Option<String>,
+    },
+    CloneChild {
+        namespaces: Vec<Namespace>,
+    },
+    /// Writes the chosen map into the child's user namespace, which waits.
+    WriteIdmap,
+    /// Makes the rootfs as a detached mount idmapped with the child's user
+    /// namespace (host side: it needs privilege over the filesystem) and
+    /// hands it to the child, which attaches it with `BindRootfs`.
+    MakeIdmappedRootfs,
     /// The container's first process joins its cgroup in every hierarchy (it
     /// writes 0 to each v1 `tasks`; cgroup2 it entered with the clone).
     AttachCgroup,
@@ -198,18 +226,38 @@ pub enum Op {
     /// Make every mount private-to-the-container (`rslave`), so nothing propagates to the host.
     MakeMountsSlave,
     /// Bind the rootfs onto itself, so it is a mount point for `pivot_root`.
-    BindRootfs,
+    BindRootfs {
+        /// The host's idmapped mount of the rootfs (`MakeIdmappedRootfs`),
+        /// not a bind of the rootfs onto itself.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        idmapped: bool,
+    },
+    /// The child takes the container's root (uid and gid 0 of its user
+    /// namespace) once the rootfs is attached: from here on it acts as a
+    /// host uid of the map.
+    BecomeRoot,
+    /// A random boot id for this start, bound read-only over `target`
+    /// (`/proc/sys/kernel/random/boot_id`).
+    BindBootId {
+        target: ContainerPath,
+    },
     /// Set the UTS hostname.
-    SetHostname { hostname: String },
+    SetHostname {
+        hostname: String,
+    },
     /// Mount a fresh procfs (`nosuid,nodev,noexec`).
     MountProc {
         target: ContainerPath,
         mode: ProcMode,
     },
     /// Mount sysfs (`nosuid,nodev,noexec`).
-    MountSysfs { target: ContainerPath },
+    MountSysfs {
+        target: ContainerPath,
+    },
     /// Bind a path onto itself, so it can keep other flags than its parent.
-    BindSelf { target: ContainerPath },
+    BindSelf {
+        target: ContainerPath,
+    },
     /// Mount `/sys/fs/cgroup` as the host's layout needs (cgroup2, or the v1
     /// hierarchies of a hybrid host, or a tmpfs with binds without a cgroup
     /// namespace). Expands at run time: the report lists the mounts.
@@ -253,14 +301,23 @@ pub enum Op {
     },
     /// Bind `/dev/pts/ptmx` onto a placeholder at `path` (a symlink to
     /// `pts/ptmx` where the bind is refused).
-    BindPtmx { path: ContainerPath },
+    BindPtmx {
+        path: ContainerPath,
+    },
     /// Allocate a pty from the container's devpts, bind it on `path`, and hand
     /// the other end to the supervisor: PID 1's stdin, stdout and stderr.
-    MakeConsole { path: ContainerPath },
+    MakeConsole {
+        path: ContainerPath,
+    },
     /// Create a symbolic link.
-    MakeSymlink { path: ContainerPath, target: String },
+    MakeSymlink {
+        path: ContainerPath,
+        target: String,
+    },
     /// Mount a fresh mqueue filesystem.
-    MountMqueue { target: ContainerPath },
+    MountMqueue {
+        target: ContainerPath,
+    },
     /// Create the `/dev/log` datagram socket (a socket inode on the /dev
     /// tmpfs, not a mount); the supervisor receives and serves it. With
     /// `unless_systemd`, skipped when init resolves to systemd inside the
@@ -271,7 +328,9 @@ pub enum Op {
     },
     /// Create the guest API's listening socket (mode 0666); the supervisor
     /// receives and serves it.
-    MakeGuestApiSocket { path: ContainerPath },
+    MakeGuestApiSocket {
+        path: ContainerPath,
+    },
     /// Bind a host path into the container, creating the mount point.
     BindMount {
         source: HostPath,
@@ -282,7 +341,9 @@ pub enum Op {
     },
     /// Overlay the files LXCFS offers under `source` onto /proc and /sys,
     /// if LXCFS runs. Expands at run time: the report lists the files.
-    OverlayLxcfs { source: HostPath },
+    OverlayLxcfs {
+        source: HostPath,
+    },
     /// Bring the loopback interface up.
     BringUpLoopback,
     /// Create a NIC on the host and move it into the container's network namespace.
@@ -334,11 +395,16 @@ impl Op {
             Op::CheckDirectory { .. } => "CheckDirectory",
             Op::CheckInit { .. } => "CheckInit",
             Op::CreateCgroup { .. } => "CreateCgroup",
+            Op::ChooseIdmap { .. } => "ChooseIdmap",
             Op::CloneChild { .. } => "CloneChild",
+            Op::WriteIdmap => "WriteIdmap",
+            Op::MakeIdmappedRootfs => "MakeIdmappedRootfs",
+            Op::BecomeRoot => "BecomeRoot",
+            Op::BindBootId { .. } => "BindBootId",
             Op::AttachCgroup => "AttachCgroup",
             Op::UnshareCgroupNamespace => "UnshareCgroupNamespace",
             Op::MakeMountsSlave => "MakeMountsSlave",
-            Op::BindRootfs => "BindRootfs",
+            Op::BindRootfs { .. } => "BindRootfs",
             Op::SetHostname { .. } => "SetHostname",
             Op::MountProc { .. } => "MountProc",
             Op::MountSysfs { .. } => "MountSysfs",
@@ -372,6 +438,9 @@ impl Op {
             | Op::CheckDirectory { .. }
             | Op::CheckInit { .. }
             | Op::CreateCgroup { .. }
+            | Op::ChooseIdmap { .. }
+            | Op::WriteIdmap
+            | Op::MakeIdmappedRootfs
             | Op::CloneChild { .. }
             | Op::CreateNic { .. } => Side::Host,
             _ => Side::Container,
@@ -382,6 +451,7 @@ impl Op {
     pub fn target(&self) -> Option<&ContainerPath> {
         match self {
             Op::MountProc { target, .. }
+            | Op::BindBootId { target }
             | Op::MountSysfs { target }
             | Op::BindSelf { target }
             | Op::MountCgroups { target, .. }

@@ -65,7 +65,33 @@ fn what(op: &Op) -> String {
         Op::AttachCgroup => "the container's process joins it in every hierarchy".into(),
         Op::UnshareCgroupNamespace => "if the kernel has cgroup namespaces".into(),
         Op::MakeMountsSlave => "/ recursively, so no mount reaches the host".into(),
-        Op::BindRootfs => "rootfs onto itself".into(),
+        Op::BindRootfs { idmapped: false } => "rootfs onto itself".into(),
+        Op::BindRootfs { idmapped: true } => "the host's idmapped mount of the rootfs".into(),
+        Op::ChooseIdmap {
+            isolated,
+            size,
+            base,
+            raw,
+        } => {
+            let mut s = if *isolated {
+                format!(
+                    "a range of {} ids no other container has{}",
+                    size.unwrap_or(65536),
+                    base.map_or(String::new(), |b| format!(", from host id {b}"))
+                )
+            } else {
+                "root's range in /etc/subuid and /etc/subgid (else 1000000, size 1000000000)"
+                    .to_string()
+            };
+            if let Some(r) = raw {
+                s.push_str(&format!("; raw.idmap: {}", r.trim().replace('\n', "; ")));
+            }
+            s
+        }
+        Op::WriteIdmap => "the chosen map into the container's user namespace".into(),
+        Op::MakeIdmappedRootfs => "the rootfs, idmapped with the container's user namespace".into(),
+        Op::BecomeRoot => "uid and gid 0 of the container's user namespace".into(),
+        Op::BindBootId { target } => format!("{target} <- a random id for this start (read-only)"),
         Op::SetHostname { hostname } => hostname.clone(),
         Op::MountProc { target, mode } => format!(
             "{target} ({})",

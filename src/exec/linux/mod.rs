@@ -18,6 +18,7 @@ mod net;
 mod nodes;
 mod resolve;
 mod spawn;
+mod userns;
 
 use super::kernel::*;
 use crate::paths::{ContainerPath, HostPath};
@@ -111,6 +112,11 @@ pub struct LinuxKernel {
     /// See [`Kernel::host_base`]: host paths under this directory resolve
     /// from its fd.
     host_base: Option<(PathBuf, OwnedFd)>,
+    /// Idmapped mount trees: made by the host for the child, handed over
+    /// with the host's step, attached by the child.
+    idmapped: Vec<OwnedFd>,
+    /// The supervisor's pid, as the child sees its parent.
+    supervisor: i32,
 }
 
 impl Default for LinuxKernel {
@@ -134,6 +140,8 @@ impl LinuxKernel {
             joined_v2_at_clone: false,
             dirs: std::cell::RefCell::new(Vec::new()),
             host_base: None,
+            idmapped: Vec::new(),
+            supervisor: std::process::id() as i32,
         }
     }
 }
@@ -335,6 +343,34 @@ impl Kernel for LinuxKernel {
 
     fn pivot_root(&mut self) -> io::Result<()> {
         mounts::pivot_root(self)
+    }
+
+    fn write_file(&mut self, path: &ContainerPath, contents: &str, mode: u32) -> io::Result<()> {
+        nodes::write_file(self, path, contents, mode)
+    }
+
+    fn write_idmap(&mut self, pid: i32, uid_map: &str, gid_map: &str) -> io::Result<()> {
+        userns::write_idmap(pid, uid_map, gid_map)
+    }
+
+    fn make_idmapped_rootfs(&mut self, pid: i32) -> io::Result<()> {
+        userns::make_idmapped_rootfs(self, pid)
+    }
+
+    fn take_idmapped(&mut self) -> Vec<OwnedFd> {
+        userns::take_idmapped(self)
+    }
+
+    fn adopt_idmapped(&mut self, trees: Vec<OwnedFd>) {
+        self.idmapped.extend(trees);
+    }
+
+    fn attach_idmapped_rootfs(&mut self) -> io::Result<()> {
+        userns::attach_idmapped_rootfs(self)
+    }
+
+    fn become_root(&mut self) -> io::Result<()> {
+        userns::become_root(self.supervisor)
     }
 
     fn take_handoff(&mut self) -> Handoff {

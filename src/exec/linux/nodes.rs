@@ -30,6 +30,32 @@ pub(super) fn make_placeholder(k: &LinuxKernel, path: &ContainerPath) -> io::Res
     Ok(())
 }
 
+/// A new file at `path` (none may be there: `O_EXCL`) holding `contents`.
+pub(super) fn write_file(
+    k: &LinuxKernel,
+    path: &ContainerPath,
+    contents: &str,
+    mode: u32,
+) -> io::Result<()> {
+    use std::io::Write;
+    let (dir, name) = k.parent_of(path)?;
+    // SAFETY: valid fd and C string; O_EXCL|O_NOFOLLOW refuse anything
+    // already there, a symlink included.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    let fd = check(fd).map_err(|e| with_context(e, format!("creating {path}")))?;
+    // SAFETY: a new fd nothing else owns.
+    let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    f.write_all(contents.as_bytes())
+        .map_err(|e| with_context(e, format!("writing {path}")))
+}
+
 pub(super) fn mknod(
     k: &LinuxKernel,
     path: &ContainerPath,

@@ -30,10 +30,18 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+/// Sets the signal the child gets when the supervisor dies: SIGKILL. The
+/// kernel clears it whenever the child's ids change (`become_root`).
+pub(super) fn kill_me_with_my_parent() {
+    // SAFETY: prctl with plain integer arguments.
+    unsafe { libc::prctl(PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+}
+
 pub(super) fn spawn(k: &mut LinuxKernel, namespaces: &[Namespace]) -> io::Result<Spawned> {
     let mut flags = libc::CLONE_PIDFD as u64;
     for ns in namespaces {
         flags |= match ns {
+            Namespace::User => libc::CLONE_NEWUSER,
             Namespace::Mount => libc::CLONE_NEWNS,
             Namespace::Pid => libc::CLONE_NEWPID,
             Namespace::Uts => libc::CLONE_NEWUTS,
@@ -92,8 +100,7 @@ pub(super) fn spawn(k: &mut LinuxKernel, namespaces: &[Namespace]) -> io::Result
     let pid = check_long(r).map_err(|e| with_context(e, "clone3"))?;
     k.joined_v2_at_clone = args.flags & CLONE_INTO_CGROUP != 0;
     if pid == 0 {
-        // SAFETY: prctl with plain integer arguments.
-        unsafe { libc::prctl(PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+        kill_me_with_my_parent();
         // The host base is the supervisor's (see `Kernel::host_base`).
         k.host_base = None;
         return Ok(Spawned::Child);

@@ -94,7 +94,11 @@ fn filesystem_of(path: &std::path::Path) -> Option<String> {
             continue;
         };
         let point = std::path::Path::new(point);
-        if path.starts_with(point) && best.as_ref().is_none_or(|(n, _)| point.as_os_str().len() >= *n) {
+        if path.starts_with(point)
+            && best
+                .as_ref()
+                .is_none_or(|(n, _)| point.as_os_str().len() >= *n)
+        {
             best = Some((point.as_os_str().len(), (*fstype).to_string()));
         }
     }
@@ -136,8 +140,7 @@ pub(super) fn become_root(supervisor: i32) -> io::Result<()> {
     // SAFETY: plain system calls on this process's own credentials.
     unsafe {
         check(libc::setresgid(0, 0, 0)).map_err(|e| with_context(e, "setresgid 0"))?;
-        check(libc::setgroups(0, std::ptr::null()))
-            .map_err(|e| with_context(e, "setgroups"))?;
+        check(libc::setgroups(0, std::ptr::null())).map_err(|e| with_context(e, "setgroups"))?;
         check(libc::setresuid(0, 0, 0)).map_err(|e| with_context(e, "setresuid 0"))?;
     }
     super::spawn::kill_me_with_my_parent();
