@@ -264,8 +264,33 @@ pub(super) fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>
         }
     }
 
-    // [config]
-    for (k, v) in &raw.config {
+    convert_config(&mut cx, &raw.config, &mut part);
+    if let Some(init) = &raw.init {
+        convert_init(&mut cx, init, &mut part);
+    }
+    if let Some(dev) = &raw.dev {
+        convert_dev(&mut cx, dev, &mut part);
+    }
+    if let Some(p) = &raw.proc {
+        convert_proc(&mut cx, p, &mut part);
+    }
+    if let Some(s) = &raw.sys {
+        convert_sys(&mut cx, s, &mut part);
+    }
+    if let Some(c) = &raw.cgroup {
+        convert_cgroup(&mut cx, c, &mut part);
+    }
+    if let Some(l) = &raw.lxcfs {
+        convert_lxcfs(&mut cx, l, &mut part);
+    }
+    convert_devices(&mut cx, &raw.devices, &mut part.devices);
+    part
+}
+
+/// `[config]`: each known key's value checked, `environment.*` names
+/// checked; every value kept as LXD stores it (a string).
+fn convert_config(cx: &mut Cx<'_>, config: &Config, part: &mut Part) {
+    for (k, v) in config {
         let key = join("config", k);
         let text = v.to_lxd_string();
         let ok = match k.as_str() {
@@ -318,164 +343,176 @@ pub(super) fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>
             }
         }
     }
+}
 
-    // [init]
-    if let Some(init) = &raw.init {
-        if let Some(cmd) = &init.command {
-            if cmd.is_empty() || cmd[0].is_empty() {
-                cx.bad(
-                    "init.command",
-                    "`init.command` needs a program to run".into(),
-                    "empty",
-                    Some("the default is [\"/sbin/init\"]".into()),
-                );
-            } else if !cmd[0].starts_with('/') {
-                cx.bad(
-                    "init.command",
-                    format!(
-                        "the init program `{}` must be an absolute path inside the rootfs",
-                        cmd[0]
-                    ),
-                    "not absolute",
-                    Some(format!(
-                        "did you mean `/{}`?",
-                        cmd[0].trim_start_matches("./")
-                    )),
-                );
-            } else if ContainerPath::new(&cmd[0]).is_err() {
-                cx.bad(
-                    "init.command",
-                    format!(
-                        "the init program `{}` is not a usable path (no `..`)",
-                        cmd[0]
-                    ),
-                    "bad path",
-                    None,
-                );
-            } else if cmd.iter().any(|a| a.contains('\0')) {
-                cx.bad(
-                    "init.command",
-                    "an init argument contains a NUL byte".into(),
-                    "NUL",
-                    None,
-                );
-            } else {
-                part.command = Some(cx.at("init.command", cmd.clone()));
-            }
-        }
-        if let Some(s) = &init.stop_signal {
-            if matches!(s, RawSignal::Name(n) if n == "auto") {
-                part.stop_signal = Some(cx.at("init.stop-signal", StopSignal::Auto));
-            } else if let Some(n) = cx.signal("init.stop-signal", s) {
-                part.stop_signal = Some(cx.at("init.stop-signal", StopSignal::Signal(n)));
-            }
-        }
-        if let Some(s) = &init.reboot_signal
-            && let Some(n) = cx.signal("init.reboot-signal", s)
-        {
-            part.reboot_signal = Some(cx.at("init.reboot-signal", n));
-        }
-        if let Some(t) = init.stop_timeout {
-            part.stop_timeout = Some(cx.at("init.stop-timeout", t as u32));
+/// `[init]`: the command, the signals and the stop timeout.
+fn convert_init(cx: &mut Cx<'_>, init: &RawInit, part: &mut Part) {
+    if let Some(cmd) = &init.command {
+        if cmd.is_empty() || cmd[0].is_empty() {
+            cx.bad(
+                "init.command",
+                "`init.command` needs a program to run".into(),
+                "empty",
+                Some("the default is [\"/sbin/init\"]".into()),
+            );
+        } else if !cmd[0].starts_with('/') {
+            cx.bad(
+                "init.command",
+                format!(
+                    "the init program `{}` must be an absolute path inside the rootfs",
+                    cmd[0]
+                ),
+                "not absolute",
+                Some(format!(
+                    "did you mean `/{}`?",
+                    cmd[0].trim_start_matches("./")
+                )),
+            );
+        } else if ContainerPath::new(&cmd[0]).is_err() {
+            cx.bad(
+                "init.command",
+                format!(
+                    "the init program `{}` is not a usable path (no `..`)",
+                    cmd[0]
+                ),
+                "bad path",
+                None,
+            );
+        } else if cmd.iter().any(|a| a.contains('\0')) {
+            cx.bad(
+                "init.command",
+                "an init argument contains a NUL byte".into(),
+                "NUL",
+                None,
+            );
+        } else {
+            part.command = Some(cx.at("init.command", cmd.clone()));
         }
     }
+    if let Some(s) = &init.stop_signal {
+        if matches!(s, RawSignal::Name(n) if n == "auto") {
+            part.stop_signal = Some(cx.at("init.stop-signal", StopSignal::Auto));
+        } else if let Some(n) = cx.signal("init.stop-signal", s) {
+            part.stop_signal = Some(cx.at("init.stop-signal", StopSignal::Signal(n)));
+        }
+    }
+    if let Some(s) = &init.reboot_signal
+        && let Some(n) = cx.signal("init.reboot-signal", s)
+    {
+        part.reboot_signal = Some(cx.at("init.reboot-signal", n));
+    }
+    if let Some(t) = init.stop_timeout {
+        part.stop_timeout = Some(cx.at("init.stop-timeout", t as u32));
+    }
+}
 
-    // [dev] [proc] [sys] [cgroup] [lxcfs]
-    if let Some(dev) = &raw.dev {
-        if let Some(size) = &dev.size {
-            let r = match size {
-                RawSize::Bytes(b) if *b > 0 => Ok(*b as u64),
-                RawSize::Bytes(_) => Err("the size must be above 0".to_string()),
-                RawSize::Text(t) => parse_size(t),
-            };
-            match r {
-                Ok(b) => part.dev_size = Some(cx.at("dev.size", b)),
-                Err(e) => cx.bad("dev.size", format!("`dev.size`: {e}"), "not a size", None),
-            }
-        }
-        if let Some(m) = &dev.mode
-            && let Some(m) = cx.mode("dev.mode", m)
-        {
-            part.dev_mode = Some(cx.at("dev.mode", m));
-        }
-        if let Some(o) = &dev.pts_options {
-            if o.contains('\0') || o.split(',').any(|opt| opt.trim().is_empty()) {
-                cx.bad(
-                    "dev.pts-options",
-                    "`dev.pts-options` must be comma-separated mount options".into(),
-                    "bad options",
-                    None,
-                );
-            } else {
-                part.dev_pts = Some(cx.at("dev.pts-options", o.clone()));
-            }
-        }
-        if let Some(l) = dev.log {
-            part.dev_log = Some(cx.at("dev.log", l));
-        }
-        if let Some(c) = dev.create {
-            part.dev_create = Some(cx.at("dev.create", c));
+/// `[dev]`: the `/dev` tmpfs, devpts, `/dev/log`.
+fn convert_dev(cx: &mut Cx<'_>, dev: &RawDev, part: &mut Part) {
+    if let Some(size) = &dev.size {
+        let r = match size {
+            RawSize::Bytes(b) if *b > 0 => Ok(*b as u64),
+            RawSize::Bytes(_) => Err("the size must be above 0".to_string()),
+            RawSize::Text(t) => parse_size(t),
+        };
+        match r {
+            Ok(b) => part.dev_size = Some(cx.at("dev.size", b)),
+            Err(e) => cx.bad("dev.size", format!("`dev.size`: {e}"), "not a size", None),
         }
     }
-    if let Some(p) = &raw.proc {
-        if let Some(m) = p.mode {
-            part.proc_mode = Some(cx.at("proc.mode", m));
-        }
-        if let Some(c) = p.create {
-            part.proc_create = Some(cx.at("proc.create", c));
+    if let Some(m) = &dev.mode
+        && let Some(m) = cx.mode("dev.mode", m)
+    {
+        part.dev_mode = Some(cx.at("dev.mode", m));
+    }
+    if let Some(o) = &dev.pts_options {
+        if o.contains('\0') || o.split(',').any(|opt| opt.trim().is_empty()) {
+            cx.bad(
+                "dev.pts-options",
+                "`dev.pts-options` must be comma-separated mount options".into(),
+                "bad options",
+                None,
+            );
+        } else {
+            part.dev_pts = Some(cx.at("dev.pts-options", o.clone()));
         }
     }
-    if let Some(s) = &raw.sys {
-        if let Some(m) = s.mode {
-            part.sys_mode = Some(cx.at("sys.mode", m));
-        }
-        if let Some(c) = s.create {
-            part.sys_create = Some(cx.at("sys.create", c));
-        }
+    if let Some(l) = dev.log {
+        part.dev_log = Some(cx.at("dev.log", l));
     }
-    if let Some(c) = &raw.cgroup {
-        if let Some(p) = &c.parent {
-            let ok = !p.is_empty()
-                && p.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
-                && !p.contains('\0');
-            if ok {
-                part.cgroup_parent = Some(cx.at("cgroup.parent", p.clone()));
-            } else {
-                cx.bad("cgroup.parent", format!("`cgroup.parent` `{p}` must be a relative cgroup path like `envc` or `ci/envc`"), "bad cgroup path", None);
-            }
-        }
-        if let Some(n) = c.namespace {
-            part.cgroup_ns = Some(cx.at("cgroup.namespace", n));
-        }
-        if let Some(rules) = &c.device_allow {
-            let mut ok = true;
-            for (i, r) in rules.iter().enumerate() {
-                if let Err(e) = check_device_rule(r) {
-                    cx.bad(
-                        &format!("cgroup.device-allow[{i}]"),
-                        format!("device rule `{r}`: {e}"),
-                        "invalid rule",
-                        Some("rules look like \"c 1:3 rwm\" or \"b *:* m\"".into()),
-                    );
-                    ok = false;
-                }
-            }
-            if ok {
-                part.device_allow = Some(cx.at("cgroup.device-allow", rules.clone()));
-            }
-        }
+    if let Some(c) = dev.create {
+        part.dev_create = Some(cx.at("dev.create", c));
     }
-    if let Some(l) = &raw.lxcfs {
-        if let Some(e) = l.enabled {
-            part.lxcfs_enabled = Some(cx.at("lxcfs.enabled", e));
-        }
-        if let Some(p) = &l.path
-            && let Some(h) = cx.host_path("lxcfs.path", p)
-        {
-            part.lxcfs_path = Some(cx.at("lxcfs.path", h));
-        }
-    }
+}
 
-    convert_devices(&mut cx, &raw.devices, &mut part.devices);
-    part
+/// `[proc]`.
+fn convert_proc(cx: &mut Cx<'_>, p: &RawProc, part: &mut Part) {
+    if let Some(m) = p.mode {
+        part.proc_mode = Some(cx.at("proc.mode", m));
+    }
+    if let Some(c) = p.create {
+        part.proc_create = Some(cx.at("proc.create", c));
+    }
+}
+
+/// `[sys]`.
+fn convert_sys(cx: &mut Cx<'_>, s: &RawSys, part: &mut Part) {
+    if let Some(m) = s.mode {
+        part.sys_mode = Some(cx.at("sys.mode", m));
+    }
+    if let Some(c) = s.create {
+        part.sys_create = Some(cx.at("sys.create", c));
+    }
+}
+
+/// `[cgroup]`: the parent cgroup, the namespace, the device rules.
+fn convert_cgroup(cx: &mut Cx<'_>, c: &RawCgroup, part: &mut Part) {
+    if let Some(p) = &c.parent {
+        let ok = !p.is_empty()
+            && p.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
+            && !p.contains('\0');
+        if ok {
+            part.cgroup_parent = Some(cx.at("cgroup.parent", p.clone()));
+        } else {
+            cx.bad(
+                "cgroup.parent",
+                format!(
+                    "`cgroup.parent` `{p}` must be a relative cgroup path like `envc` or `ci/envc`"
+                ),
+                "bad cgroup path",
+                None,
+            );
+        }
+    }
+    if let Some(n) = c.namespace {
+        part.cgroup_ns = Some(cx.at("cgroup.namespace", n));
+    }
+    if let Some(rules) = &c.device_allow {
+        let mut ok = true;
+        for (i, r) in rules.iter().enumerate() {
+            if let Err(e) = check_device_rule(r) {
+                cx.bad(
+                    &format!("cgroup.device-allow[{i}]"),
+                    format!("device rule `{r}`: {e}"),
+                    "invalid rule",
+                    Some("rules look like \"c 1:3 rwm\" or \"b *:* m\"".into()),
+                );
+                ok = false;
+            }
+        }
+        if ok {
+            part.device_allow = Some(cx.at("cgroup.device-allow", rules.clone()));
+        }
+    }
+}
+
+/// `[lxcfs]`.
+fn convert_lxcfs(cx: &mut Cx<'_>, l: &RawLxcfs, part: &mut Part) {
+    if let Some(e) = l.enabled {
+        part.lxcfs_enabled = Some(cx.at("lxcfs.enabled", e));
+    }
+    if let Some(p) = &l.path
+        && let Some(h) = cx.host_path("lxcfs.path", p)
+    {
+        part.lxcfs_path = Some(cx.at("lxcfs.path", h));
+    }
 }

@@ -28,7 +28,6 @@ pub(super) fn convert_devices(
             );
             continue;
         }
-        let key = |k: &str| join(&base, k);
         let origin = cx.origin(&base);
         let device = match dev {
             RawDevice::None(_) => {
@@ -43,159 +42,11 @@ pub(super) fn convert_devices(
                 };
                 unix_device(cx, &base, kind, u)
             }
-            RawDevice::Disk(d) => {
-                let path = match &d.path {
-                    Some(p) => cx.container_path(&key("path"), p),
-                    None => {
-                        cx.needs(
-                            &base,
-                            &[&key("path")],
-                            format!("disk device `{name}` needs `path`"),
-                            "`path` missing",
-                            Some("where it appears in the container, e.g. path = \"/srv\"".into()),
-                        );
-                        None
-                    }
-                };
-                let source = match &d.source {
-                    Some(s) if !s.starts_with('/') => {
-                        cx.bad(
-                            &key("source"),
-                            format!("`source` `{s}` must be an absolute host path"),
-                            "not absolute",
-                            None,
-                        );
-                        None
-                    }
-                    Some(s) => cx.host_path(&key("source"), s),
-                    None => {
-                        cx.needs(
-                            &base,
-                            &[&key("source")],
-                            format!("disk device `{name}` needs `source`"),
-                            "`source` missing",
-                            Some("the host path to bind, e.g. source = \"/srv/data\"".into()),
-                        );
-                        None
-                    }
-                };
-                match (path, source) {
-                    (Some(path), Some(source)) => Some(Device::Disk {
-                        path,
-                        source,
-                        readonly: d.readonly.unwrap_or(false),
-                        required: d.required.unwrap_or(true),
-                        recursive: d.recursive.unwrap_or(false),
-                        only_if_mounted: d.only_if_mounted.unwrap_or(false),
-                    }),
-                    _ => None,
-                }
-            }
+            RawDevice::Disk(d) => disk_device(cx, &base, name, d),
             RawDevice::Nic(n) => nic_device(cx, &base, n),
-            RawDevice::Tmpfs(t) => {
-                let path = match &t.path {
-                    Some(p) => cx.container_path(&key("path"), p),
-                    None => {
-                        cx.needs(
-                            &base,
-                            &[&key("path")],
-                            format!("tmpfs device `{name}` needs `path`"),
-                            "`path` missing",
-                            None,
-                        );
-                        None
-                    }
-                };
-                let size = match &t.size {
-                    None => Some(None),
-                    Some(RawSize::Bytes(b)) if *b > 0 => Some(Some(*b as u64)),
-                    Some(RawSize::Bytes(_)) => {
-                        cx.bad(
-                            &key("size"),
-                            "the size must be above 0".into(),
-                            "not a size",
-                            None,
-                        );
-                        None
-                    }
-                    Some(RawSize::Text(s)) => match parse_size(s) {
-                        Ok(b) => Some(Some(b)),
-                        Err(e) => {
-                            cx.bad(&key("size"), format!("`size`: {e}"), "not a size", None);
-                            None
-                        }
-                    },
-                };
-                let mode = match &t.mode {
-                    Some(m) => cx.mode(&key("mode"), m),
-                    None => Some(0o1777),
-                };
-                match (path, size, mode) {
-                    (Some(path), Some(size), Some(mode)) => Some(Device::Tmpfs {
-                        path,
-                        size,
-                        mode,
-                        readonly: t.readonly.unwrap_or(false),
-                    }),
-                    _ => None,
-                }
-            }
-            RawDevice::Symlink(s) => {
-                let path = match &s.path {
-                    Some(p) => cx.container_path(&key("path"), p),
-                    None => {
-                        cx.needs(
-                            &base,
-                            &[&key("path")],
-                            format!("symlink device `{name}` needs `path`"),
-                            "`path` missing",
-                            None,
-                        );
-                        None
-                    }
-                };
-                let target = match &s.target {
-                    Some(t) if t.is_empty() || t.contains('\0') => {
-                        cx.bad(
-                            &key("target"),
-                            "`target` must not be empty".into(),
-                            "empty",
-                            None,
-                        );
-                        None
-                    }
-                    Some(t) => Some(t.clone()),
-                    None => {
-                        cx.needs(
-                            &base,
-                            &[&key("target")],
-                            format!("symlink device `{name}` needs `target`"),
-                            "`target` missing",
-                            None,
-                        );
-                        None
-                    }
-                };
-                match (path, target) {
-                    (Some(path), Some(target)) => Some(Device::Symlink { path, target }),
-                    _ => None,
-                }
-            }
-            RawDevice::Mqueue(m) => match &m.path {
-                Some(p) => cx
-                    .container_path(&key("path"), p)
-                    .map(|path| Device::Mqueue { path }),
-                None => {
-                    cx.needs(
-                        &base,
-                        &[&key("path")],
-                        format!("mqueue device `{name}` needs `path`"),
-                        "`path` missing",
-                        None,
-                    );
-                    None
-                }
-            },
+            RawDevice::Tmpfs(t) => tmpfs_device(cx, &base, name, t),
+            RawDevice::Symlink(s) => symlink_device(cx, &base, name, s),
+            RawDevice::Mqueue(m) => mqueue_device(cx, &base, name, m),
         };
         if let Some(device) = device {
             let raw_keys = raw_device_keys(dev);
@@ -233,6 +84,172 @@ fn raw_device_keys(dev: &RawDevice) -> crate::plan::DeviceKeys {
         }
     }
     out
+}
+
+/// `disk`: a bind mount of a host path.
+fn disk_device(cx: &mut Cx<'_>, base: &str, name: &str, d: &RawDisk) -> Option<Device> {
+    let key = |k: &str| join(base, k);
+    let path = match &d.path {
+        Some(p) => cx.container_path(&key("path"), p),
+        None => {
+            cx.needs(
+                base,
+                &[&key("path")],
+                format!("disk device `{name}` needs `path`"),
+                "`path` missing",
+                Some("where it appears in the container, e.g. path = \"/srv\"".into()),
+            );
+            None
+        }
+    };
+    let source = match &d.source {
+        Some(s) if !s.starts_with('/') => {
+            cx.bad(
+                &key("source"),
+                format!("`source` `{s}` must be an absolute host path"),
+                "not absolute",
+                None,
+            );
+            None
+        }
+        Some(s) => cx.host_path(&key("source"), s),
+        None => {
+            cx.needs(
+                base,
+                &[&key("source")],
+                format!("disk device `{name}` needs `source`"),
+                "`source` missing",
+                Some("the host path to bind, e.g. source = \"/srv/data\"".into()),
+            );
+            None
+        }
+    };
+    match (path, source) {
+        (Some(path), Some(source)) => Some(Device::Disk {
+            path,
+            source,
+            readonly: d.readonly.unwrap_or(false),
+            required: d.required.unwrap_or(true),
+            recursive: d.recursive.unwrap_or(false),
+            only_if_mounted: d.only_if_mounted.unwrap_or(false),
+        }),
+        _ => None,
+    }
+}
+
+/// `tmpfs`: an extra tmpfs mount.
+fn tmpfs_device(cx: &mut Cx<'_>, base: &str, name: &str, t: &RawTmpfs) -> Option<Device> {
+    let key = |k: &str| join(base, k);
+    let path = match &t.path {
+        Some(p) => cx.container_path(&key("path"), p),
+        None => {
+            cx.needs(
+                base,
+                &[&key("path")],
+                format!("tmpfs device `{name}` needs `path`"),
+                "`path` missing",
+                None,
+            );
+            None
+        }
+    };
+    let size = match &t.size {
+        None => Some(None),
+        Some(RawSize::Bytes(b)) if *b > 0 => Some(Some(*b as u64)),
+        Some(RawSize::Bytes(_)) => {
+            cx.bad(
+                &key("size"),
+                "the size must be above 0".into(),
+                "not a size",
+                None,
+            );
+            None
+        }
+        Some(RawSize::Text(s)) => match parse_size(s) {
+            Ok(b) => Some(Some(b)),
+            Err(e) => {
+                cx.bad(&key("size"), format!("`size`: {e}"), "not a size", None);
+                None
+            }
+        },
+    };
+    let mode = match &t.mode {
+        Some(m) => cx.mode(&key("mode"), m),
+        None => Some(0o1777),
+    };
+    match (path, size, mode) {
+        (Some(path), Some(size), Some(mode)) => Some(Device::Tmpfs {
+            path,
+            size,
+            mode,
+            readonly: t.readonly.unwrap_or(false),
+        }),
+        _ => None,
+    }
+}
+
+/// `symlink`: a symbolic link.
+fn symlink_device(cx: &mut Cx<'_>, base: &str, name: &str, s: &RawSymlink) -> Option<Device> {
+    let key = |k: &str| join(base, k);
+    let path = match &s.path {
+        Some(p) => cx.container_path(&key("path"), p),
+        None => {
+            cx.needs(
+                base,
+                &[&key("path")],
+                format!("symlink device `{name}` needs `path`"),
+                "`path` missing",
+                None,
+            );
+            None
+        }
+    };
+    let target = match &s.target {
+        Some(t) if t.is_empty() || t.contains('\0') => {
+            cx.bad(
+                &key("target"),
+                "`target` must not be empty".into(),
+                "empty",
+                None,
+            );
+            None
+        }
+        Some(t) => Some(t.clone()),
+        None => {
+            cx.needs(
+                base,
+                &[&key("target")],
+                format!("symlink device `{name}` needs `target`"),
+                "`target` missing",
+                None,
+            );
+            None
+        }
+    };
+    match (path, target) {
+        (Some(path), Some(target)) => Some(Device::Symlink { path, target }),
+        _ => None,
+    }
+}
+
+/// `mqueue`: a POSIX message queue filesystem.
+fn mqueue_device(cx: &mut Cx<'_>, base: &str, name: &str, m: &RawMqueue) -> Option<Device> {
+    let key = |k: &str| join(base, k);
+    match &m.path {
+        Some(p) => cx
+            .container_path(&key("path"), p)
+            .map(|path| Device::Mqueue { path }),
+        None => {
+            cx.needs(
+                base,
+                &[&key("path")],
+                format!("mqueue device `{name}` needs `path`"),
+                "`path` missing",
+                None,
+            );
+            None
+        }
+    }
 }
 
 fn unix_device(cx: &mut Cx<'_>, base: &str, kind: NodeKind, u: &RawUnixDevice) -> Option<Device> {

@@ -15,14 +15,20 @@ use std::sync::Arc;
 /// One loaded file.
 #[derive(Debug, Clone)]
 pub struct Layer {
+    /// Its name (relative to the top profile's directory, or
+    /// `builtin:lxd`) and text.
     pub source: Source,
+    /// Where each of its keys and values is.
     pub spans: Spans,
+    /// What it says, as serde reads it.
     pub raw: RawProfile,
     /// The file's directory on disk (None for the built-in).
     pub dir: Option<PathBuf>,
 }
 
-/// Parses and structurally checks one file's text.
+/// Parses and structurally checks one file's text. A file with structural
+/// problems is also converted (its values checked for meaning), so all of
+/// its problems show at once.
 pub fn parse_layer(name: &str, text: &str, dir: Option<PathBuf>) -> Result<Layer, Vec<Problem>> {
     let source = Source {
         name: name.to_string(),

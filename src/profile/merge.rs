@@ -53,61 +53,9 @@ pub(super) fn merge_layers(
             config.insert(k.clone(), v.clone());
         }
     }
-    let mut devices: IndexMap<String, NamedDevice> = IndexMap::new();
-    for p in &mut parts {
-        for (name, d) in std::mem::take(&mut p.devices) {
-            match d {
-                Some(d) => match devices.get_mut(&name) {
-                    Some(slot) => *slot = d,
-                    None => {
-                        devices.insert(name, d);
-                    }
-                },
-                None => {
-                    devices.shift_remove(&name);
-                }
-            }
-        }
-    }
-    // Two devices on one container path.
-    let mut by_path: HashMap<&str, &NamedDevice> = HashMap::new();
-    for d in devices.values() {
-        if let Some(p) = d.device.path() {
-            if let Some(first) = by_path.get(p.as_str()) {
-                problems.push(
-                    sources
-                        .problem(&Origin::new(&d.origin.file, join(&d.origin.key, "path")), format!("devices `{}` and `{}` both use {p}", first.name, d.name), "used twice", true)
-                        .help(format!("`{}` ({}) already puts something at {p}; remove one, or mask it with type = \"none\"", first.name, first.origin.file)),
-                );
-            } else {
-                by_path.insert(p.as_str(), d);
-            }
-        }
-    }
-    // NIC names unique.
-    let mut nic_names: HashMap<&str, &NamedDevice> = HashMap::new();
-    for d in devices.values() {
-        if let Device::Nic(n) = &d.device
-            && let Some(name) = &n.name
-        {
-            if let Some(first) = nic_names.get(name.as_str()) {
-                problems.push(sources.problem(
-                    &Origin::new(&d.origin.file, join(&d.origin.key, "name")),
-                    format!(
-                        "nics `{}` and `{}` are both named `{name}`",
-                        first.name, d.name
-                    ),
-                    "name used twice",
-                    true,
-                ).help(format!(
-                    "`{}` ({}) already names its interface `{name}`; set another `name`, or leave it out to get the first free ethN",
-                    first.name, first.origin.file
-                )));
-            } else {
-                nic_names.insert(name, d);
-            }
-        }
-    }
+    let devices = merge_devices(&mut parts);
+    check_paths_unique(&devices, sources, &mut problems);
+    check_nic_names_unique(&devices, sources, &mut problems);
     let mut missing = |what: &str| {
         problems.push(Problem::new(format!(
             "internal: the built-in base profile does not set `{what}`"
@@ -148,91 +96,13 @@ pub(super) fn merge_layers(
     if devlxd.is_none() {
         missing("config.\"security.devlxd\"");
     }
-    // Paths envc itself mounts or creates: no device may take one, nor sit
-    // above one (a bind of /sys/fs would hide /sys/fs/cgroup).
-    let mut reserved: Vec<(&str, &str)> = vec![
-        ("/dev", "the /dev tmpfs (see [dev])"),
-        ("/dev/pts", "the container's devpts (see [dev] pts-options)"),
-        ("/dev/ptmx", "the pty multiplexer"),
-        ("/dev/console", "the console"),
-        ("/proc", "procfs (see [proc])"),
-        ("/sys", "sysfs (see [sys])"),
-        ("/sys/fs/cgroup", "the cgroup filesystem (see [cgroup])"),
-    ];
-    if dev_log.as_ref().is_some_and(|l| l.value != LogMode::None) {
-        reserved.push(("/dev/log", "the /dev/log socket (see [dev] log)"));
-    }
-    if devlxd.as_ref().is_some_and(|d| d.value) {
-        reserved.push((
-            "/dev/lxd/sock",
-            "the guest API socket (see \"security.devlxd\")",
-        ));
-    }
-    if proc_mode
-        .as_ref()
-        .is_some_and(|m| m.value == ProcMode::Mixed)
-    {
-        for p in ["/proc/sys", "/proc/sys/net", "/proc/sysrq-trigger"] {
-            reserved.push((
-                p,
-                "the read-only parts of /proc (see [proc] mode = \"mixed\")",
-            ));
-        }
-    }
-    if sys_mode.as_ref().is_some_and(|m| m.value == SysMode::Mixed) {
-        reserved.push((
-            "/sys/devices/virtual/net",
-            "the writable part of /sys (see [sys] mode = \"mixed\")",
-        ));
-    }
-    let reserved: Vec<(ContainerPath, &str)> = reserved
-        .into_iter()
-        .map(|(r, what)| (ContainerPath::new(r).expect("static path"), what))
-        .collect();
-    // Of those, what nothing may go inside: files, and filesystems of their
-    // own (devpts, the cgroup filesystem, mounted after the devices).
-    let sealed = |r: &ContainerPath| {
-        !matches!(
-            r.as_str(),
-            "/dev" | "/proc" | "/sys" | "/proc/sys" | "/proc/sys/net" | "/sys/devices/virtual/net"
-        )
-    };
-    for d in devices.values() {
-        let Some(p) = d.device.path() else { continue };
-        let clash = reserved
-            .iter()
-            .find(|(r, _)| r.starts_with(p) || (sealed(r) && p.starts_with(r)));
-        if let Some((r, what)) = clash {
-            let origin = Origin::new(&d.origin.file, join(&d.origin.key, "path"));
-            let (message, label) = if p == r {
-                (
-                    format!("device `{}` is on {p}, where envc puts {what}", d.name),
-                    "taken by envc",
-                )
-            } else if r.starts_with(p) {
-                (
-                    format!(
-                        "device `{}` on {p} would hide {r}, where envc puts {what}",
-                        d.name
-                    ),
-                    "hides what envc puts below it",
-                )
-            } else {
-                (
-                    format!(
-                        "device `{}` on {p} is inside {r}, where envc puts {what}",
-                        d.name
-                    ),
-                    "inside what envc puts there",
-                )
-            };
-            problems.push(
-                sources
-                    .problem(&origin, message, label, true)
-                    .help("choose another path: the built-in parts of the container are configured in their own sections"),
-            );
-        }
-    }
+    let reserved = reserved_paths(
+        dev_log.as_ref(),
+        devlxd.as_ref(),
+        proc_mode.as_ref(),
+        sys_mode.as_ref(),
+    );
+    check_reserved_paths(&devices, &reserved, sources, &mut problems);
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -300,4 +170,180 @@ pub(super) fn merge_layers(
         devices: devices.into_values().collect(),
         layers: layers.iter().map(|l| l.source.name.clone()).collect(),
     })
+}
+
+/// The layers' devices stacked: a device replaces an earlier one of the
+/// same name whole, where that one was; `type = "none"` removes it.
+fn merge_devices(parts: &mut [Part]) -> IndexMap<String, NamedDevice> {
+    let mut devices: IndexMap<String, NamedDevice> = IndexMap::new();
+    for p in parts {
+        for (name, d) in std::mem::take(&mut p.devices) {
+            match d {
+                Some(d) => match devices.get_mut(&name) {
+                    Some(slot) => *slot = d,
+                    None => {
+                        devices.insert(name, d);
+                    }
+                },
+                None => {
+                    devices.shift_remove(&name);
+                }
+            }
+        }
+    }
+    devices
+}
+
+/// No two devices on one container path.
+fn check_paths_unique(
+    devices: &IndexMap<String, NamedDevice>,
+    sources: &Sources,
+    problems: &mut Vec<Problem>,
+) {
+    let mut by_path: HashMap<&str, &NamedDevice> = HashMap::new();
+    for d in devices.values() {
+        if let Some(p) = d.device.path() {
+            if let Some(first) = by_path.get(p.as_str()) {
+                problems.push(
+                sources
+                    .problem(&Origin::new(&d.origin.file, join(&d.origin.key, "path")), format!("devices `{}` and `{}` both use {p}", first.name, d.name), "used twice", true)
+                    .help(format!("`{}` ({}) already puts something at {p}; remove one, or mask it with type = \"none\"", first.name, first.origin.file)),
+            );
+            } else {
+                by_path.insert(p.as_str(), d);
+            }
+        }
+    }
+}
+
+/// No two NICs with one interface name.
+fn check_nic_names_unique(
+    devices: &IndexMap<String, NamedDevice>,
+    sources: &Sources,
+    problems: &mut Vec<Problem>,
+) {
+    let mut nic_names: HashMap<&str, &NamedDevice> = HashMap::new();
+    for d in devices.values() {
+        if let Device::Nic(n) = &d.device
+            && let Some(name) = &n.name
+        {
+            if let Some(first) = nic_names.get(name.as_str()) {
+                problems.push(sources.problem(
+                &Origin::new(&d.origin.file, join(&d.origin.key, "name")),
+                format!(
+                    "nics `{}` and `{}` are both named `{name}`",
+                    first.name, d.name
+                ),
+                "name used twice",
+                true,
+            ).help(format!(
+                "`{}` ({}) already names its interface `{name}`; set another `name`, or leave it out to get the first free ethN",
+                first.name, first.origin.file
+            )));
+            } else {
+                nic_names.insert(name, d);
+            }
+        }
+    }
+}
+
+/// Paths envc itself mounts or creates, and what it puts there: no device
+/// may take one, nor sit above one (a bind of /sys/fs would hide
+/// /sys/fs/cgroup). Some depend on the stacked settings.
+fn reserved_paths(
+    dev_log: Option<&At<LogMode>>,
+    devlxd: Option<&At<bool>>,
+    proc_mode: Option<&At<ProcMode>>,
+    sys_mode: Option<&At<SysMode>>,
+) -> Vec<(ContainerPath, &'static str)> {
+    let mut reserved: Vec<(&str, &str)> = vec![
+        ("/dev", "the /dev tmpfs (see [dev])"),
+        ("/dev/pts", "the container's devpts (see [dev] pts-options)"),
+        ("/dev/ptmx", "the pty multiplexer"),
+        ("/dev/console", "the console"),
+        ("/proc", "procfs (see [proc])"),
+        ("/sys", "sysfs (see [sys])"),
+        ("/sys/fs/cgroup", "the cgroup filesystem (see [cgroup])"),
+    ];
+    if dev_log.is_some_and(|l| l.value != LogMode::None) {
+        reserved.push(("/dev/log", "the /dev/log socket (see [dev] log)"));
+    }
+    if devlxd.is_some_and(|d| d.value) {
+        reserved.push((
+            "/dev/lxd/sock",
+            "the guest API socket (see \"security.devlxd\")",
+        ));
+    }
+    if proc_mode.is_some_and(|m| m.value == ProcMode::Mixed) {
+        for p in ["/proc/sys", "/proc/sys/net", "/proc/sysrq-trigger"] {
+            reserved.push((
+                p,
+                "the read-only parts of /proc (see [proc] mode = \"mixed\")",
+            ));
+        }
+    }
+    if sys_mode.is_some_and(|m| m.value == SysMode::Mixed) {
+        reserved.push((
+            "/sys/devices/virtual/net",
+            "the writable part of /sys (see [sys] mode = \"mixed\")",
+        ));
+    }
+    reserved
+        .into_iter()
+        .map(|(r, what)| (ContainerPath::new(r).expect("static path"), what))
+        .collect()
+}
+
+/// No device on, above or (for files and filesystems of their own) inside
+/// a path envc uses.
+fn check_reserved_paths(
+    devices: &IndexMap<String, NamedDevice>,
+    reserved: &[(ContainerPath, &str)],
+    sources: &Sources,
+    problems: &mut Vec<Problem>,
+) {
+    // Of the reserved paths, what nothing may go inside: files, and filesystems of their
+    // own (devpts, the cgroup filesystem, mounted after the devices).
+    let sealed = |r: &ContainerPath| {
+        !matches!(
+            r.as_str(),
+            "/dev" | "/proc" | "/sys" | "/proc/sys" | "/proc/sys/net" | "/sys/devices/virtual/net"
+        )
+    };
+    for d in devices.values() {
+        let Some(p) = d.device.path() else { continue };
+        let clash = reserved
+            .iter()
+            .find(|(r, _)| r.starts_with(p) || (sealed(r) && p.starts_with(r)));
+        if let Some((r, what)) = clash {
+            let origin = Origin::new(&d.origin.file, join(&d.origin.key, "path"));
+            let (message, label) = if p == r {
+                (
+                    format!("device `{}` is on {p}, where envc puts {what}", d.name),
+                    "taken by envc",
+                )
+            } else if r.starts_with(p) {
+                (
+                    format!(
+                        "device `{}` on {p} would hide {r}, where envc puts {what}",
+                        d.name
+                    ),
+                    "hides what envc puts below it",
+                )
+            } else {
+                (
+                    format!(
+                        "device `{}` on {p} is inside {r}, where envc puts {what}",
+                        d.name
+                    ),
+                    "inside what envc puts there",
+                )
+            };
+            problems.push(
+            sources
+                .problem(&origin, message, label, true)
+                .help("choose another path: the built-in parts of the container are configured in their own sections"),
+        );
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! Profiles: the TOML language, its schema, loading, stacking and checking.
 //!
-//! Loading, in order: [`load`] reads the top file and the files it stacks
+//! Loading, in order: [`load()`] reads the top file and the files it stacks
 //! (`read.rs`, `stack.rs`), parses and checks each as a layer against the
 //! schema (`layer.rs`, `structure.rs`, `spans.rs`), converts each layer's
 //! values (`convert.rs`, `devices.rs`), and merges the layers, the built-in

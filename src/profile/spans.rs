@@ -34,8 +34,8 @@ impl Spans {
         self.pruned.contains(path)
     }
     /// Writes down where the key and the value at `path` are.
-    pub(super) fn record(&mut self, path: String, key: Range<usize>, value: Range<usize>) {
-        self.map.insert(path, (key, value));
+    pub(super) fn record(&mut self, path: String, key_and_value: (Range<usize>, Range<usize>)) {
+        self.map.insert(path, key_and_value);
     }
     /// Writes down that the value at `path` was reported and removed.
     pub(super) fn prune(&mut self, path: String) {

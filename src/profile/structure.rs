@@ -1,7 +1,8 @@
 //! The structural check: walks a parsed TOML document against the profile's
 //! JSON Schema (the very one shipped in `schema/`), reports every mismatch with
 //! the span of the offending key or value, and prunes what it reported so the
-//! rest of the file can still be read and checked.
+//! rest of the file can still be read and checked. On the way it writes down
+//! where every key and value is (the file's [`Spans`]).
 //!
 //! Only the JSON Schema keywords the generated schema uses are understood:
 //! `type`, `properties`, `additionalProperties`, `patternProperties` (prefix
@@ -207,16 +208,6 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Writes down where the key and value at `path` are.
-    fn record(&mut self, path: String, (key, value): (Range<usize>, Range<usize>)) {
-        self.spans.record(path, key, value);
-    }
-
-    /// Writes down that the value at `path` was reported (see [`Spans`]).
-    fn prune(&mut self, path: String) {
-        self.spans.prune(path);
-    }
-
     fn resolve(&self, mut schema: &'a Json) -> &'a Json {
         for _ in 0..16 {
             if let Some([only]) = schema
@@ -352,7 +343,7 @@ impl<'a> Checker<'a> {
                             bad.push(i);
                         }
                         let s = item.span();
-                        self.record(p, (s.clone(), s));
+                        self.spans.record(p, (s.clone(), s));
                     }
                     if !bad.is_empty() {
                         return Verdict::Drop;
@@ -655,20 +646,20 @@ impl<'a> Checker<'a> {
                 (None, Some(Json::Bool(false))) => None,
                 (None, Some(s)) if s.is_object() => Some(s),
                 (None, _) => {
-                    self.record(p, spans);
+                    self.spans.record(p, spans);
                     continue;
                 }
             };
             match sub {
                 Some(s) => {
                     if let Verdict::Drop = self.check_value(&p, value, s) {
-                        self.prune(p.clone());
+                        self.spans.prune(p.clone());
                         drop_keys.push(k.to_string());
                     }
-                    self.record(p, spans);
+                    self.spans.record(p, spans);
                 }
                 None => {
-                    self.record(p, spans);
+                    self.spans.record(p, spans);
                     if let Some(problem) = self.dotted_key(k, key.span(), value, props, patterns) {
                         self.problems.push(problem);
                         drop_keys.push(k.to_string());
@@ -689,7 +680,7 @@ impl<'a> Checker<'a> {
                         .collect();
                     let meant = did_you_mean(k, tag_free.iter().copied());
                     if let Some(m) = meant {
-                        self.prune(join(path, m));
+                        self.spans.prune(join(path, m));
                     }
                     let help = match meant {
                         Some(m) if !m.ends_with('…') => format!("did you mean `{m}`?"),
