@@ -92,7 +92,27 @@ pub fn compile(p: &Profile) -> Plan {
 
     // Namespaces and the cgroup: the cgroup exists and holds the child in
     // every hierarchy before the child unshares its cgroup namespace.
-    let (device_allow, device_allow_from_host) = device_rules(p);
+    // An unprivileged container: its id map first (the cgroup is handed to
+    // its root), a user namespace that owns every other one, the map
+    // written as soon as the child exists.
+    if let Some(idmap) = &p.idmap {
+        b.push(
+            Phase::Namespaces,
+            &idmap.origin,
+            Op::ChooseIdmap {
+                isolated: idmap.isolated,
+                size: idmap.size,
+                base: idmap.base,
+                raw: idmap.raw.clone(),
+            },
+        );
+    }
+    let unprivileged = p.idmap.is_some();
+    let (device_allow, device_allow_from_host) = if unprivileged {
+        (Vec::new(), Vec::new())
+    } else {
+        device_rules(p)
+    };
     b.push(
         Phase::Namespaces,
         &p.cgroup.parent.origin,
@@ -102,21 +122,27 @@ pub fn compile(p: &Profile) -> Plan {
             limits: p.limits.clone(),
             device_allow,
             device_allow_from_host,
+            delegate: unprivileged,
         },
     );
+    let mut namespaces = vec![
+        Namespace::Mount,
+        Namespace::Pid,
+        Namespace::Uts,
+        Namespace::Ipc,
+        Namespace::Net,
+    ];
+    if unprivileged {
+        namespaces.insert(0, Namespace::User);
+    }
     b.push(
         Phase::Namespaces,
         name_origin,
-        Op::CloneChild {
-            namespaces: vec![
-                Namespace::Mount,
-                Namespace::Pid,
-                Namespace::Uts,
-                Namespace::Ipc,
-                Namespace::Net,
-            ],
-        },
+        Op::CloneChild { namespaces },
     );
+    if let Some(idmap) = &p.idmap {
+        b.push(Phase::Namespaces, &idmap.origin, Op::WriteIdmap);
+    }
     b.push(
         Phase::Namespaces,
         name_origin,
@@ -127,11 +153,19 @@ pub fn compile(p: &Profile) -> Plan {
 
     // The rootfs becomes a mount of its own, invisible to the host.
     b.push(Phase::Rootfs, rootfs_origin, Op::MakeMountsSlave);
+    if unprivileged {
+        b.push(Phase::Rootfs, rootfs_origin, Op::MakeIdmappedRootfs);
+    }
     b.push(
         Phase::Rootfs,
         rootfs_origin,
-        Op::BindRootfs { idmapped: false },
+        Op::BindRootfs {
+            idmapped: unprivileged,
+        },
     );
+    if let Some(idmap) = &p.idmap {
+        b.push(Phase::Rootfs, &idmap.origin, Op::BecomeRoot);
+    }
 
     // /proc and /sys.
     let proc_o = &p.proc.mode.origin;
@@ -197,6 +231,14 @@ pub fn compile(p: &Profile) -> Plan {
             readonly: false,
         },
     );
+    // A boot id of this start's own, kept in a file on the /dev tmpfs.
+    b.push(
+        Phase::Dev,
+        &p.dev.size.origin,
+        Op::BindBootId {
+            target: cpath("/proc/sys/kernel/random/boot_id"),
+        },
+    );
     let pts_o = &p.dev.pts_options.origin;
     b.push(
         Phase::Dev,
@@ -236,7 +278,7 @@ pub fn compile(p: &Profile) -> Plan {
     }
     in_dev.sort_by_cached_key(|d| d.device.path().map_or(0, ContainerPath::depth));
     for d in in_dev {
-        device_steps(&mut b, Phase::Dev, d);
+        device_steps(&mut b, Phase::Dev, d, unprivileged);
     }
     use crate::profile::raw::LogMode;
     match p.dev.log.value {
@@ -264,7 +306,7 @@ pub fn compile(p: &Profile) -> Plan {
     // not hide one made before it), otherwise in device order.
     mounts.sort_by_cached_key(|d| d.device.path().map_or(0, ContainerPath::depth));
     for d in mounts {
-        device_steps(&mut b, Phase::Mounts, d);
+        device_steps(&mut b, Phase::Mounts, d, unprivileged);
     }
 
     // LXCFS, if it runs on the host.
@@ -409,7 +451,14 @@ pub fn compile(p: &Profile) -> Plan {
         Op::ExecInit {
             command: p.init.command.value.clone(),
             env,
-            drop_capabilities: DROPPED_CAPABILITIES.iter().map(|s| s.to_string()).collect(),
+            // LXD drops these only for privileged containers: an
+            // unprivileged root's capabilities reach no further than its
+            // own namespaces.
+            drop_capabilities: if unprivileged {
+                Vec::new()
+            } else {
+                DROPPED_CAPABILITIES.iter().map(|s| s.to_string()).collect()
+            },
         },
     );
 
@@ -457,7 +506,9 @@ pub fn compile(p: &Profile) -> Plan {
 }
 
 /// The steps of one non-NIC device.
-fn device_steps(b: &mut Builder, phase: Phase, d: &NamedDevice) {
+/// `unprivileged`: a user namespace refuses `mknod`, so a node with a host
+/// source is that node bound (LXD's way).
+fn device_steps(b: &mut Builder, phase: Phase, d: &NamedDevice, unprivileged: bool) {
     let o = &d.origin;
     match &d.device {
         Device::Unix {
@@ -471,6 +522,15 @@ fn device_steps(b: &mut Builder, phase: Phase, d: &NamedDevice) {
             required,
             method,
         } => match (method, source) {
+            (_, Some(source)) if unprivileged => b.push(
+                phase,
+                o,
+                Op::BindDevice {
+                    source: source.clone(),
+                    path: path.clone(),
+                    required: *required,
+                },
+            ),
             (NodeMethod::Bind, Some(source)) => b.push(
                 phase,
                 o,

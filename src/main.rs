@@ -234,8 +234,12 @@ fn parent_dir(p: &Path) -> PathBuf {
 }
 
 fn load_plan(path: &Path) -> Result<Plan, Vec<Problem>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| vec![Problem::new(format!("cannot read plan {}: {e}", path.display()))])?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem::new(format!(
+            "cannot read plan {}: {e}",
+            path.display()
+        ))]
+    })?;
     Plan::from_json(&text).map_err(|e| vec![Problem::new(format!("{}: {e}", path.display()))])
 }
 

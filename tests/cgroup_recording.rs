@@ -871,6 +871,9 @@ impl Kernel for Cgroupfs {
     fn pivot_root(&mut self) -> io::Result<()> {
         self.inner.pivot_root()
     }
+    fn chown_host(&mut self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+        self.inner.chown_host(path, uid, gid)
+    }
     fn write_file(&mut self, path: &ContainerPath, contents: &str, mode: u32) -> io::Result<()> {
         self.inner.write_file(path, contents, mode)
     }

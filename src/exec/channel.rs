@@ -89,6 +89,18 @@ impl Channel {
         Ok((channel(a), channel(b)))
     }
 
+    /// Whether the other end is closed (its process gone), without waiting.
+    pub fn peer_gone(&self) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no waiting.
+        let r = unsafe { libc::poll(&mut pfd, 1, 0) };
+        r > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+    }
+
     pub fn send(&self, msg: &Msg, fds: &[RawFd]) -> io::Result<()> {
         let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
         let mut iov = libc::iovec {

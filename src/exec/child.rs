@@ -143,6 +143,11 @@ impl ChildSide<'_, '_> {
             }
             Err(f) => self.fail(j, f.message),
         }
+        // New ids cleared the parent-death signal; it is set again, but a
+        // supervisor that died before that would leave this process alone.
+        if matches!(op, Op::BecomeRoot) && self.ch.peer_gone() {
+            exit(1);
+        }
     }
 
     /// Tells the host step `j` failed (with every result not sent yet), and exits.

@@ -246,6 +246,8 @@ pub trait Kernel {
     /// Makes the rootfs the root and detaches the old one.
     fn pivot_root(&mut self) -> io::Result<()>;
 
+    /// Gives a host path (a cgroup's directory or file) to `uid`:`gid`.
+    fn chown_host(&mut self, path: &Path, uid: u32, gid: u32) -> io::Result<()>;
     /// A new file inside the rootfs with `contents` (nothing may be there).
     fn write_file(&mut self, path: &ContainerPath, contents: &str, mode: u32) -> io::Result<()>;
 

@@ -329,6 +329,9 @@ impl Kernel for RecordingKernel {
     fn pivot_root(&mut self) -> io::Result<()> {
         self.call("pivot_root".into())
     }
+    fn chown_host(&mut self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+        self.call(format!("chown_host {} {uid}:{gid}", path.display()))
+    }
     fn write_file(&mut self, path: &ContainerPath, contents: &str, mode: u32) -> io::Result<()> {
         self.call(format!("write_file {path} {mode:o} {}", contents.len()))
     }

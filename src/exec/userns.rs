@@ -103,7 +103,8 @@ impl<K: super::kernel::Kernel> Runner<'_, K> {
     /// `BindBootId`: a fresh random id (the kernel makes one for each read
     /// of `/proc/sys/kernel/random/uuid`) in a file on the container's
     /// `/dev`, bound read-only over `target`, and the file unlinked: the
-    /// mount keeps it.
+    /// mount keeps it. liblxc does the same for every LXD container:
+    /// journald and systemd tell boots apart by it.
     pub(crate) fn bind_boot_id(&mut self, target: &ContainerPath) -> Result<Status, Failure> {
         let id = self
             .k
@@ -111,13 +112,11 @@ impl<K: super::kernel::Kernel> Runner<'_, K> {
         let file = ContainerPath::new("/dev/.envc-boot-id").expect("a static path");
         self.k
             .write_file(&file, &format!("{}\n", id.trim()), 0o444)?;
-        let bound = self
-            .k
-            .bind_inside(&file, target)
-            .and_then(|()| self.k.set_readonly(target, false));
-        let removed = self.k.unlink(&file);
-        bound?;
-        removed?;
+        // (A failure leaves the file on the container's /dev, which goes
+        // with the container.)
+        self.k.bind_inside(&file, target)?;
+        self.k.set_readonly(target, false)?;
+        self.k.unlink(&file)?;
         Ok(Status::done())
     }
 }

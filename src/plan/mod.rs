@@ -49,12 +49,10 @@ pub struct Supervise {
 }
 
 /// A device's keys as LXD lists them (`type`, `path`, `nictype`, ...).
-/// Hashed with FNV: a plan of 10,000 devices has 40,000 such keys, and
-/// they come from the profile, not from a peer.
-pub type DeviceKeys = IndexMap<String, String, crate::profile::structure::Fnv>;
+pub type DeviceKeys = IndexMap<String, String>;
 
 /// The devices of the guest API, by name.
-pub type GuestDevices = IndexMap<String, DeviceKeys, crate::profile::structure::Fnv>;
+pub type GuestDevices = IndexMap<String, DeviceKeys>;
 
 /// The guest API's data.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
@@ -194,6 +192,10 @@ pub enum Op {
         /// Host nodes whose numbers are allowed too (read when the container starts).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         device_allow_from_host: Vec<HostPath>,
+        /// Hands the cgroup to the container's root (an unprivileged
+        /// container's init makes its own tree below it); no device rules.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        delegate: bool,
     },
     /// Create the container's first process with these new namespaces.
     /// Chooses the unprivileged container's id map (host side, before the

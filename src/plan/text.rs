@@ -22,6 +22,7 @@ fn what(op: &Op) -> String {
             limits,
             device_allow,
             device_allow_from_host,
+            delegate,
         } => {
             let mut s = format!("{parent}/{name} in every hierarchy the host has");
             let mut l = Vec::new();
@@ -48,11 +49,15 @@ fn what(op: &Op) -> String {
             if !l.is_empty() {
                 let _ = write!(s, "; {}", l.join(", "));
             }
-            let _ = write!(
-                s,
-                "; {} device rules",
-                device_allow.len() + device_allow_from_host.len()
-            );
+            if *delegate {
+                s.push_str("; handed to the container's root, no device rules");
+            } else {
+                let _ = write!(
+                    s,
+                    "; {} device rules",
+                    device_allow.len() + device_allow_from_host.len()
+                );
+            }
             s
         }
         Op::CloneChild { namespaces } => {
@@ -98,6 +103,7 @@ fn what(op: &Op) -> String {
             match mode {
                 crate::profile::raw::ProcMode::Mixed => "proc:mixed",
                 crate::profile::raw::ProcMode::Rw => "proc:rw",
+                crate::profile::raw::ProcMode::Auto => "proc:auto",
             }
         ),
         Op::MountSysfs { target } => target.to_string(),
@@ -263,12 +269,15 @@ fn what(op: &Op) -> String {
             command,
             env,
             drop_capabilities,
-        } => format!(
-            "{}  env: {}  without {}",
-            command.join(" "),
-            env.join(" "),
-            drop_capabilities.join(",")
-        ),
+        } => {
+            let mut s = format!("{}  env: {}", command.join(" "), env.join(" "));
+            if drop_capabilities.is_empty() {
+                s.push_str("  every capability (in its user namespace)");
+            } else {
+                let _ = write!(s, "  without {}", drop_capabilities.join(","));
+            }
+            s
+        }
     }
 }
 

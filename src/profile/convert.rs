@@ -228,6 +228,35 @@ fn bool_config(v: &ConfigValue) -> Option<bool> {
     }
 }
 
+/// Each bad line of a `raw.idmap` value, pointed at its text in the file
+/// where the value is written as it reads (no escapes), else at the value.
+fn raw_idmap_problems(cx: &mut Cx<'_>, key: &str, text: &str, errors: &[crate::idmap::RawError]) {
+    let value = cx.layer.spans.value(key);
+    let source = &cx.layer.source.text;
+    // Where the string's characters start in the file: after its opening
+    // quotes (and the newline a multi-line string may start with).
+    let start = value.as_ref().and_then(|v| {
+        let written = source.get(v.clone())?;
+        let quote = ["\"\"\"\n", "'''\n", "\"\"\"", "'''", "\"", "'"]
+            .into_iter()
+            .find(|q| written.starts_with(q))?;
+        let body = &written[quote.len()..];
+        body.starts_with(text).then_some(v.start + quote.len())
+    });
+    for e in errors {
+        let span = match (start, &value) {
+            (Some(s), _) => s + e.span.start..s + e.span.end,
+            (None, Some(v)) => v.clone(),
+            (None, None) => 0..0,
+        };
+        cx.problems.push(
+            Problem::new(format!("`raw.idmap` line {}: {}", e.line, e.message))
+                .at(&cx.layer.source, span, "here")
+                .help("each line is `both|uid|gid HOST CONTAINER`, host first: `both 1000 1000`, `uid 50-60 500-510`"),
+        );
+    }
+}
+
 /// Checks the meaning of one layer's values.
 pub(super) fn convert(layer: &Layer, top_dir: &Path, problems: &mut Vec<Problem>) -> Part {
     let mut cx = Cx { layer, problems };
@@ -301,19 +330,24 @@ fn convert_config(cx: &mut Cx<'_>, config: &Config, part: &mut Part) {
             "security.devlxd" => bool_config(v)
                 .map(|_| ())
                 .ok_or_else(|| "must be true or false".to_string()),
-            "security.privileged" => match bool_config(v) {
-                Some(true) => Ok(()),
-                Some(false) => {
-                    cx.bad(
-                        &key,
-                        "unprivileged containers are not supported yet".into(),
-                        "not supported yet",
-                        Some("envc runs privileged containers for now (as LXD with security.privileged=true); user namespaces are planned".into()),
-                    );
+            "security.privileged" | "security.idmap.isolated" => bool_config(v)
+                .map(|_| ())
+                .ok_or_else(|| "must be true or false".to_string()),
+            "security.idmap.size" => match text.parse::<u32>() {
+                Ok(n) if n >= 1 => Ok(()),
+                _ => Err("must be a number of ids from 1 to 4294967295".to_string()),
+            },
+            "security.idmap.base" => text
+                .parse::<u32>()
+                .map(|_| ())
+                .map_err(|_| "must be a host id from 0 to 4294967295".to_string()),
+            "raw.idmap" => {
+                if let Err(errors) = crate::idmap::parse_raw(&text) {
+                    raw_idmap_problems(cx, &key, &text, &errors);
                     continue;
                 }
-                None => Err("must be true or false".to_string()),
-            },
+                Ok(())
+            }
             _ => match k.strip_prefix("environment.").map(check_env_name) {
                 Some(Err(e)) => {
                     cx.bad_key(

@@ -96,6 +96,25 @@ pub(super) fn merge_layers(
     if devlxd.is_none() {
         missing("config.\"security.devlxd\"");
     }
+    let privileged = config
+        .get("security.privileged")
+        .map(|v| At::new(v.value == "true", v.origin.clone()));
+    if privileged.is_none() {
+        missing("config.\"security.privileged\"");
+    }
+    // `auto` modes: LXD's `mixed` for a privileged container, `rw` for an
+    // unprivileged one (the kernel limits what its root may write).
+    let is_privileged = privileged.as_ref().is_some_and(|p| p.value);
+    let proc_mode = proc_mode.map(|m| match m.value {
+        ProcMode::Auto if is_privileged => At::new(ProcMode::Mixed, m.origin),
+        ProcMode::Auto => At::new(ProcMode::Rw, m.origin),
+        _ => m,
+    });
+    let sys_mode = sys_mode.map(|m| match m.value {
+        SysMode::Auto if is_privileged => At::new(SysMode::Mixed, m.origin),
+        SysMode::Auto => At::new(SysMode::Rw, m.origin),
+        _ => m,
+    });
     let reserved = reserved_paths(
         dev_log.as_ref(),
         devlxd.as_ref(),
@@ -128,6 +147,8 @@ pub(super) fn merge_layers(
     let (Some(name), Some(rootfs)) = (name, rootfs) else {
         unreachable!("checked above")
     };
+    let privileged = privileged.expect("checked above");
+    let idmap = (!privileged.value).then(|| idmap_keys(&config, &privileged.origin));
     Ok(Profile {
         name,
         description: parts.iter().rev().find_map(|p| p.description.clone()),
@@ -137,6 +158,8 @@ pub(super) fn merge_layers(
         limits,
         limits_origin,
         devlxd: devlxd.expect("checked above"),
+        privileged,
+        idmap,
         init: Init {
             command: command.expect("checked"),
             stop_signal: stop_signal.expect("checked"),
@@ -345,5 +368,28 @@ fn check_reserved_paths(
                 .help("choose another path: the built-in parts of the container are configured in their own sections"),
         );
         }
+    }
+}
+
+/// The id map keys of an unprivileged container (each value was checked in
+/// its file).
+fn idmap_keys(config: &IndexMap<String, At<String>>, privileged: &Origin) -> IdmapKeys {
+    let get = |k: &str| config.get(k);
+    let number = |k: &str| get(k).and_then(|v| v.value.parse::<u32>().ok());
+    let origin = [
+        "raw.idmap",
+        "security.idmap.base",
+        "security.idmap.size",
+        "security.idmap.isolated",
+    ]
+    .into_iter()
+    .find_map(|k| get(k).map(|v| v.origin.clone()))
+    .unwrap_or_else(|| privileged.clone());
+    IdmapKeys {
+        isolated: get("security.idmap.isolated").is_some_and(|v| v.value == "true"),
+        size: number("security.idmap.size"),
+        base: number("security.idmap.base"),
+        raw: get("raw.idmap").map(|v| v.value.clone()),
+        origin,
     }
 }

@@ -215,6 +215,20 @@ pub struct NamedDevice {
     pub from_user: bool,
 }
 
+/// The keys of an unprivileged container's id map, as the profile sets
+/// them; the host's ranges settle the map when the container starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdmapKeys {
+    pub isolated: bool,
+    pub size: Option<u32>,
+    pub base: Option<u32>,
+    pub raw: Option<String>,
+    /// The key a user would change when the map cannot be made: the most
+    /// specific one set (`raw.idmap`, the isolated keys), else
+    /// `security.privileged`.
+    pub origin: Origin,
+}
+
 /// A stacked, validated profile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
@@ -228,6 +242,10 @@ pub struct Profile {
     pub limits: Limits,
     pub limits_origin: Option<Origin>,
     pub devlxd: At<bool>,
+    /// `security.privileged`: the host's root is the container's root.
+    pub privileged: At<bool>,
+    /// An unprivileged container's id map keys (`None` when privileged).
+    pub idmap: Option<IdmapKeys>,
     pub init: Init,
     pub dev: Dev,
     pub proc: Proc,

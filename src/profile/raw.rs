@@ -117,7 +117,27 @@ pub const CONFIG_KEYS: &[(&str, &str, &str)] = &[
     (
         "security.privileged",
         "bool",
-        "Run the container privileged (the host's root is the container's root). Only `true` is supported for now.",
+        "Run the container privileged: the host's root is the container's root (not a security boundary). Default false: the container gets its own user namespace and its root is an unprivileged host uid (LXD's default).",
+    ),
+    (
+        "security.idmap.isolated",
+        "bool",
+        "Give this unprivileged container a range of host ids no other running container has (default false: root's whole range from /etc/subuid).",
+    ),
+    (
+        "security.idmap.size",
+        "string-or-int",
+        "The size of an isolated container's id range (default 65536).",
+    ),
+    (
+        "security.idmap.base",
+        "string-or-int",
+        "The host id an isolated container's range starts at (default: the first free range after root's first 65536 ids).",
+    ),
+    (
+        "raw.idmap",
+        "string",
+        "Host ids mapped into an unprivileged container as they are, one per line, host first: `both 1000 1000`, `uid 50-60 500-510`, `gid 100000-110000 10000-20000`.",
     ),
 ];
 
@@ -254,6 +274,8 @@ pub struct RawDev {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProcMode {
+    /// `mixed` for a privileged container, `rw` for an unprivileged one (LXD's defaults).
+    Auto,
     /// LXD's `proc:mixed`: `/proc/sys` and `/proc/sysrq-trigger` read-only, `/proc/sys/net` writable.
     Mixed,
     /// Everything writable (LXD's `proc:rw`).
@@ -264,7 +286,7 @@ pub enum ProcMode {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawProc {
-    /// `mixed` (default for privileged containers) or `rw`.
+    /// `auto` (the default: `mixed` privileged, `rw` unprivileged), `mixed` or `rw`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ProcMode>,
     /// Create `/proc` in the rootfs if it is missing.
@@ -276,6 +298,8 @@ pub struct RawProc {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SysMode {
+    /// `mixed` for a privileged container, `rw` for an unprivileged one (LXD's defaults).
+    Auto,
     /// LXD's `sys:mixed`: read-only, with `/sys/devices/virtual/net` writable.
     Mixed,
     /// Read-only.
@@ -288,7 +312,7 @@ pub enum SysMode {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawSys {
-    /// `mixed` (default for privileged containers), `ro` or `rw`.
+    /// `auto` (the default: `mixed` privileged, `rw` unprivileged), `mixed`, `ro` or `rw`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<SysMode>,
     /// Create `/sys` in the rootfs if it is missing.

@@ -16,10 +16,6 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-/// std's default hasher. The name stays only because `plan::DeviceKeys`
-/// still spells its maps with it; once it no longer does, this goes.
-pub type Fnv = std::hash::RandomState;
-
 /// A dotted path as a message names it.
 fn shown(path: &str) -> &str {
     if path.is_empty() { "the profile" } else { path }

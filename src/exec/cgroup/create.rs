@@ -34,6 +34,7 @@ pub struct CgroupSpec<'a> {
     pub limits: &'a Limits,
     pub device_allow: &'a [String],
     pub device_allow_from_host: &'a [crate::paths::HostPath],
+    pub delegate: bool,
 }
 
 impl<'a> CgroupSpec<'a> {
@@ -46,12 +47,14 @@ impl<'a> CgroupSpec<'a> {
                 limits,
                 device_allow,
                 device_allow_from_host,
+                delegate,
             } => Some(CgroupSpec {
                 parent,
                 name,
                 limits,
                 device_allow,
                 device_allow_from_host,
+                delegate: *delegate,
             }),
             _ => None,
         }
@@ -178,11 +181,18 @@ impl<K: Kernel> Runner<'_, K> {
             if h.v2 && layout.kind == LayoutKind::Unified {
                 self.enable_controllers(h, spec.parent, spec.limits)?;
             }
+            if spec.delegate {
+                self.delegate(h, &cg)?;
+            }
             paths.push((h.clone(), cg));
         }
         let mut detail = self.write_limits(&layout, part, spec, &paths)?;
         if part.writes_devices(&layout) {
-            detail.push(self.write_device_rules(&layout, spec)?);
+            detail.push(if spec.delegate {
+                "devices: no rules (unprivileged: its user namespace refuses mknod)".into()
+            } else {
+                self.write_device_rules(&layout, spec)?
+            });
         }
         self.prepare_join(&paths)?;
         Ok(self.add_part(part, paths, detail))
@@ -466,6 +476,33 @@ impl<K: Kernel> Runner<'_, K> {
             }
             _ => Ok(Vec::new()),
         }
+    }
+
+    /// Hands the container's cgroup `cg` in hierarchy `h` to the container's
+    /// root: the directory and the files that let it move its processes
+    /// and make its own tree (LXD's delegation); the limits stay the host
+    /// root's.
+    fn delegate(&mut self, h: &Hierarchy, cg: &Path) -> Result<(), Failure> {
+        let map = self
+            .idmap
+            .as_ref()
+            .ok_or_else(|| Failure::new("no id map to delegate the cgroup to"))?;
+        let (Some(uid), Some(gid)) = (map.root_host_uid(), map.root_host_gid()) else {
+            return Err(Failure::new("the id map has no root"));
+        };
+        let files: &[&str] = if h.v2 {
+            &["cgroup.procs", "cgroup.subtree_control", "cgroup.threads"]
+        } else {
+            &["tasks", "cgroup.procs", "notify_on_release"]
+        };
+        self.k.chown_host(cg, uid, gid)?;
+        for f in files {
+            match self.k.chown_host(&cg.join(f), uid, gid) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                r => r?,
+            }
+        }
+        Ok(())
     }
 
     /// The devices allow-list, where the host has a devices controller:

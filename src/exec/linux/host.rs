@@ -92,6 +92,17 @@ pub(super) fn write_host_file(k: &LinuxKernel, path: &Path, value: &str) -> io::
         .map_err(|e| with_context(e, format!("writing {value:?} to {}", path.display())))
 }
 
+/// Gives a host file or directory (in cgroupfs) to `uid`:`gid`, without
+/// following a symlink.
+pub(super) fn chown_host(k: &LinuxKernel, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    let (dir, name) = k.host_at(path)?;
+    // SAFETY: a valid directory fd (or AT_FDCWD) and C string.
+    let r = unsafe { libc::fchownat(dir, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) };
+    check(r)
+        .map(|_| ())
+        .map_err(|e| with_context(e, format!("chown {}", path.display())))
+}
+
 pub(super) fn write_host_file_each(
     k: &LinuxKernel,
     path: &Path,

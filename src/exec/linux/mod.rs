@@ -115,8 +115,6 @@ pub struct LinuxKernel {
     /// Idmapped mount trees: made by the host for the child, handed over
     /// with the host's step, attached by the child.
     idmapped: Vec<OwnedFd>,
-    /// The supervisor's pid, as the child sees its parent.
-    supervisor: i32,
 }
 
 impl Default for LinuxKernel {
@@ -141,7 +139,6 @@ impl LinuxKernel {
             dirs: std::cell::RefCell::new(Vec::new()),
             host_base: None,
             idmapped: Vec::new(),
-            supervisor: std::process::id() as i32,
         }
     }
 }
@@ -345,6 +342,10 @@ impl Kernel for LinuxKernel {
         mounts::pivot_root(self)
     }
 
+    fn chown_host(&mut self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+        host::chown_host(self, path, uid, gid)
+    }
+
     fn write_file(&mut self, path: &ContainerPath, contents: &str, mode: u32) -> io::Result<()> {
         nodes::write_file(self, path, contents, mode)
     }
@@ -370,7 +371,7 @@ impl Kernel for LinuxKernel {
     }
 
     fn become_root(&mut self) -> io::Result<()> {
-        userns::become_root(self.supervisor)
+        userns::become_root()
     }
 
     fn take_handoff(&mut self) -> Handoff {

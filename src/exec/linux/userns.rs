@@ -134,9 +134,9 @@ pub(super) fn attach_idmapped_rootfs(k: &mut LinuxKernel) -> io::Result<()> {
 
 /// In the child, once its map is written: uid and gid 0 of its user
 /// namespace, with no supplementary groups. Changing ids clears the
-/// parent-death signal: it is set again, and a supervisor that died in
-/// between is noticed.
-pub(super) fn become_root(supervisor: i32) -> io::Result<()> {
+/// parent-death signal: it is set again (the child's caller then checks
+/// that the supervisor did not die in between: `Channel::peer_gone`).
+pub(super) fn become_root() -> io::Result<()> {
     // SAFETY: plain system calls on this process's own credentials.
     unsafe {
         check(libc::setresgid(0, 0, 0)).map_err(|e| with_context(e, "setresgid 0"))?;
@@ -144,10 +144,6 @@ pub(super) fn become_root(supervisor: i32) -> io::Result<()> {
         check(libc::setresuid(0, 0, 0)).map_err(|e| with_context(e, "setresuid 0"))?;
     }
     super::spawn::kill_me_with_my_parent();
-    // SAFETY: getppid has no preconditions.
-    if unsafe { libc::getppid() } != supervisor {
-        return Err(io::Error::other("the supervisor is gone"));
-    }
     Ok(())
 }
 
