@@ -1,4 +1,10 @@
 //! envc: LXD-style system containers from declarative TOML profiles.
+//!
+//! `unsafe` code is refused everywhere but in the kernel layer, whose
+//! modules allow it: `exec::linux`, `sys`, `exec::channel`, `devlxd::sys`
+//! and `net::rtnl`.
+
+#![deny(unsafe_code)]
 
 pub mod compile;
 pub mod devlxd;

@@ -1,3 +1,5 @@
+#![deny(unsafe_code)]
+
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use envc::diag::{Problem, Style, render};
 use envc::plan::Plan;

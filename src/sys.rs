@@ -5,6 +5,8 @@
 //! `net::rtnl` (netlink sockets in a namespace), this is the kernel layer:
 //! the only code with `unsafe`. Everything here is safe to call.
 
+#![allow(unsafe_code)]
+
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};

@@ -885,6 +885,7 @@ fn the_rootfs_is_root_and_the_host_is_gone() {
         "/proc/sys",
         "/proc/sys/net",
         "/proc/sysrq-trigger",
+        "/proc/sys/kernel/random/boot_id",
         "/sys",
         "/sys/devices/virtual/net",
         "/dev",

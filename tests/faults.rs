@@ -744,7 +744,8 @@ fn enospc_on_the_dev_tmpfs_fails_at_the_right_device() {
     let w = World::new("hz-devfull");
     let name = "hz-devfull";
     let target = format!("/{}", "x".repeat(3000));
-    let mut body = String::from("[dev]\nsize = 4096\n");
+    // Two pages: the boot id's file and the first long symlink.
+    let mut body = String::from("[dev]\nsize = 8192\n");
     for i in 0..4 {
         body.push_str(&format!(
             "[devices.long{i}]\ntype = \"symlink\"\npath = \"/dev/long{i}\"\ntarget = \"{target}\"\n"

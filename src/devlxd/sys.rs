@@ -2,6 +2,8 @@
 //! enables) does not wrap: poll(2), pidfd_open(2), pidfd_send_signal(2) and the two
 //! namespace ioctls. Every `unsafe` block of the devlxd module lives here.
 
+#![allow(unsafe_code)]
+
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 

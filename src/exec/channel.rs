@@ -4,6 +4,8 @@
 //! to go; the host runs its own (cgroup attach, NICs) meanwhile and says when
 //! each is done, and a container step waits only for the host steps before it.
 
+#![allow(unsafe_code)]
+
 use super::report::Status;
 use serde::{Deserialize, Serialize};
 use std::io;

@@ -5,6 +5,8 @@
 //! life: [`Rtnl::new`] works on the caller's (thread's) namespace, [`Rtnl::in_netns`]
 //! on another one.
 
+#![allow(unsafe_code)]
+
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
