@@ -90,6 +90,9 @@ pub struct HostFacts {
     /// What init resolved to inside the rootfs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<String>,
+    /// An unprivileged container's id map: the host ids its uids and gids are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idmap: Option<String>,
     pub conditional_paths: Vec<PathFact>,
     /// Host devices bound or skipped (`/dev/fuse`: found / not found).
     pub host_devices: Vec<PathFact>,
@@ -191,6 +194,7 @@ impl Report {
                     upsert(&mut self.host.host_devices, source.as_str(), state);
                 }
                 Op::CreateCgroup { .. } => self.host.cgroup = Some(fact(&status)),
+                Op::ChooseIdmap { .. } => self.host.idmap = Some(fact(&status)),
                 Op::CreateNic { .. } => self.host.nics.push(fact(&status)),
                 Op::MountCgroups { .. } => self.host.cgroup_mounts = Some(fact(&status)),
                 Op::OverlayLxcfs { .. } => self.host.lxcfs = Some(fact(&status)),
@@ -309,6 +313,9 @@ impl Report {
         );
         if let Some(init) = &self.host.init {
             let _ = writeln!(out, "  init           {init}");
+        }
+        if let Some(map) = &self.host.idmap {
+            let _ = writeln!(out, "  id map         {map}");
         }
         for f in &self.host.conditional_paths {
             let _ = writeln!(out, "  host path      {:<28} {}", f.path, f.state);

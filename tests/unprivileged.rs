@@ -1,0 +1,273 @@
+//! Unprivileged containers on the real kernel, as root: a user namespace that
+//! owns every other one, the map LXD's rules choose, an idmapped rootfs, host
+//! nodes bound into /dev, a cgroup handed to the container's root. Each
+//! container's init is a busybox shell script that prints what it sees as
+//! `key=value` lines; the test checks them, and that the host is as it was.
+//! A fresh boot id per start is checked in both modes.
+
+mod common;
+
+use common::{HostState, TempDir, busybox_rootfs};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// The script PID 1 runs: one `key=value` line per fact.
+const SEE: &str = r#"#!/bin/sh
+echo "uid_map=$(cat /proc/self/uid_map | tr -s ' ' | sed 's/^ //' | tr '\n' ';')"
+echo "gid_map=$(cat /proc/self/gid_map | tr -s ' ' | sed 's/^ //' | tr '\n' ';')"
+echo "id=$(id -u):$(id -g)"
+echo "capeff=$(grep CapEff /proc/self/status | cut -f2)"
+echo "capbnd=$(grep CapBnd /proc/self/status | cut -f2)"
+if mknod /tmp/node c 1 3 2>/dev/null; then echo mknod=made; else echo mknod=refused; fi
+if echo 1 > /proc/sys/kernel/printk 2>/dev/null; then echo printk=written; else echo printk=refused; fi
+echo "boot_id=$(cat /proc/sys/kernel/random/boot_id)"
+if echo x > /proc/sys/kernel/random/boot_id 2>/dev/null; then echo boot_id_write=written; else echo boot_id_write=refused; fi
+echo "null=$(stat -c '%t:%T' /dev/null)"
+if echo hi > /dev/null; then echo null_write=ok; else echo null_write=failed; fi
+echo "busybox_owner=$(stat -c '%u:%g' /bin/busybox)"
+echo "cgroups=$(cut -d: -f3 /proc/self/cgroup | sort -u | tr '\n' ' ')"
+echo "env=$(cat /proc/1/environ | tr '\0' ' ')"
+touch /made-by-root && echo made=yes
+echo "fds=$(ls /proc/self/fd | tr '\n' ' ')"
+"#;
+
+struct World {
+    dir: TempDir,
+    rootfs: PathBuf,
+}
+
+impl World {
+    fn new(name: &str) -> World {
+        let dir = TempDir::new(name);
+        let rootfs = busybox_rootfs(dir.path());
+        std::fs::write(rootfs.join("see.sh"), SEE).unwrap();
+        World { dir, rootfs }
+    }
+
+    fn profile(&self, name: &str, config: &str) -> PathBuf {
+        let p = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "name = \"{name}\"\nrootfs = \"rootfs\"\n\n[config]\n{config}\n\n[init]\ncommand = [\"/bin/sh\", \"/see.sh\"]\n"
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    fn apply_cmd(&self, profile: &Path) -> Command {
+        let mut cmd = Command::new(common::envc_bin());
+        cmd.arg("apply")
+            .arg(profile)
+            .env("ENVC_RUN_DIR", self.dir.path().join("run"))
+            .env("ENVC_LOG_DIR", self.dir.path().join("log"));
+        cmd
+    }
+
+    /// Runs the container to its end; its facts, and envc's stderr.
+    fn see(&self, profile: &Path) -> (BTreeMap<String, String>, String) {
+        let out = common::proc::run_cmd(self.apply_cmd(profile), TIMEOUT);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{}", common::proc::show(&out));
+        let facts = stdout
+            .lines()
+            .filter_map(|l| l.trim_end_matches('\r').split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+            .collect();
+        (facts, stderr)
+    }
+}
+
+/// The map envc must choose by LXD's rules on this host.
+fn expected_root_range() -> (u32, u32) {
+    let root = envc::idmap::read_root_ids(Path::new("/etc")).expect("the host's subuid files");
+    (root.uid.start, root.uid.count)
+}
+
+fn host_boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn an_unprivileged_container_sees_its_map_and_the_contract() {
+    if !common::require_root("an_unprivileged_container_sees_its_map_and_the_contract") {
+        return;
+    }
+    let _serial = common::serial();
+    let w = World::new("unpriv");
+    let profile = w.profile("unpriv", "\"security.privileged\" = false");
+    let before = HostState::capture();
+    let (f, stderr) = w.see(&profile);
+    before.assert_restored_within(SETTLE);
+    let (base, count) = expected_root_range();
+    assert_eq!(f["uid_map"], format!("0 {base} {count};"), "{stderr}");
+    assert_eq!(f["gid_map"].split(' ').next(), Some("0"), "{f:?}");
+    assert_eq!(f["id"], "0:0", "{f:?}");
+    // The full set in its own user namespace (LXD drops nothing there).
+    assert_eq!(f["capeff"], f["capbnd"], "{f:?}");
+    assert!(f["capbnd"].ends_with("ffffffffff"), "{f:?}");
+    assert_eq!(f["mknod"], "refused", "{f:?}");
+    assert_eq!(f["printk"], "refused", "a host sysctl: {f:?}");
+    // The host's nodes, bound: the real device, usable.
+    assert_eq!(f["null"], "1:3", "{f:?}");
+    assert_eq!(f["null_write"], "ok", "{f:?}");
+    // The idmapped rootfs: the host root's files are the container root's.
+    assert_eq!(f["busybox_owner"], "0:0", "{f:?}");
+    assert_eq!(f["made"], "yes", "{f:?}");
+    // Through the idmapped mount, what the container's root makes is the
+    // rootfs owner's on disk (host uid 0), never a chowned tree.
+    use std::os::unix::fs::MetadataExt;
+    let made = std::fs::metadata(w.rootfs.join("made-by-root")).unwrap();
+    assert_eq!((made.uid(), made.gid()), (0, 0));
+    // Its own cgroup, at the root of its cgroup namespace in every hierarchy.
+    assert_eq!(f["cgroups"], "/", "{f:?}");
+    assert_eq!(f["env"], "container=lxc", "PID 1's environment: {f:?}");
+    assert_eq!(
+        f["fds"], "0 1 2 3",
+        "only stdio and ls's own directory: {f:?}"
+    );
+    assert_ne!(f["boot_id"], host_boot_id());
+    assert_eq!(f["boot_id_write"], "refused", "{f:?}");
+    assert!(
+        stderr.contains(&format!("id map         uid 0-")) && stderr.contains(&base.to_string()),
+        "the report shows the map: {stderr}"
+    );
+}
+
+#[test]
+fn every_start_has_a_boot_id_of_its_own_in_both_modes() {
+    if !common::require_root("every_start_has_a_boot_id_of_its_own_in_both_modes") {
+        return;
+    }
+    let _serial = common::serial();
+    let w = World::new("bootid");
+    let host = host_boot_id();
+    for privileged in [true, false] {
+        let profile = w.profile("bootid", &format!("\"security.privileged\" = {privileged}"));
+        let (a, _) = w.see(&profile);
+        let (b, _) = w.see(&profile);
+        let uuid = |s: &str| s.len() == 36 && s.matches('-').count() == 4;
+        assert!(uuid(&a["boot_id"]), "{a:?}");
+        assert_ne!(a["boot_id"], b["boot_id"], "a new id each start");
+        assert_ne!(a["boot_id"], host, "not the host's");
+        assert_eq!(a["boot_id_write"], "refused", "read-only: {a:?}");
+        let _ = std::fs::remove_file(w.rootfs.join("made-by-root"));
+    }
+}
+
+#[test]
+fn isolated_containers_started_at_once_get_ranges_of_their_own() {
+    if !common::require_root("isolated_containers_started_at_once_get_ranges_of_their_own") {
+        return;
+    }
+    let _serial = common::serial();
+    let w = World::new("isolated");
+    let before = HostState::capture();
+    let names = ["iso-a", "iso-b", "iso-c"];
+    let procs: Vec<common::proc::Proc> = names
+        .iter()
+        .map(|n| {
+            let p = w.profile(
+                n,
+                "\"security.privileged\" = false\n\"security.idmap.isolated\" = true",
+            );
+            common::proc::Proc::spawn(w.apply_cmd(&p))
+        })
+        .collect();
+    let mut bases = Vec::new();
+    for mut p in procs {
+        let out = p.finish(TIMEOUT);
+        assert_eq!(out.code(), Some(0), "{}", out.describe());
+        let line = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("uid_map="))
+            .unwrap_or_else(|| panic!("no map: {}", out.describe()))
+            .to_string();
+        let fields: Vec<u32> = line
+            .trim_end_matches(';')
+            .split(' ')
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert_eq!((fields[0], fields[2]), (0, 65536), "{line}");
+        bases.push(fields[1]);
+    }
+    before.assert_restored_within(SETTLE);
+    bases.sort();
+    for pair in bases.windows(2) {
+        assert!(pair[1] >= pair[0] + 65536, "ranges overlap: {bases:?}");
+    }
+    // Every range was handed back: no container holds one any more.
+    let held = w.dir.path().join("run/idmap");
+    let left: Vec<_> = std::fs::read_dir(&held)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|n| n == "lock"),
+        "ranges still held: {left:?}"
+    );
+}
+
+#[test]
+fn a_rootfs_that_cannot_be_idmapped_is_a_clear_error_and_leaves_nothing() {
+    if !common::require_root("a_rootfs_that_cannot_be_idmapped_is_a_clear_error_and_leaves_nothing")
+    {
+        return;
+    }
+    let _serial = common::serial();
+    let w = World::new("ramfs");
+    // ramfs has no idmapped mounts: the rootfs is copied onto one.
+    let mnt = w.dir.path().join("ramfs");
+    std::fs::create_dir(&mnt).unwrap();
+    common::proc::run_ok(
+        &["mount", "-t", "ramfs", "ramfs", mnt.to_str().unwrap()],
+        TIMEOUT,
+    );
+    let unmount = || {
+        common::proc::run_ok(&["umount", mnt.to_str().unwrap()], TIMEOUT);
+    };
+    let copied = common::proc::run(
+        &[
+            "cp",
+            "-a",
+            w.rootfs.to_str().unwrap(),
+            mnt.to_str().unwrap(),
+        ],
+        TIMEOUT,
+    );
+    if !copied.status.success() {
+        unmount();
+        panic!("copy: {}", common::proc::show(&copied));
+    }
+    let p = w.dir.path().join("onramfs.toml");
+    std::fs::write(
+        &p,
+        "name = \"onramfs\"\nrootfs = \"ramfs/rootfs\"\n[config]\n\"security.privileged\" = false\n",
+    )
+    .unwrap();
+    let before = HostState::capture();
+    let out = common::proc::run_cmd(w.apply_cmd(&p), TIMEOUT);
+    let after = HostState::capture();
+    unmount();
+    before.assert_unchanged(&after);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{}", common::proc::show(&out));
+    assert!(
+        stderr.contains("ramfs") && stderr.contains("cannot idmap"),
+        "names the filesystem: {stderr}"
+    );
+    assert!(
+        stderr.contains("\"security.privileged\" = true"),
+        "says the way out: {stderr}"
+    );
+}
