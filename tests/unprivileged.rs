@@ -139,7 +139,7 @@ fn an_unprivileged_container_sees_its_map_and_the_contract() {
     assert_ne!(f["boot_id"], host_boot_id());
     assert_eq!(f["boot_id_write"], "refused", "{f:?}");
     assert!(
-        stderr.contains(&format!("id map         uid 0-")) && stderr.contains(&base.to_string()),
+        stderr.contains("id map         uid 0-") && stderr.contains(&base.to_string()),
         "the report shows the map: {stderr}"
     );
 }
