@@ -34,6 +34,8 @@ echo "cgroups=$(cut -d: -f3 /proc/self/cgroup | sort -u | tr '\n' ' ')"
 echo "env=$(cat /proc/1/environ | tr '\0' ' ')"
 touch /made-by-root && echo made=yes
 echo "fds=$(ls /proc/self/fd | tr '\n' ' ')"
+echo "devlxd=$(/sbin/probe --get /1.0 | head -n 1)"
+echo "devlxd_nobody=$(/sbin/probe --get /1.0 1000 2>&1 | head -n 1)"
 "#;
 
 struct World {
@@ -136,6 +138,10 @@ fn an_unprivileged_container_sees_its_map_and_the_contract() {
         f["fds"], "0 1 2 3",
         "only stdio and ls's own directory: {f:?}"
     );
+    // The guest API serves the container's root (the map's base on the
+    // host), and no one else.
+    assert_eq!(f["devlxd"], "HTTP/1.1 200 OK", "{f:?}");
+    assert_eq!(f["devlxd_nobody"], "HTTP/1.1 401 Unauthorized", "{f:?}");
     assert_ne!(f["boot_id"], host_boot_id());
     assert_eq!(f["boot_id_write"], "refused", "{f:?}");
     assert!(

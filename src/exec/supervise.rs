@@ -308,7 +308,10 @@ fn host_side(
     // child works (it waits for its listener, which comes with the exec).
     // Why it could not start is said only if the child gets that far (a
     // child that failed is the news then).
-    let guest_api_error = match start_guest_api(plan, child) {
+    // The container's root as the host sees it: uid 0 when privileged, the
+    // map's base when not.
+    let root_uid = runner.idmap.as_ref().map_or(Some(0), |m| m.root_host_uid());
+    let guest_api_error = match start_guest_api(plan, child, root_uid) {
         Ok(api) => {
             *guest_api = api;
             None
@@ -557,7 +560,11 @@ fn record(plan: &Plan, report: &mut Report, results: Vec<(usize, Status, u32)>) 
 
 /// Starts the guest API's thread, waiting for its listener, when the plan
 /// makes the guest API's socket (`None` when it does not).
-fn start_guest_api(plan: &Plan, child: &Child) -> io::Result<Option<crate::devlxd::ServerHandle>> {
+fn start_guest_api(
+    plan: &Plan,
+    child: &Child,
+    root_uid: Option<u32>,
+) -> io::Result<Option<crate::devlxd::ServerHandle>> {
     if !plan
         .steps
         .iter()
@@ -570,10 +577,11 @@ fn start_guest_api(plan: &Plan, child: &Child) -> io::Result<Option<crate::devlx
     let host_name = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // Privileged: the container's root is the host's uid 0.
+    let root_uid =
+        root_uid.ok_or_else(|| io::Error::other("the id map gives the container no root"))?;
     let authorized = match child.pidfd.as_ref() {
-        Some(pidfd) => crate::devlxd::Authorizer::for_child(pidfd.as_fd(), pid as u32, 0)?,
-        None => crate::devlxd::Authorizer::for_pid(pid as u32, 0)?,
+        Some(pidfd) => crate::devlxd::Authorizer::for_child(pidfd.as_fd(), pid as u32, root_uid)?,
+        None => crate::devlxd::Authorizer::for_pid(pid as u32, root_uid)?,
     };
     let api = crate::devlxd::GuestApi {
         name: plan.name.clone(),
