@@ -38,6 +38,9 @@ pub struct Info {
     /// Each NIC: name inside, kind, host side, MAC, MTU.
     #[serde(default)]
     pub nics: Vec<String>,
+    /// An unprivileged container's id map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idmap: Option<crate::idmap::IdMap>,
 }
 
 /// The cgroup parent a plan makes its cgroup under.
@@ -89,6 +92,7 @@ impl Hooks for StartHooks<'_> {
                 })
                 .collect(),
             nics: report.host.nics.clone(),
+            idmap: report.host.idmap.clone(),
         };
         // info.json was written at the start, report.json by an earlier
         // boot (if any): replaced in place, never truncated first.
@@ -308,6 +312,7 @@ fn take_state(plan: &Plan, rootfs: &Path, logs: &Path) -> Result<(State, UnixLis
         cgroup_parent: cgroup_parent(plan),
         host_links: Vec::new(),
         nics: Vec::new(),
+        idmap: None,
     };
     state
         .write(
@@ -385,7 +390,7 @@ fn names() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(run_dir())
         .map(|rd| {
             rd.filter_map(|e| e.ok())
-                .filter(|e| e.path().is_dir())
+                .filter(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect()
         })
@@ -402,6 +407,8 @@ struct ListEntry {
     uptime_secs: Option<u64>,
     rootfs: Option<String>,
     nics: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idmap: Option<crate::idmap::IdMap>,
 }
 
 fn uptime(secs: u64) -> String {
@@ -435,6 +442,7 @@ pub fn list(json: bool) -> ExitCode {
                 .map(|i| now().saturating_sub(i.started)),
             rootfs: info.as_ref().map(|i| i.rootfs.clone()),
             nics: info.as_ref().map(|i| i.nics.clone()).unwrap_or_default(),
+            idmap: info.as_ref().and_then(|i| i.idmap.clone()),
         });
     }
     if json {
@@ -629,6 +637,13 @@ pub fn gc() -> ExitCode {
         }
     }
     gc_cgroups(&parents, &live, &mut done);
+    // Isolated id ranges that containers whose supervisor died still hold.
+    match crate::idmap::reclaim(&run_dir(), is_running) {
+        Ok(freed) => {
+            (done.removed).extend(freed.into_iter().map(|n| format!("the id range of {n}")))
+        }
+        Err(e) => done.failed.push(format!("isolated id ranges: {e}")),
+    }
     let _ = std::fs::remove_dir(run_dir());
     for r in &done.removed {
         println!("removed {r}");

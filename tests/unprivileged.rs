@@ -34,6 +34,11 @@ echo "cgroups=$(cut -d: -f3 /proc/self/cgroup | sort -u | tr '\n' ' ')"
 echo "env=$(cat /proc/1/environ | tr '\0' ' ')"
 touch /made-by-root && echo made=yes
 echo "fds=$(ls /proc/self/fd | tr '\n' ' ')"
+if [ -d /share ]; then
+  if cat /share/secret >/dev/null 2>&1; then echo secret=read; else echo secret=refused; fi
+  echo "share_owner=$(stat -c '%u:%g' /share/secret)"
+  touch /share/made-inside && echo share_made=yes
+fi
 echo "devlxd=$(/sbin/probe --get /1.0 | head -n 1)"
 echo "devlxd_nobody=$(/sbin/probe --get /1.0 1000 2>&1 | head -n 1)"
 "#;
@@ -150,6 +155,46 @@ fn an_unprivileged_container_sees_its_map_and_the_contract() {
     );
 }
 
+/// A disk device without `shift`: the host's files keep their host ids, so
+/// the host root's 0600 decoy is unreadable inside and shows as unmapped;
+/// what the container's root makes there is the map's base on the host.
+#[test]
+fn an_unshifted_disk_shows_host_ids_as_they_are() {
+    if !common::require_root("an_unshifted_disk_shows_host_ids_as_they_are") {
+        return;
+    }
+    let _serial = common::serial();
+    let w = World::new("unshifted");
+    let share = w.dir.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&share, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let secret = share.join("secret");
+    std::fs::write(&secret, "decoy\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let profile = w.profile(
+        "unshifted",
+        &format!(
+            "\"security.privileged\" = false\n\n[devices.share]\ntype = \"disk\"\nsource = \"{}\"\npath = \"/share\"",
+            share.display()
+        ),
+    );
+    let before = HostState::capture();
+    let (f, _) = w.see(&profile);
+    before.assert_restored_within(SETTLE);
+    assert_eq!(f["secret"], "refused", "{f:?}");
+    assert_eq!(f["share_owner"], "65534:65534", "unmapped: {f:?}");
+    assert_eq!(f["share_made"], "yes", "{f:?}");
+    use std::os::unix::fs::MetadataExt;
+    let made = std::fs::metadata(share.join("made-inside")).unwrap();
+    let (base, _) = expected_root_range();
+    assert_eq!(
+        made.uid(),
+        base,
+        "the container's root is the map's base on the host"
+    );
+}
+
 #[test]
 fn every_start_has_a_boot_id_of_its_own_in_both_modes() {
     if !common::require_root("every_start_has_a_boot_id_of_its_own_in_both_modes") {
@@ -214,7 +259,7 @@ fn isolated_containers_started_at_once_get_ranges_of_their_own() {
         assert!(pair[1] >= pair[0] + 65536, "ranges overlap: {bases:?}");
     }
     // Every range was handed back: no container holds one any more.
-    let held = w.dir.path().join("run/idmap");
+    let held = w.dir.path().join("run/.idmap");
     let left: Vec<_> = std::fs::read_dir(&held)
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();

@@ -92,7 +92,7 @@ pub struct HostFacts {
     pub init: Option<String>,
     /// An unprivileged container's id map: the host ids its uids and gids are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idmap: Option<String>,
+    pub idmap: Option<crate::idmap::IdMap>,
     pub conditional_paths: Vec<PathFact>,
     /// Host devices bound or skipped (`/dev/fuse`: found / not found).
     pub host_devices: Vec<PathFact>,
@@ -194,7 +194,6 @@ impl Report {
                     upsert(&mut self.host.host_devices, source.as_str(), state);
                 }
                 Op::CreateCgroup { .. } => self.host.cgroup = Some(fact(&status)),
-                Op::ChooseIdmap { .. } => self.host.idmap = Some(fact(&status)),
                 Op::CreateNic { .. } => self.host.nics.push(fact(&status)),
                 Op::MountCgroups { .. } => self.host.cgroup_mounts = Some(fact(&status)),
                 Op::OverlayLxcfs { .. } => self.host.lxcfs = Some(fact(&status)),

@@ -31,6 +31,7 @@ pub fn simulate<K: Kernel>(plan: &Plan, k: &mut K) -> Report {
         }
     }
     report.host.init = runner.init.as_ref().map(|i| i.resolved.clone());
+    report.host.idmap = runner.idmap.clone();
     report.teardown_left = runner.teardown();
     if let Some((i, f)) = failed {
         report.set(

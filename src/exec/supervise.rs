@@ -251,6 +251,7 @@ fn run_host_steps_before_clone(
         run_host_step(plan, runner, report, i, CgroupPart::Cgroup2).map_err(|f| (Some(i), f))?;
     }
     report.host.init = runner.init.as_ref().map(|i| i.resolved.clone());
+    report.host.idmap = runner.idmap.clone();
     Ok(())
 }
 

@@ -28,7 +28,8 @@ use std::path::{Path, PathBuf};
 
 /// The directory of allocation files under the run directory.
 pub fn dir(run_dir: &Path) -> PathBuf {
-    run_dir.join("idmap")
+    // A dot name: no container can be called that (names are host names).
+    run_dir.join(".idmap")
 }
 
 /// The map of container `name`. For an isolated container, a block no other
