@@ -587,6 +587,7 @@ fn device_steps(b: &mut Builder, phase: Phase, d: &NamedDevice, unprivileged: bo
                 } else {
                     BindWhen::IfExists
                 },
+                unless_own_binfmt: unprivileged && path.as_str() == "/proc/sys/fs/binfmt_misc",
             },
         ),
         Device::Tmpfs {

@@ -132,9 +132,18 @@ pub fn start(
 ) -> ExitCode {
     if !sys::is_root() {
         eprintln!(
-            "envc: apply needs root: envc runs privileged containers (the host's root is the container's root)"
+            "envc: apply needs root: envc makes the container's namespaces, mounts and cgroups as the host's root"
         );
         return ExitCode::from(125);
+    }
+    if plan.privileged() {
+        // envc loads no LSM policy (LXD confines privileged containers with
+        // AppArmor): nothing stops such a root remounting /proc/sys
+        // read-write and writing host-wide sysctls.
+        eprintln!(
+            "envc: warning: `{}` is privileged: its root is the host's root, with no AppArmor policy to confine it; set \"security.privileged\" = false unless the guest needs it",
+            plan.name
+        );
     }
     if crate::state::exists(&plan.name) && is_running(&plan.name) {
         eprintln!(

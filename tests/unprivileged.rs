@@ -39,6 +39,7 @@ if [ -d /share ]; then
   echo "share_owner=$(stat -c '%u:%g' /share/secret)"
   touch /share/made-inside && echo share_made=yes
 fi
+if mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null; then echo binfmt_mount=ok; else echo binfmt_mount=refused; fi
 echo "devlxd=$(/sbin/probe --get /1.0 | head -n 1)"
 echo "devlxd_nobody=$(/sbin/probe --get /1.0 1000 2>&1 | head -n 1)"
 "#;
@@ -149,6 +150,25 @@ fn an_unprivileged_container_sees_its_map_and_the_contract() {
     assert_eq!(f["devlxd_nobody"], "HTTP/1.1 401 Unauthorized", "{f:?}");
     assert_ne!(f["boot_id"], host_boot_id());
     assert_eq!(f["boot_id_write"], "refused", "{f:?}");
+    // Linux 6.7 and later let the container mount a binfmt_misc of its own:
+    // the host's is not shared then.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    if (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 7) {
+        assert_eq!(f["binfmt_mount"], "ok", "{f:?}");
+        assert!(
+            stderr.contains("/proc/sys/fs/binfmt_misc     the container can mount its own"),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("mode           unprivileged"), "{stderr}");
+    assert!(
+        !stderr.contains("warning"),
+        "no privileged warning: {stderr}"
+    );
     assert!(
         stderr.contains("id map         uid 0-") && stderr.contains(&base.to_string()),
         "the report shows the map: {stderr}"
@@ -205,8 +225,23 @@ fn every_start_has_a_boot_id_of_its_own_in_both_modes() {
     let host = host_boot_id();
     for privileged in [true, false] {
         let profile = w.profile("bootid", &format!("\"security.privileged\" = {privileged}"));
-        let (a, _) = w.see(&profile);
+        let (a, stderr) = w.see(&profile);
         let (b, _) = w.see(&profile);
+        // A privileged start says what it is, once, and the report records it.
+        assert_eq!(
+            stderr.matches("warning: `bootid` is privileged").count(),
+            usize::from(privileged),
+            "{stderr}"
+        );
+        let mode = if privileged {
+            "privileged"
+        } else {
+            "unprivileged"
+        };
+        assert!(
+            stderr.contains(&format!("mode           {mode} (")),
+            "{stderr}"
+        );
         let uuid = |s: &str| s.len() == 36 && s.matches('-').count() == 4;
         assert!(uuid(&a["boot_id"]), "{a:?}");
         assert_ne!(a["boot_id"], b["boot_id"], "a new id each start");

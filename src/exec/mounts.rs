@@ -72,6 +72,24 @@ impl<K: Kernel> Runner<'_, K> {
     /// `BindMount`: a host path into the container, on a mount point of
     /// its kind. `when` says what an absent or unmounted source means; a
     /// conditional bind (`IfMounted`) that fails is reported, never fatal.
+    /// Whether the host's kernel is at least `major.minor`.
+    pub(crate) fn kernel_at_least(&mut self, major: u32, minor: u32) -> bool {
+        let Ok(release) = self
+            .k
+            .read_host_file(std::path::Path::new("/proc/sys/kernel/osrelease"))
+        else {
+            return false;
+        };
+        let mut parts = release
+            .trim()
+            .split(['.', '-'])
+            .map(|p| p.parse::<u32>().ok());
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(a), Some(b)) => (a, b) >= (major, minor),
+            _ => false,
+        }
+    }
+
     pub(crate) fn bind_mount(
         &mut self,
         source: &HostPath,

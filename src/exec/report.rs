@@ -124,6 +124,9 @@ pub struct Outcome {
 pub struct Report {
     pub format: u32,
     pub name: String,
+    /// The host's root is the container's root (no user namespace).
+    #[serde(default)]
+    pub privileged: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<i32>,
     pub steps: Vec<StepReport>,
@@ -144,6 +147,7 @@ impl Report {
         Report {
             format: REPORT_FORMAT,
             name: plan.name.clone(),
+            privileged: plan.privileged(),
             pid: None,
             steps: plan
                 .steps
@@ -313,6 +317,15 @@ impl Report {
         if let Some(init) = &self.host.init {
             let _ = writeln!(out, "  init           {init}");
         }
+        let _ = writeln!(
+            out,
+            "  mode           {}",
+            if self.privileged {
+                "privileged (the host's root is the container's root)"
+            } else {
+                "unprivileged (a user namespace of its own)"
+            }
+        );
         if let Some(map) = &self.host.idmap {
             let _ = writeln!(out, "  id map         {map}");
         }

@@ -340,6 +340,11 @@ pub enum Op {
         recursive: bool,
         readonly: bool,
         when: BindWhen,
+        /// An unprivileged container's `binfmt_misc`: not bound where the
+        /// kernel lets its user namespace mount a `binfmt_misc` of its own
+        /// (Linux 6.7 and later; LXD's check).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unless_own_binfmt: bool,
     },
     /// Overlay the files LXCFS offers under `source` onto /proc and /sys,
     /// if LXCFS runs. Expands at run time: the report lists the files.
@@ -477,6 +482,15 @@ impl Op {
 }
 
 impl Plan {
+    /// Whether the container is privileged: no user namespace of its own,
+    /// the host's root is its root.
+    pub fn privileged(&self) -> bool {
+        !self
+            .steps
+            .iter()
+            .any(|s| matches!(s.op, Op::ChooseIdmap { .. }))
+    }
+
     /// The plan as pretty JSON (with a trailing newline).
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("plans serialise");

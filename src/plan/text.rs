@@ -199,6 +199,7 @@ fn what(op: &Op) -> String {
             recursive,
             readonly,
             when,
+            unless_own_binfmt,
         } => {
             let mut s = format!("{source} -> {target}");
             if *recursive {
@@ -215,6 +216,9 @@ fn what(op: &Op) -> String {
                 BindWhen::IfMounted => {
                     let _ = write!(s, "  if host has a mount at {source}");
                 }
+            }
+            if *unless_own_binfmt {
+                s.push_str(", unless the container can mount its own");
             }
             s
         }
