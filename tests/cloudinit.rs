@@ -249,9 +249,23 @@ fn cloud_init_reads_the_guest_api_and_every_endpoint_answers() {
     if !common::require_root("cloud_init_reads_the_guest_api_and_every_endpoint_answers") {
         return;
     }
+    cloud_init_run("gn-cloudinit", true);
+}
+
+/// The same from an unprivileged container: its root is the map's base on
+/// the host, and the guest API serves it.
+#[test]
+fn cloud_init_reads_the_guest_api_of_an_unprivileged_container() {
+    if !common::require_root("cloud_init_reads_the_guest_api_of_an_unprivileged_container") {
+        return;
+    }
+    cloud_init_run("gn-cloudinit-u", false);
+}
+
+fn cloud_init_run(name: &str, privileged: bool) {
     let _serial = common::serial();
     let (cache, t_rootfs) = cloudinit_rootfs();
-    let tmp = TempDir::new("gn-cloudinit");
+    let tmp = TempDir::new(name);
     let t = Instant::now();
     let rootfs = tmp.path().join("rootfs");
     // A copy per run (the guest writes to its rootfs); slow on a busy disk.
@@ -271,12 +285,12 @@ fn cloud_init_reads_the_guest_api_and_every_endpoint_answers() {
     let ns_before = ns.links();
     let host = HostState::capture();
 
-    let name = "gn-cloudinit";
     let profile = tmp.path().join(format!("{name}.toml"));
     std::fs::write(
         &profile,
         format!(
             "name = \"{name}\"\nrootfs = \"rootfs\"\n\n[config]\n\
+             \"security.privileged\" = {privileged}\n\
              \"user.meta-data\" = {}\n\"cloud-init.user-data\" = {}\n\
              \"cloud-init.vendor-data\" = {}\n\"user.foo\" = \"bar\"\n\n\
              [devices.eth0]\ntype = \"nic\"\nnictype = \"p2p\"\n",
