@@ -506,8 +506,8 @@ pub fn compile(p: &Profile) -> Plan {
 }
 
 /// The steps of one non-NIC device.
-/// `unprivileged`: a user namespace refuses `mknod`, so a node with a host
-/// source is that node bound (LXD's way).
+/// `unprivileged`: a user namespace refuses `mknod`, so a node is the
+/// host's node bound (LXD's way): its `source`, else the same path.
 fn device_steps(b: &mut Builder, phase: Phase, d: &NamedDevice, unprivileged: bool) {
     let o = &d.origin;
     match &d.device {
@@ -522,11 +522,15 @@ fn device_steps(b: &mut Builder, phase: Phase, d: &NamedDevice, unprivileged: bo
             required,
             method,
         } => match (method, source) {
-            (_, Some(source)) if unprivileged => b.push(
+            // Without a `source`, the host's node at the same path (LXD's
+            // rule: `path` names the host's node too).
+            _ if unprivileged => b.push(
                 phase,
                 o,
                 Op::BindDevice {
-                    source: source.clone(),
+                    source: source.clone().unwrap_or_else(|| {
+                        HostPath::new(path.as_str()).expect("a container path is a host path")
+                    }),
                     path: path.clone(),
                     required: *required,
                 },

@@ -28,6 +28,7 @@ if echo 1 > /proc/sys/kernel/printk 2>/dev/null; then echo printk=written; else 
 echo "boot_id=$(cat /proc/sys/kernel/random/boot_id)"
 if echo x > /proc/sys/kernel/random/boot_id 2>/dev/null; then echo boot_id_write=written; else echo boot_id_write=refused; fi
 echo "null=$(stat -c '%t:%T' /dev/null)"
+echo "kmsg=$(stat -c '%t:%T' /dev/kmsg 2>/dev/null)"
 if echo hi > /dev/null; then echo null_write=ok; else echo null_write=failed; fi
 echo "busybox_owner=$(stat -c '%u:%g' /bin/busybox)"
 echo "cgroups=$(cut -d: -f3 /proc/self/cgroup | sort -u | tr '\n' ' ')"
@@ -195,13 +196,15 @@ fn an_unshifted_disk_shows_host_ids_as_they_are() {
     let profile = w.profile(
         "unshifted",
         &format!(
-            "\"security.privileged\" = false\n\n[devices.share]\ntype = \"disk\"\nsource = \"{}\"\npath = \"/share\"",
+            "\"security.privileged\" = false\n\n[devices.share]\ntype = \"disk\"\nsource = \"{}\"\npath = \"/share\"\n\n[devices.kmsg]\ntype = \"unix-char\"\npath = \"/dev/kmsg\"\nmajor = 1\nminor = 11",
             share.display()
         ),
     );
     let before = HostState::capture();
     let (f, _) = w.see(&profile);
     before.assert_restored_within(SETTLE);
+    // A unix-char device with no `source`: the host's node at its path.
+    assert_eq!(f["kmsg"], "1:b", "{f:?}");
     assert_eq!(f["secret"], "refused", "{f:?}");
     assert_eq!(f["share_owner"], "65534:65534", "unmapped: {f:?}");
     assert_eq!(f["share_made"], "yes", "{f:?}");

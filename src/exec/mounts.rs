@@ -136,6 +136,19 @@ impl<K: Kernel> Runner<'_, K> {
             }
             k.bind_host(source, target, recursive, readonly)
         })();
+        // In a user namespace the host's mounts below `source` are locked to
+        // it: a bind without them would uncover what they hide.
+        let unprivileged = self.idmap.is_some();
+        let r = r.map_err(|e| match crate::exec::linux::errno(&e) {
+            Some(libc::EINVAL) if unprivileged && !recursive => std::io::Error::new(
+                e.kind(),
+                format!(
+                    "{e} (an unprivileged container may bind {source} only with what is mounted \
+                     below it: set `recursive = true`)"
+                ),
+            ),
+            _ => e,
+        });
         match r {
             Ok(()) => Ok(Status::done()),
             Err(e) if !fatal => Ok(Status::Failed {
