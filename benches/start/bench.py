@@ -88,15 +88,20 @@ class Bench:
         with open(self.path("oci-list", "config.json"), "w") as f:
             json.dump(cfg, f, indent=1)
 
-        def profile(fname, name, command):
+        def profile(fname, name, command, config=""):
             with open(self.path("envc", fname), "w") as f:
-                f.write(f'name = "{name}"\nrootfs = "../rootfs"\n\n[init]\ncommand = {json.dumps(command)}\n')
+                f.write(f'name = "{name}"\nrootfs = "../rootfs"\n{config}\n[init]\ncommand = {json.dumps(command)}\n')
 
         # The default (full) profile: builtin:lxd under a name, a rootfs and an init.
         profile("bench.toml", "bench", ["/bin/true"])
         for i in range(a.par):
             profile(f"bench-{i}.toml", f"bench-{i}", ["/bin/true"])
         profile("list.toml", "bench-list", ["/bin/sh", "-c", LISTING])
+        unpriv = '[config]\n"security.privileged" = false\n'
+        profile("bench-u.toml", "bench-u", ["/bin/true"], unpriv)
+        for i in range(a.par):
+            profile(f"bench-u-{i}.toml", f"bench-u-{i}", ["/bin/true"], unpriv)
+        profile("list-u.toml", "bench-list-u", ["/bin/sh", "-c", LISTING], unpriv)
 
         for n in a.plan_devices:
             with open(self.path(f"plan-{n}.toml"), "w") as f:
@@ -142,6 +147,15 @@ class Bench:
         ]
         rts[3].list_argv = rts[3].argv[:-1] + ["/bin/sh", "-c", LISTING]
         rts[4].list_argv = rts[4].argv[:-1] + ["/bin/sh", "-c", LISTING]
+        # The same start unprivileged: a user namespace, the id map, an
+        # idmapped rootfs.
+        rts.insert(1, Runtime(
+            "envc-unpriv",
+            [a.envc, "apply", self.path("envc", "bench-u.toml")],
+            par_argv=[a.envc, "apply", self.path("envc", "bench-u-@I@.toml")],
+            list_argv=[a.envc, "apply", "--report", self.path("list-report.json"), self.path("envc", "list-u.toml")],
+            note='the same profile with "security.privileged" = false',
+        ))
         if a.envc_before:
             # Another build of envc (say, main before a change), timed in the
             # same interleaved rounds as this one.
@@ -424,6 +438,12 @@ class Bench:
                 chk(f"envc/crun {a.par} concurrent", ep / med(crun.par), 0.5)
             if bwrap:
                 chk("envc/bwrap single (medians)", e1 / med([m for m, _ in bwrap.single]), 1.25)
+            unpriv = next((r for r in self.runtimes if r.name == "envc-unpriv"), None)
+            if unpriv:
+                u1 = med([m for m, _ in unpriv.single])
+                chk("envc unprivileged/privileged single", u1 / e1, 1.3)
+                if crun:
+                    chk("envc unprivileged/crun single", u1 / med([m for m, _ in crun.single]), 0.6)
             chk("envc peak RSS MiB (max of runs)", max(r for _, r in env.single) / 1024, 2.5)
             if plan:
                 per = [ms / n for n, ms, _ in plan]
@@ -474,7 +494,7 @@ def main():
     p.add_argument("--envc-before", help="another envc binary to time side by side with --envc")
     p.add_argument("--seed", type=int, default=8)
     p.add_argument("--breakdown", type=int, default=10, help="extra envc runs with --report for its own timing")
-    p.add_argument("--only", nargs="*", help="a subset of envc envc-before crun runc bwrap unshare")
+    p.add_argument("--only", nargs="*", help="a subset of envc envc-unpriv envc-before crun runc bwrap unshare")
     p.add_argument("--keep-going", action="store_true", help="time a runtime even if its listing run failed")
     a = p.parse_args()
     for t in ("envc", "spawn", "crun", "runc", "bwrap", "unshare"):
