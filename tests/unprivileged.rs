@@ -360,3 +360,111 @@ fn a_rootfs_that_cannot_be_idmapped_is_a_clear_error_and_leaves_nothing() {
         "says the way out: {stderr}"
     );
 }
+
+/// Runs `envc apply PROFILE` in a private mount namespace whose `/etc` is
+/// a tmpfs holding only `subuid` and `subgid` with `text` (the host's own
+/// files are never touched; envc is static and reads nothing else there).
+fn apply_with_subids(w: &World, profile: &Path, text: &str) -> std::process::Output {
+    let decoy = w.dir.path().join("subids");
+    std::fs::write(&decoy, text).unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mount -t tmpfs decoy /etc && cp \"$1\" /etc/subuid && cp \"$1\" /etc/subgid \
+             && shift && exec \"$@\"",
+        )
+        .arg("sh")
+        .arg(&decoy)
+        .args(w.apply_cmd(profile).get_program().to_str())
+        .args(w.apply_cmd(profile).get_args())
+        .env("ENVC_RUN_DIR", w.dir.path().join("run"))
+        .env("ENVC_LOG_DIR", w.dir.path().join("log"));
+    common::proc::run_cmd(cmd, TIMEOUT)
+}
+
+#[test]
+fn subuid_files_that_give_root_no_usable_range_are_clear_errors() {
+    if !common::require_root("subuid_files_that_give_root_no_usable_range_are_clear_errors") {
+        return;
+    }
+    let _serial = common::serial();
+    let w = World::new("subids");
+    let profile = w.profile("subids", "\"security.privileged\" = false");
+    let before = HostState::capture();
+    // A root range shorter than 65536.
+    let out = apply_with_subids(&w, &profile, "root:100000:1000\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{}", common::proc::show(&out));
+    assert!(
+        stderr.contains("/etc/subuid") && stderr.contains("65536"),
+        "{stderr}"
+    );
+    // No range for root, and another user holds part of LXD's fallback.
+    let out = apply_with_subids(&w, &profile, "alice:1000000:65536\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{}", common::proc::show(&out));
+    assert!(
+        stderr.contains("/etc/subuid") && stderr.contains("alice"),
+        "{stderr}"
+    );
+    // Each failure points at the key that asked for the map.
+    assert!(stderr.contains("security.privileged"), "{stderr}");
+    before.assert_restored_within(SETTLE);
+}
+
+/// A supervisor killed while its container holds an isolated range: the
+/// range stays held (no other start may take it) until `envc gc` frees it.
+#[test]
+fn a_range_held_by_a_killed_supervisor_is_freed_by_gc() {
+    if !common::require_root("a_range_held_by_a_killed_supervisor_is_freed_by_gc") {
+        return;
+    }
+    let _serial = common::serial();
+    let w = World::new("killedrange");
+    let before = HostState::capture();
+    let p = w.dir.path().join("held.toml");
+    std::fs::write(
+        &p,
+        "name = \"held\"\nrootfs = \"rootfs\"\n[config]\n\"security.privileged\" = false\n\"security.idmap.isolated\" = true\n[init]\ncommand = [\"/bin/sleep\", \"1000\"]\n",
+    )
+    .unwrap();
+    let mut cmd = w.apply_cmd(&p);
+    cmd.arg("-d");
+    let out = common::proc::run_cmd(cmd, TIMEOUT);
+    assert!(out.status.success(), "{}", common::proc::show(&out));
+    let info: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(w.dir.path().join("run/held/info.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        info["idmap"]["uids"][0]["outside"].as_u64().is_some(),
+        "{info:#}"
+    );
+    let (pid, sup) = (
+        info["pid"].as_i64().unwrap() as i32,
+        info["supervisor"].as_i64().unwrap() as i32,
+    );
+    let comm = std::fs::read_to_string(format!("/proc/{sup}/comm")).unwrap_or_default();
+    assert_eq!(comm.trim(), "envc", "the supervisor this test started");
+    // SAFETY: kill(2) of the supervisor this test started (its PID from the
+    // state it wrote, checked to be envc).
+    unsafe { libc::kill(sup, libc::SIGKILL) };
+    let t = std::time::Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() || Path::new(&format!("/proc/{sup}")).exists()
+    {
+        assert!(t.elapsed() < TIMEOUT, "PID 1 outlived its supervisor");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let held = w.dir.path().join("run/.idmap/held.json");
+    assert!(held.exists(), "the dead container still holds its range");
+    let mut gc = Command::new(common::envc_bin());
+    gc.arg("gc")
+        .env("ENVC_RUN_DIR", w.dir.path().join("run"))
+        .env("ENVC_LOG_DIR", w.dir.path().join("log"));
+    let out = common::proc::run_cmd(gc, TIMEOUT);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", common::proc::show(&out));
+    assert!(stdout.contains("the id range of held"), "{stdout}");
+    assert!(!held.exists(), "gc freed the range");
+    before.assert_restored_within(SETTLE);
+}
