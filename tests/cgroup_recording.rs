@@ -907,3 +907,71 @@ impl Kernel for Cgroupfs {
         self.inner.exec_init(command, env, drop_caps)
     }
 }
+
+/// An unprivileged container on both layouts: its cgroup is handed to its
+/// root (the map's base, here LXD's fallback: the fake host has no subuid
+/// range for root), with no device rules; the map is written into the
+/// child's user namespace.
+#[test]
+fn an_unprivileged_containers_cgroup_is_handed_to_its_root_without_device_rules() {
+    let plan = plan_of("[config]\n\"security.privileged\" = false\n\"limits.processes\" = 10\n");
+    for (layout, mountinfo) in [("unified", UNIFIED_MOUNTINFO), ("hybrid", HYBRID_MOUNTINFO)] {
+        let mut fake = host(mountinfo);
+        for (name, major, minor) in [
+            ("null", 1, 3),
+            ("zero", 1, 5),
+            ("full", 1, 7),
+            ("random", 1, 8),
+            ("urandom", 1, 9),
+            ("tty", 5, 0),
+        ] {
+            fake.devices
+                .push((format!("/dev/{name}"), NodeKind::Char, major, minor));
+        }
+        let (report, calls) = run(&plan, fake, None);
+        assert_clean(&report);
+        let owner = "1000000:1000000";
+        let dirs: Vec<String> = if layout == "unified" {
+            vec![format!("/sys/fs/cgroup/envc/{NAME}")]
+        } else {
+            HYBRID_DIRS
+                .iter()
+                .map(|d| format!("/sys/fs/cgroup/{d}/envc/{NAME}"))
+                .collect()
+        };
+        for dir in &dirs {
+            let files: &[&str] = if dir.contains("/unified/") || layout == "unified" {
+                &[
+                    "",
+                    "/cgroup.procs",
+                    "/cgroup.subtree_control",
+                    "/cgroup.threads",
+                ]
+            } else {
+                &["", "/tasks", "/cgroup.procs", "/notify_on_release"]
+            };
+            for f in files {
+                pos(&calls, &format!("chown_host {dir}{f} {owner}"));
+            }
+        }
+        // Only the container's own cgroup: never its parent or the root.
+        assert_eq!(
+            matching(&calls, |c| c.starts_with("chown_host")).len(),
+            dirs.len() * 4,
+            "{layout}: {}",
+            calls.join("\n")
+        );
+        assert!(
+            matching(&calls, |c| c.contains("devices.")).is_empty(),
+            "{layout}: no device rules"
+        );
+        // The map is chosen before the cgroup is made, written after the clone.
+        let chosen = pos(&calls, "read_host_file /etc/subuid");
+        assert!(chosen < pos(&calls, &format!("make_host_dir {}", dirs[0])));
+        pos(
+            &calls,
+            "write_idmap 4242 uid 0 1000000 1000000000 gid 0 1000000 1000000000",
+        );
+        assert!(pos(&calls, "attach_idmapped_rootfs") < pos(&calls, "become_root"));
+    }
+}
