@@ -131,7 +131,16 @@ impl World {
     /// Writes `NAME.toml` with `name`, `rootfs = "rootfs"` and `body`.
     fn profile(&self, name: &str, body: &str) -> PathBuf {
         let p = self.path(&format!("{name}.toml"));
-        let text = format!("name = \"{name}\"\nrootfs = \"rootfs\"\n{body}\n");
+        // The privileged rows of the contract (tests/unprivileged.rs has the
+        // other mode's): a layer that sets the mode, stacked under the file.
+        std::fs::write(
+            self.path("privileged.toml"),
+            "[config]\n\"security.privileged\" = true\n",
+        )
+        .unwrap();
+        let text = format!(
+            "name = \"{name}\"\nrootfs = \"rootfs\"\nprofiles = [\"privileged.toml\"]\n{body}\n"
+        );
         std::fs::write(&p, text).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
         p
     }

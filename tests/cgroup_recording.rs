@@ -55,9 +55,17 @@ const HYBRID_DIRS: &[&str] = &[
 fn plan_of(body: &str) -> Plan {
     let dir = common::TempDir::new("hd-cgroup-recording");
     let path = dir.path().join(format!("{NAME}.toml"));
+    // Privileged unless the body says otherwise (device rules are theirs).
+    std::fs::write(
+        dir.path().join("privileged.toml"),
+        "[config]\n\"security.privileged\" = true\n",
+    )
+    .unwrap();
     std::fs::write(
         &path,
-        format!("name = \"{NAME}\"\nrootfs = \"rootfs\"\n{body}\n"),
+        format!(
+            "name = \"{NAME}\"\nrootfs = \"rootfs\"\nprofiles = [\"privileged.toml\"]\n{body}\n"
+        ),
     )
     .unwrap();
     let (profile, _) = envc::profile::load(&path).unwrap_or_else(|problems| {

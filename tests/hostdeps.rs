@@ -490,9 +490,18 @@ impl World {
         let p = self.path(&format!("{name}.toml"));
         std::fs::write(
             &p,
-            format!("name = \"{name}\"\nrootfs = \"rootfs\"\n{body}\n"),
+            format!(
+                "name = \"{name}\"\nrootfs = \"rootfs\"\nprofiles = [\"privileged.toml\"]\n{body}\n"
+            ),
         )
         .unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+        // These rows are the privileged ones (device allow-list, host paths
+        // shared as they are): a layer that sets the mode.
+        std::fs::write(
+            self.path("privileged.toml"),
+            "[config]\n\"security.privileged\" = true\n",
+        )
+        .unwrap();
         p
     }
 

@@ -97,11 +97,11 @@ class Bench:
         for i in range(a.par):
             profile(f"bench-{i}.toml", f"bench-{i}", ["/bin/true"])
         profile("list.toml", "bench-list", ["/bin/sh", "-c", LISTING])
-        unpriv = '[config]\n"security.privileged" = false\n'
-        profile("bench-u.toml", "bench-u", ["/bin/true"], unpriv)
+        priv = '[config]\n"security.privileged" = true\n'
+        profile("bench-p.toml", "bench-p", ["/bin/true"], priv)
         for i in range(a.par):
-            profile(f"bench-u-{i}.toml", f"bench-u-{i}", ["/bin/true"], unpriv)
-        profile("list-u.toml", "bench-list-u", ["/bin/sh", "-c", LISTING], unpriv)
+            profile(f"bench-p-{i}.toml", f"bench-p-{i}", ["/bin/true"], priv)
+        profile("list-p.toml", "bench-list-p", ["/bin/sh", "-c", LISTING], priv)
 
         for n in a.plan_devices:
             with open(self.path(f"plan-{n}.toml"), "w") as f:
@@ -121,7 +121,7 @@ class Bench:
                 [a.envc, "apply", self.path("envc", "bench.toml")],
                 par_argv=[a.envc, "apply", self.path("envc", "bench-@I@.toml")],
                 list_argv=[a.envc, "apply", "--report", self.path("list-report.json"), self.path("envc", "list.toml")],
-                note="default profile (builtin:lxd): LXD /dev, console, proc/sys, cgroups, guest API, report",
+                note="default profile (builtin:lxd, unprivileged): LXD /dev, console, proc/sys, cgroups, guest API, report",
             ),
             Runtime(
                 "crun",
@@ -147,14 +147,14 @@ class Bench:
         ]
         rts[3].list_argv = rts[3].argv[:-1] + ["/bin/sh", "-c", LISTING]
         rts[4].list_argv = rts[4].argv[:-1] + ["/bin/sh", "-c", LISTING]
-        # The same start unprivileged: a user namespace, the id map, an
-        # idmapped rootfs.
+        # The same start privileged: no user namespace, no id map, the
+        # rootfs bound as it is.
         rts.insert(1, Runtime(
-            "envc-unpriv",
-            [a.envc, "apply", self.path("envc", "bench-u.toml")],
-            par_argv=[a.envc, "apply", self.path("envc", "bench-u-@I@.toml")],
-            list_argv=[a.envc, "apply", "--report", self.path("list-report.json"), self.path("envc", "list-u.toml")],
-            note='the same profile with "security.privileged" = false',
+            "envc-priv",
+            [a.envc, "apply", self.path("envc", "bench-p.toml")],
+            par_argv=[a.envc, "apply", self.path("envc", "bench-p-@I@.toml")],
+            list_argv=[a.envc, "apply", "--report", self.path("list-report.json"), self.path("envc", "list-p.toml")],
+            note='the same profile with "security.privileged" = true',
         ))
         if a.envc_before:
             # Another build of envc (say, main before a change), timed in the
@@ -438,12 +438,12 @@ class Bench:
                 chk(f"envc/crun {a.par} concurrent", ep / med(crun.par), 0.5)
             if bwrap:
                 chk("envc/bwrap single (medians)", e1 / med([m for m, _ in bwrap.single]), 1.25)
-            unpriv = next((r for r in self.runtimes if r.name == "envc-unpriv"), None)
-            if unpriv:
-                u1 = med([m for m, _ in unpriv.single])
-                chk("envc unprivileged/privileged single", u1 / e1, 1.3)
+            privileged = next((r for r in self.runtimes if r.name == "envc-priv"), None)
+            if privileged:
+                p1 = med([m for m, _ in privileged.single])
+                chk("envc unprivileged/privileged single", e1 / p1, 1.3)
                 if crun:
-                    chk("envc unprivileged/crun single", u1 / med([m for m, _ in crun.single]), 0.6)
+                    chk("envc unprivileged/crun single", e1 / med([m for m, _ in crun.single]), 0.6)
             chk("envc peak RSS MiB (max of runs)", max(r for _, r in env.single) / 1024, 2.5)
             if plan:
                 per = [ms / n for n, ms, _ in plan]
@@ -494,7 +494,7 @@ def main():
     p.add_argument("--envc-before", help="another envc binary to time side by side with --envc")
     p.add_argument("--seed", type=int, default=8)
     p.add_argument("--breakdown", type=int, default=10, help="extra envc runs with --report for its own timing")
-    p.add_argument("--only", nargs="*", help="a subset of envc envc-unpriv envc-before crun runc bwrap unshare")
+    p.add_argument("--only", nargs="*", help="a subset of envc envc-priv envc-before crun runc bwrap unshare")
     p.add_argument("--keep-going", action="store_true", help="time a runtime even if its listing run failed")
     a = p.parse_args()
     for t in ("envc", "spawn", "crun", "runc", "bwrap", "unshare"):

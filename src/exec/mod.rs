@@ -186,14 +186,14 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 readonly,
                 when,
                 unless_own_binfmt,
-            } => {
-                if *unless_own_binfmt && self.kernel_at_least(6, 7) {
-                    return Ok(Status::Skipped {
-                        reason: "the container can mount its own (Linux 6.7+)".into(),
-                    });
-                }
-                self.bind_mount(source, target, *recursive, *readonly, *when)
-            }
+            } => self.bind_mount(
+                source,
+                target,
+                *recursive,
+                *readonly,
+                *when,
+                *unless_own_binfmt,
+            ),
             Op::OverlayLxcfs { source } => self.overlay_lxcfs(source),
             Op::BringUpLoopback => done(self.k.loopback_up()),
             Op::CreateNic { .. } => self.create_nic(op),

@@ -73,21 +73,18 @@ impl<K: Kernel> Runner<'_, K> {
     /// its kind. `when` says what an absent or unmounted source means; a
     /// conditional bind (`IfMounted`) that fails is reported, never fatal.
     /// Whether the host's kernel is at least `major.minor`.
-    pub(crate) fn kernel_at_least(&mut self, major: u32, minor: u32) -> bool {
-        let Ok(release) = self
+    pub(crate) fn kernel_at_least(&mut self, major: u32, minor: u32) -> Result<bool, Failure> {
+        let release = self
             .k
-            .read_host_file(std::path::Path::new("/proc/sys/kernel/osrelease"))
-        else {
-            return false;
-        };
+            .read_host_file(std::path::Path::new("/proc/sys/kernel/osrelease"))?;
         let mut parts = release
             .trim()
             .split(['.', '-'])
             .map(|p| p.parse::<u32>().ok());
-        match (parts.next().flatten(), parts.next().flatten()) {
+        Ok(match (parts.next().flatten(), parts.next().flatten()) {
             (Some(a), Some(b)) => (a, b) >= (major, minor),
             _ => false,
-        }
+        })
     }
 
     pub(crate) fn bind_mount(
@@ -97,7 +94,26 @@ impl<K: Kernel> Runner<'_, K> {
         recursive: bool,
         readonly: bool,
         when: BindWhen,
+        unless_own_binfmt: bool,
     ) -> Result<Status, Failure> {
+        if unless_own_binfmt {
+            match self.kernel_at_least(6, 7) {
+                Ok(true) => {
+                    return Ok(Status::Skipped {
+                        reason: "the container can mount its own (Linux 6.7+)".into(),
+                    });
+                }
+                Ok(false) => {}
+                // A conditional path never stops the container.
+                Err(f) if when == BindWhen::IfMounted => {
+                    return Ok(Status::Failed {
+                        error: f.message,
+                        fatal: false,
+                    });
+                }
+                Err(f) => return Err(f),
+            }
+        }
         let state = match self.k.host_path_state(source) {
             Ok(s) => s,
             // A conditional path that cannot even be probed is reported; it

@@ -47,7 +47,15 @@ impl Default for FakeHost {
         FakeHost {
             mounted: vec!["/sys/kernel/security".into(), "/sys/fs/pstore".into()],
             present: vec!["/sys/kernel/debug".into(), "/proc/self/ns/cgroup".into()],
-            devices: vec![("/dev/fuse".into(), NodeKind::Char, 10, 229)],
+            devices: vec![
+                ("/dev/null".into(), NodeKind::Char, 1, 3),
+                ("/dev/zero".into(), NodeKind::Char, 1, 5),
+                ("/dev/full".into(), NodeKind::Char, 1, 7),
+                ("/dev/random".into(), NodeKind::Char, 1, 8),
+                ("/dev/urandom".into(), NodeKind::Char, 1, 9),
+                ("/dev/tty".into(), NodeKind::Char, 5, 0),
+                ("/dev/fuse".into(), NodeKind::Char, 10, 229),
+            ],
             init_is_systemd: false,
             mountinfo: HYBRID_MOUNTINFO.into(),
             lxcfs: Vec::new(),
