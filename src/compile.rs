@@ -576,24 +576,42 @@ fn device_steps(b: &mut Builder, phase: Phase, d: &NamedDevice, unprivileged: bo
             required,
             recursive,
             only_if_mounted,
-        } => b.push(
-            phase,
-            o,
-            Op::BindMount {
-                source: source.clone(),
-                target: path.clone(),
-                recursive: *recursive,
-                readonly: *readonly,
-                when: if *only_if_mounted {
-                    BindWhen::IfMounted
-                } else if *required {
-                    BindWhen::Always
-                } else {
-                    BindWhen::IfExists
+            shift,
+        } => {
+            // A shift means nothing to a privileged container: its ids are
+            // the host's already.
+            let shift = *shift && unprivileged;
+            if shift {
+                b.push(
+                    phase,
+                    o,
+                    Op::MakeIdmappedMount {
+                        source: source.clone(),
+                        recursive: *recursive,
+                        required: *required,
+                    },
+                );
+            }
+            b.push(
+                phase,
+                o,
+                Op::BindMount {
+                    source: source.clone(),
+                    target: path.clone(),
+                    recursive: *recursive,
+                    readonly: *readonly,
+                    when: if *only_if_mounted {
+                        BindWhen::IfMounted
+                    } else if *required {
+                        BindWhen::Always
+                    } else {
+                        BindWhen::IfExists
+                    },
+                    unless_own_binfmt: unprivileged && path.as_str() == "/proc/sys/fs/binfmt_misc",
+                    shift,
                 },
-                unless_own_binfmt: unprivileged && path.as_str() == "/proc/sys/fs/binfmt_misc",
-            },
-        ),
+            )
+        }
         Device::Tmpfs {
             path,
             size,

@@ -891,11 +891,27 @@ impl Kernel for Cgroupfs {
     fn make_idmapped_rootfs(&mut self, pid: i32) -> io::Result<()> {
         self.inner.make_idmapped_rootfs(pid)
     }
-    fn take_idmapped(&mut self) -> Vec<std::os::fd::OwnedFd> {
+    fn make_idmapped_mount(
+        &mut self,
+        source: &HostPath,
+        recursive: bool,
+        pid: i32,
+    ) -> io::Result<()> {
+        self.inner.make_idmapped_mount(source, recursive, pid)
+    }
+    fn take_idmapped(&mut self) -> Vec<(String, std::os::fd::OwnedFd)> {
         self.inner.take_idmapped()
     }
-    fn adopt_idmapped(&mut self, trees: Vec<std::os::fd::OwnedFd>) {
+    fn adopt_idmapped(&mut self, trees: Vec<(String, std::os::fd::OwnedFd)>) {
         self.inner.adopt_idmapped(trees)
+    }
+    fn attach_idmapped(
+        &mut self,
+        source: &HostPath,
+        target: &ContainerPath,
+        readonly: bool,
+    ) -> io::Result<bool> {
+        self.inner.attach_idmapped(source, target, readonly)
     }
     fn attach_idmapped_rootfs(&mut self) -> io::Result<()> {
         self.inner.attach_idmapped_rootfs()

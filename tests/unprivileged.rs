@@ -35,6 +35,11 @@ echo "cgroups=$(cut -d: -f3 /proc/self/cgroup | sort -u | tr '\n' ' ')"
 echo "env=$(cat /proc/1/environ | tr '\0' ' ')"
 touch /made-by-root && echo made=yes
 echo "fds=$(ls /proc/self/fd | tr '\n' ' ')"
+if [ -d /shifted ]; then
+  if cat /shifted/secret >/dev/null 2>&1; then echo shifted_secret=read; else echo shifted_secret=refused; fi
+  echo "shifted_owner=$(stat -c '%u:%g' /shifted/secret)"
+  touch /shifted/made-inside && echo shifted_made=yes
+fi
 if [ -d /share ]; then
   if cat /share/secret >/dev/null 2>&1; then echo secret=read; else echo secret=refused; fi
   echo "share_owner=$(stat -c '%u:%g' /share/secret)"
@@ -215,6 +220,45 @@ fn an_unshifted_disk_shows_host_ids_as_they_are() {
         made.uid(),
         base,
         "the container's root is the map's base on the host"
+    );
+}
+
+/// A disk device with `shift = true`: the host's files through the
+/// container's map (an idmapped mount), so the host root's 0600 file is its
+/// root's, and what its root makes there is host uid 0's (the map taken
+/// back), as LXD's shifted disks do.
+#[test]
+fn a_shifted_disk_shows_host_files_through_the_map() {
+    if !common::require_root("a_shifted_disk_shows_host_files_through_the_map") {
+        return;
+    }
+    let _serial = common::serial();
+    let w = World::new("shifted");
+    let share = w.dir.path().join("shifted");
+    std::fs::create_dir(&share).unwrap();
+    let secret = share.join("secret");
+    std::fs::write(&secret, "decoy\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let profile = w.profile(
+        "shifted",
+        &format!(
+            "\"security.privileged\" = false\n\n[devices.shifted]\ntype = \"disk\"\nsource = \"{}\"\npath = \"/shifted\"\nshift = true",
+            share.display()
+        ),
+    );
+    let before = HostState::capture();
+    let (f, stderr) = w.see(&profile);
+    before.assert_restored_within(SETTLE);
+    assert_eq!(f["shifted_secret"], "read", "{f:?}\n{stderr}");
+    assert_eq!(f["shifted_owner"], "0:0", "{f:?}");
+    assert_eq!(f["shifted_made"], "yes", "{f:?}");
+    use std::os::unix::fs::MetadataExt;
+    let made = std::fs::metadata(share.join("made-inside")).unwrap();
+    assert_eq!(
+        (made.uid(), made.gid()),
+        (0, 0),
+        "the container's root maps back to the owner's ids"
     );
 }
 

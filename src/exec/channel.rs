@@ -16,7 +16,13 @@ pub enum Msg {
     /// Host → child: run your steps from `step` (0-based) on.
     Go { step: usize },
     /// Host → child: the host's step `step` is done.
-    HostDone { step: usize },
+    /// The host's step `step` is done; with it, the idmapped mount trees it
+    /// made, named (as many fds as names).
+    HostDone {
+        step: usize,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        trees: Vec<String>,
+    },
     /// Host → child: the container's cgroup is made in the v1 hierarchies
     /// too; carries their `tasks` files (these paths, in order).
     CgroupReady { tasks: Vec<String> },

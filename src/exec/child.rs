@@ -97,8 +97,18 @@ impl ChildSide<'_, '_> {
             || (self.owed.devices && matches!(op, Op::ExecInit { .. }))
         {
             match self.ch.recv() {
-                Ok(Some((Msg::HostDone { step }, trees))) => {
-                    self.runner.k.adopt_idmapped(trees);
+                Ok(Some((Msg::HostDone { step, trees }, fds))) => {
+                    if trees.len() != fds.len() {
+                        let error = format!(
+                            "the host passed {} of {} idmapped mounts",
+                            fds.len(),
+                            trees.len()
+                        );
+                        self.fail(j, error);
+                    }
+                    self.runner
+                        .k
+                        .adopt_idmapped(trees.into_iter().zip(fds).collect());
                     self.owed.host_done = step;
                 }
                 Ok(Some((Msg::CgroupReady { tasks }, fds))) if tasks.len() != fds.len() => {

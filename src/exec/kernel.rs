@@ -87,6 +87,10 @@ impl MountFlags {
     };
 }
 
+/// What the idmapped tree of the rootfs is handed over as (host paths,
+/// the other trees' names, are absolute).
+pub const ROOTFS_TREE: &str = ":rootfs";
+
 /// The fds the container's first process hands to the supervisor.
 #[derive(Debug, Default)]
 pub struct Handoff {
@@ -257,12 +261,30 @@ pub trait Kernel {
     /// Host side: the rootfs as a detached mount idmapped with `pid`'s user
     /// namespace, kept for [`Kernel::take_idmapped`].
     fn make_idmapped_rootfs(&mut self, pid: i32) -> io::Result<()>;
-    /// Host side: the idmapped trees made, to hand to the child.
-    fn take_idmapped(&mut self) -> Vec<OwnedFd>;
+    /// Host side: `source` as a detached mount idmapped with `pid`'s user
+    /// namespace (with what is mounted below it when `recursive`), kept for
+    /// [`Kernel::take_idmapped`].
+    fn make_idmapped_mount(
+        &mut self,
+        source: &HostPath,
+        recursive: bool,
+        pid: i32,
+    ) -> io::Result<()>;
+    /// Host side: the idmapped trees made, each with what it is of (a host
+    /// path, or [`ROOTFS_TREE`]), to hand to the child.
+    fn take_idmapped(&mut self) -> Vec<(String, OwnedFd)>;
     /// Child side: the trees the host handed over, in order.
-    fn adopt_idmapped(&mut self, trees: Vec<OwnedFd>);
+    fn adopt_idmapped(&mut self, trees: Vec<(String, OwnedFd)>);
     /// Child side: attaches the idmapped rootfs where the rootfs is.
     fn attach_idmapped_rootfs(&mut self) -> io::Result<()>;
+    /// Child side: attaches the host's idmapped mount of `source` on
+    /// `target` (read-only if asked); `false` if the host made none.
+    fn attach_idmapped(
+        &mut self,
+        source: &HostPath,
+        target: &ContainerPath,
+        readonly: bool,
+    ) -> io::Result<bool>;
     /// Child side: uid and gid 0 of its user namespace.
     fn become_root(&mut self) -> io::Result<()>;
     /// The fds made for the supervisor.

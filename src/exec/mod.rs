@@ -145,6 +145,11 @@ impl<'k, K: Kernel> Runner<'k, K> {
             } => self.choose_idmap(*isolated, *size, *base, raw.as_deref()),
             Op::WriteIdmap => self.write_idmap(),
             Op::MakeIdmappedRootfs => self.make_idmapped_rootfs(),
+            Op::MakeIdmappedMount {
+                source,
+                recursive,
+                required,
+            } => self.make_idmapped_mount(source, *recursive, *required),
             Op::BecomeRoot => done(self.k.become_root()),
             Op::BindBootId { target } => self.bind_boot_id(target),
             Op::SetHostname { hostname } => done(self.k.set_hostname(hostname)),
@@ -186,6 +191,7 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 readonly,
                 when,
                 unless_own_binfmt,
+                shift: false,
             } => self.bind_mount(
                 source,
                 target,
@@ -194,6 +200,14 @@ impl<'k, K: Kernel> Runner<'k, K> {
                 *when,
                 *unless_own_binfmt,
             ),
+            Op::BindMount {
+                source,
+                target,
+                readonly,
+                when,
+                shift: true,
+                ..
+            } => self.bind_idmapped(source, target, *readonly, *when),
             Op::OverlayLxcfs { source } => self.overlay_lxcfs(source),
             Op::BringUpLoopback => done(self.k.loopback_up()),
             Op::CreateNic { .. } => self.create_nic(op),

@@ -72,6 +72,8 @@ pub struct RecordingKernel {
     /// What `prepare_cgroup_join` was given (v1 count, a cgroup2 directory).
     joins: usize,
     join_v2: bool,
+    /// The sources `make_idmapped_mount` was asked for.
+    idmapped: Vec<String>,
 }
 
 impl RecordingKernel {
@@ -353,10 +355,30 @@ impl Kernel for RecordingKernel {
     fn make_idmapped_rootfs(&mut self, pid: i32) -> io::Result<()> {
         self.call(format!("make_idmapped_rootfs {pid}"))
     }
-    fn take_idmapped(&mut self) -> Vec<std::os::fd::OwnedFd> {
+    fn make_idmapped_mount(
+        &mut self,
+        source: &HostPath,
+        recursive: bool,
+        pid: i32,
+    ) -> io::Result<()> {
+        self.call(format!("make_idmapped_mount {source} {recursive} {pid}"))?;
+        self.idmapped.push(source.as_str().to_string());
+        Ok(())
+    }
+    fn take_idmapped(&mut self) -> Vec<(String, std::os::fd::OwnedFd)> {
         Vec::new()
     }
-    fn adopt_idmapped(&mut self, _trees: Vec<std::os::fd::OwnedFd>) {}
+    fn adopt_idmapped(&mut self, _trees: Vec<(String, std::os::fd::OwnedFd)>) {}
+    fn attach_idmapped(
+        &mut self,
+        source: &HostPath,
+        target: &ContainerPath,
+        readonly: bool,
+    ) -> io::Result<bool> {
+        self.call(format!("attach_idmapped {source} {target} {readonly}"))?;
+        // Both sides run in this one process: the host's trees are here.
+        Ok(self.idmapped.iter().any(|s| s == source.as_str()))
+    }
     fn attach_idmapped_rootfs(&mut self) -> io::Result<()> {
         self.call("attach_idmapped_rootfs".into())
     }

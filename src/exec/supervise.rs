@@ -383,8 +383,15 @@ fn run_host_steps_after_clone(
         }
         // The idmapped mounts the step made go to the child with the word.
         let trees = runner.k.take_idmapped();
-        let fds: Vec<RawFd> = trees.iter().map(|t| t.as_raw_fd()).collect();
-        if let Err(f) = told(ch.send(&Msg::HostDone { step: j }, &fds)) {
+        let fds: Vec<RawFd> = trees.iter().map(|(_, t)| t.as_raw_fd()).collect();
+        let names = trees.iter().map(|(n, _)| n.clone()).collect();
+        if let Err(f) = told(ch.send(
+            &Msg::HostDone {
+                step: j,
+                trees: names,
+            },
+            &fds,
+        )) {
             return Err(abort(plan, report, ch, j, f));
         }
     }

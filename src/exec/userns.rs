@@ -3,6 +3,7 @@
 //! handed to the container's root), written once the child exists, and the
 //! rootfs is idmapped for it.
 
+use super::kernel::HostPathState;
 use super::report::Status;
 use super::{Failure, Runner, Undo};
 use crate::idmap::{self, IdMap, IdmapConfig, SubIds};
@@ -87,6 +88,61 @@ impl<K: super::kernel::Kernel> Runner<'_, K> {
         let pid = self.child()?;
         self.k.make_idmapped_rootfs(pid)?;
         Ok(Status::done())
+    }
+
+    /// `MakeIdmappedMount`: a disk's source idmapped with the child's user
+    /// namespace (`shift = true`), handed to the child with the word that
+    /// this step is done. A source the host lacks fails the start only if
+    /// the device is required.
+    pub(crate) fn make_idmapped_mount(
+        &mut self,
+        source: &crate::paths::HostPath,
+        recursive: bool,
+        required: bool,
+    ) -> Result<Status, Failure> {
+        let pid = self.child()?;
+        if matches!(self.k.host_path_state(source)?, HostPathState::Absent) {
+            if required {
+                return Err(Failure::new(format!("the host has no {source}")));
+            }
+            return Ok(Status::Skipped {
+                reason: "absent".into(),
+            });
+        }
+        self.k.make_idmapped_mount(source, recursive, pid)?;
+        Ok(Status::done())
+    }
+
+    /// `BindMount` with `shift`: attaches the host's idmapped mount of
+    /// `source` (made by `MakeIdmappedMount`); skipped when the host made
+    /// none because the source is absent and not required.
+    pub(crate) fn bind_idmapped(
+        &mut self,
+        source: &crate::paths::HostPath,
+        target: &ContainerPath,
+        readonly: bool,
+        when: crate::plan::BindWhen,
+    ) -> Result<Status, Failure> {
+        let is_dir = match self.k.host_path_state(source)? {
+            HostPathState::Present { is_dir, .. } => is_dir,
+            HostPathState::Absent => true,
+        };
+        if is_dir {
+            self.k.make_dir_all(target, 0o755)?;
+        } else {
+            self.k.make_placeholder(target)?;
+        }
+        if self.k.attach_idmapped(source, target, readonly)? {
+            return Ok(Status::done());
+        }
+        match when {
+            crate::plan::BindWhen::Always => Err(Failure::new(format!(
+                "the host made no idmapped mount of {source}"
+            ))),
+            _ => Ok(Status::Skipped {
+                reason: "absent".into(),
+            }),
+        }
     }
 
     fn child(&self) -> Result<i32, Failure> {

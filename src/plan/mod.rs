@@ -345,6 +345,17 @@ pub enum Op {
         /// (Linux 6.7 and later; LXD's check).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         unless_own_binfmt: bool,
+        /// Attach the host's idmapped mount of `source`
+        /// (`MakeIdmappedMount`) instead of a plain bind.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        shift: bool,
+    },
+    /// Makes `source` as a detached mount idmapped with the child's user
+    /// namespace (host side) for the `BindMount` with `shift` after it.
+    MakeIdmappedMount {
+        source: HostPath,
+        recursive: bool,
+        required: bool,
     },
     /// Overlay the files LXCFS offers under `source` onto /proc and /sys,
     /// if LXCFS runs. Expands at run time: the report lists the files.
@@ -406,6 +417,7 @@ impl Op {
             Op::CloneChild { .. } => "CloneChild",
             Op::WriteIdmap => "WriteIdmap",
             Op::MakeIdmappedRootfs => "MakeIdmappedRootfs",
+            Op::MakeIdmappedMount { .. } => "MakeIdmappedMount",
             Op::BecomeRoot => "BecomeRoot",
             Op::BindBootId { .. } => "BindBootId",
             Op::AttachCgroup => "AttachCgroup",
@@ -448,6 +460,7 @@ impl Op {
             | Op::ChooseIdmap { .. }
             | Op::WriteIdmap
             | Op::MakeIdmappedRootfs
+            | Op::MakeIdmappedMount { .. }
             | Op::CloneChild { .. }
             | Op::CreateNic { .. } => Side::Host,
             _ => Side::Container,

@@ -95,6 +95,15 @@ fn what(op: &Op) -> String {
         }
         Op::WriteIdmap => "the chosen map into the container's user namespace".into(),
         Op::MakeIdmappedRootfs => "the rootfs, idmapped with the container's user namespace".into(),
+        Op::MakeIdmappedMount {
+            source,
+            recursive,
+            required,
+        } => format!(
+            "{source}{}, idmapped with the container's user namespace{}",
+            if *recursive { " (recursive)" } else { "" },
+            if *required { "" } else { "  if host has it" }
+        ),
         Op::BecomeRoot => "uid and gid 0 of the container's user namespace".into(),
         Op::BindBootId { target } => format!("{target} <- a random id for this start (read-only)"),
         Op::SetHostname { hostname } => hostname.clone(),
@@ -200,8 +209,12 @@ fn what(op: &Op) -> String {
             readonly,
             when,
             unless_own_binfmt,
+            shift,
         } => {
             let mut s = format!("{source} -> {target}");
+            if *shift {
+                s.push_str(" idmapped");
+            }
             if *recursive {
                 s.push_str(" rbind");
             }

@@ -132,6 +132,7 @@ fn disk_device(cx: &mut Cx<'_>, base: &str, name: &str, d: &RawDisk) -> Option<D
             required: d.required.unwrap_or(true),
             recursive: d.recursive.unwrap_or(false),
             only_if_mounted: d.only_if_mounted.unwrap_or(false),
+            shift: d.shift.unwrap_or(false),
         }),
         _ => None,
     }

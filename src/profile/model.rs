@@ -144,6 +144,7 @@ pub enum Device {
         required: bool,
         recursive: bool,
         only_if_mounted: bool,
+        shift: bool,
     },
     Nic(Nic),
     Tmpfs {

@@ -458,6 +458,12 @@ pub struct RawDisk {
     /// key, used for the conditional host paths such as `/sys/kernel/debug`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only_if_mounted: Option<bool>,
+    /// An unprivileged container sees the host's files through its id map
+    /// (an idmapped mount, LXD's `shift`): host uid N is its uid N, and what
+    /// its root makes is host uid 0's. Without it host files keep their
+    /// host ids (unmapped ones show as `nobody`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift: Option<bool>,
 }
 
 /// LXD's NIC kinds.

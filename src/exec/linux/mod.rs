@@ -114,7 +114,7 @@ pub struct LinuxKernel {
     host_base: Option<(PathBuf, OwnedFd)>,
     /// Idmapped mount trees: made by the host for the child, handed over
     /// with the host's step, attached by the child.
-    idmapped: Vec<OwnedFd>,
+    idmapped: Vec<(String, OwnedFd)>,
 }
 
 impl Default for LinuxKernel {
@@ -358,12 +358,30 @@ impl Kernel for LinuxKernel {
         userns::make_idmapped_rootfs(self, pid)
     }
 
-    fn take_idmapped(&mut self) -> Vec<OwnedFd> {
-        userns::take_idmapped(self)
+    fn make_idmapped_mount(
+        &mut self,
+        source: &HostPath,
+        recursive: bool,
+        pid: i32,
+    ) -> io::Result<()> {
+        userns::make_idmapped_mount(self, source, recursive, pid)
     }
 
-    fn adopt_idmapped(&mut self, trees: Vec<OwnedFd>) {
+    fn take_idmapped(&mut self) -> Vec<(String, OwnedFd)> {
+        std::mem::take(&mut self.idmapped)
+    }
+
+    fn adopt_idmapped(&mut self, trees: Vec<(String, OwnedFd)>) {
         self.idmapped.extend(trees);
+    }
+
+    fn attach_idmapped(
+        &mut self,
+        source: &HostPath,
+        target: &ContainerPath,
+        readonly: bool,
+    ) -> io::Result<bool> {
+        userns::attach_idmapped(self, source, target, readonly)
     }
 
     fn attach_idmapped_rootfs(&mut self) -> io::Result<()> {

@@ -210,7 +210,7 @@ pub(super) fn open_tree(dirfd: RawFd, path: &CString, flags: u32) -> io::Result<
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-fn setattr_readonly(fd: &OwnedFd, recursive: bool) -> io::Result<()> {
+pub(super) fn setattr_readonly(fd: &OwnedFd, recursive: bool) -> io::Result<()> {
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_RDONLY,
         attr_clr: 0,

@@ -7,6 +7,8 @@
 
 use super::mounts::{OPEN_TREE_CLONE, open_tree};
 use super::{LinuxKernel, check, check_long, cstr, with_context};
+use crate::exec::kernel::ROOTFS_TREE;
+use crate::paths::{ContainerPath, HostPath};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -32,53 +34,97 @@ pub(super) fn write_idmap(pid: i32, uid_map: &str, gid_map: &str) -> io::Result<
     Ok(())
 }
 
-/// The rootfs as a detached mount tree idmapped with the user namespace of
+/// `path` as a detached mount tree idmapped with the user namespace of
 /// process `pid`: files owned by host uid N show as the container's uid N.
-pub(super) fn make_idmapped_rootfs(k: &mut LinuxKernel, pid: i32) -> io::Result<()> {
+fn idmapped_tree(path: &std::path::Path, recursive: bool, pid: i32) -> io::Result<OwnedFd> {
     let userns = std::fs::File::open(format!("/proc/{pid}/ns/user"))
         .map_err(|e| with_context(e, "opening the container's user namespace"))?;
-    let rootfs = cstr(k.rootfs.as_os_str().as_bytes())?;
-    let tree = open_tree(
-        libc::AT_FDCWD,
-        &rootfs,
-        OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32,
-    )
-    .map_err(|e| with_context(e, format!("open_tree {}", k.rootfs.display())))?;
+    let c = cstr(path.as_os_str().as_bytes())?;
+    let mut flags = OPEN_TREE_CLONE;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    let tree = open_tree(libc::AT_FDCWD, &c, flags)
+        .map_err(|e| with_context(e, format!("open_tree {}", path.display())))?;
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_IDMAP,
         attr_clr: 0,
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
+    let mut at = libc::AT_EMPTY_PATH;
+    if recursive {
+        at |= libc::AT_RECURSIVE;
+    }
     // SAFETY: valid fd, empty path with AT_EMPTY_PATH, attr of the size passed.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             tree.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            at,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
-    if let Err(e) = check_long(r) {
-        return Err(not_idmappable(e, &k.rootfs));
-    }
-    k.idmapped.push(tree);
+    check_long(r).map_err(|e| not_idmappable(e, path))?;
+    Ok(tree)
+}
+
+/// The rootfs, idmapped (with everything mounted below it), for the child.
+pub(super) fn make_idmapped_rootfs(k: &mut LinuxKernel, pid: i32) -> io::Result<()> {
+    let tree = idmapped_tree(&k.rootfs, true, pid)?;
+    k.idmapped.push((ROOTFS_TREE.to_string(), tree));
     Ok(())
 }
 
-/// Why the rootfs cannot be idmapped, with its filesystem and the ways out.
+/// A disk device's source, idmapped (`shift = true`), for the child.
+pub(super) fn make_idmapped_mount(
+    k: &mut LinuxKernel,
+    source: &HostPath,
+    recursive: bool,
+    pid: i32,
+) -> io::Result<()> {
+    let tree = idmapped_tree(std::path::Path::new(source.as_str()), recursive, pid)?;
+    k.idmapped.push((source.as_str().to_string(), tree));
+    Ok(())
+}
+
+/// In the child: the host's idmapped tree of `source`, attached on
+/// `target`; `false` if the host handed over none.
+pub(super) fn attach_idmapped(
+    k: &mut LinuxKernel,
+    source: &HostPath,
+    target: &ContainerPath,
+    readonly: bool,
+) -> io::Result<bool> {
+    let Some(i) = k
+        .idmapped
+        .iter()
+        .position(|(name, _)| name == source.as_str())
+    else {
+        return Ok(false);
+    };
+    let (_, tree) = k.idmapped.remove(i);
+    if readonly {
+        super::mounts::setattr_readonly(&tree, true)
+            .map_err(|e| with_context(e, format!("read-only {source}")))?;
+    }
+    k.move_onto(&tree, target)?;
+    Ok(true)
+}
+
+/// Why `path` cannot be idmapped, with its filesystem and the ways out.
 fn not_idmappable(e: io::Error, rootfs: &std::path::Path) -> io::Error {
     let fstype = filesystem_of(rootfs).unwrap_or_else(|| "its filesystem".into());
     let why = match e.raw_os_error() {
         Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => format!(
-            "the rootfs {} is on {fstype}, which this kernel cannot idmap: run the \
-             container privileged (\"security.privileged\" = true) or put the rootfs on \
-             a filesystem that supports idmapped mounts (ext4, xfs, btrfs, tmpfs)",
+            "{} is on {fstype}, which this kernel cannot idmap: run the container \
+             privileged (\"security.privileged\" = true) or use a filesystem that \
+             supports idmapped mounts (ext4, xfs, btrfs, tmpfs)",
             rootfs.display()
         ),
-        _ => format!("idmapping the rootfs {} ({fstype})", rootfs.display()),
+        _ => format!("idmapping {} ({fstype})", rootfs.display()),
     };
     with_context(e, why)
 }
@@ -111,10 +157,10 @@ fn filesystem_of(path: &std::path::Path) -> Option<String> {
 /// names the rootfs, before the child takes the container's root: until
 /// then it may still pass directories only the host's root may enter.
 pub(super) fn attach_idmapped_rootfs(k: &mut LinuxKernel) -> io::Result<()> {
-    if k.idmapped.is_empty() {
+    let Some(i) = k.idmapped.iter().position(|(name, _)| name == ROOTFS_TREE) else {
         return Err(io::Error::other("the host handed over no idmapped rootfs"));
-    }
-    let tree = k.idmapped.remove(0);
+    };
+    let (_, tree) = k.idmapped.remove(i);
     let rootfs = cstr(k.rootfs.as_os_str().as_bytes())?;
     // SAFETY: a valid tree fd with an empty path, a C string target.
     let r = unsafe {
@@ -145,9 +191,4 @@ pub(super) fn become_root() -> io::Result<()> {
     }
     super::spawn::kill_me_with_my_parent();
     Ok(())
-}
-
-/// Hands over the idmapped trees made for the child.
-pub(super) fn take_idmapped(k: &mut LinuxKernel) -> Vec<OwnedFd> {
-    std::mem::take(&mut k.idmapped)
 }
