@@ -512,3 +512,64 @@ fn a_range_held_by_a_killed_supervisor_is_freed_by_gc() {
     assert!(!held.exists(), "gc freed the range");
     before.assert_restored_within(SETTLE);
 }
+
+/// The same on a pure cgroup2 host (what current distributions run): a
+/// private mount namespace whose `/sys/fs/cgroup` is only the machine's
+/// cgroup2 hierarchy (mounted with the options it has: a different option
+/// would change the host's superblock). The container's cgroup is its root's: inside, it sees
+/// its cgroup as `/`, owns `cgroup.procs`, and can make a tree of its own
+/// and move into it, as systemd does.
+#[test]
+fn an_unprivileged_container_owns_its_cgroup_on_a_pure_cgroup2_host() {
+    if !common::require_root("an_unprivileged_container_owns_its_cgroup_on_a_pure_cgroup2_host") {
+        return;
+    }
+    let _serial = common::serial();
+    let w = World::new("purev2");
+    std::fs::write(
+        w.rootfs.join("cg.sh"),
+        "#!/bin/sh\n\
+         echo \"cg=$(grep '^0::' /proc/self/cgroup)\"\n\
+         echo \"fs=$(stat -f -c %t /sys/fs/cgroup)\"\n\
+         echo \"procs_owner=$(stat -c '%u:%g' /sys/fs/cgroup/cgroup.procs)\"\n\
+         mkdir /sys/fs/cgroup/mine && echo $$ > /sys/fs/cgroup/mine/cgroup.procs && echo moved=yes\n\
+         echo \"now=$(grep '^0::' /proc/self/cgroup)\"\n",
+    )
+    .unwrap();
+    let p = w.dir.path().join("purev2.toml");
+    std::fs::write(
+        &p,
+        "name = \"purev2\"\nrootfs = \"rootfs\"\n[init]\ncommand = [\"/bin/sh\", \"/cg.sh\"]\n",
+    )
+    .unwrap();
+    let before = HostState::capture();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup \
+             && exec \"$@\"",
+        )
+        .arg("sh")
+        .args(w.apply_cmd(&p).get_program().to_str())
+        .args(w.apply_cmd(&p).get_args())
+        .env("ENVC_RUN_DIR", w.dir.path().join("run"))
+        .env("ENVC_LOG_DIR", w.dir.path().join("log"));
+    let out = common::proc::run_cmd(cmd, TIMEOUT);
+    before.assert_restored_within(SETTLE);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", common::proc::show(&out));
+    assert!(
+        stderr.contains("cgroup         pure cgroup2"),
+        "a pure cgroup2 layout: {stderr}"
+    );
+    let f: BTreeMap<&str, &str> = stdout
+        .lines()
+        .filter_map(|l| l.trim_end_matches('\r').split_once('='))
+        .collect();
+    assert_eq!(f.get("cg"), Some(&"0::/"), "{stdout}");
+    assert_eq!(f.get("fs"), Some(&"63677270"), "cgroup2's magic: {stdout}");
+    assert_eq!(f.get("procs_owner"), Some(&"0:0"), "delegated: {stdout}");
+    assert_eq!(f.get("moved"), Some(&"yes"), "{stdout}\n{stderr}");
+    assert_eq!(f.get("now"), Some(&"0::/mine"), "{stdout}");
+}
