@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 pub(super) const OPEN_TREE_CLONE: u32 = 1;
-const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+pub(super) const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 
@@ -211,11 +211,22 @@ pub(super) fn open_tree(dirfd: RawFd, path: &CString, flags: u32) -> io::Result<
 }
 
 pub(super) fn setattr_readonly(fd: &OwnedFd, recursive: bool) -> io::Result<()> {
+    set_mount_attr(fd, MOUNT_ATTR_RDONLY, None, recursive)
+}
+
+/// `mount_setattr(2)` on the mount `fd` is: sets `attr_set` (with the user
+/// namespace an idmap takes), on the mounts below it too when `recursive`.
+pub(super) fn set_mount_attr(
+    fd: &OwnedFd,
+    attr_set: u64,
+    userns: Option<RawFd>,
+    recursive: bool,
+) -> io::Result<()> {
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
+        attr_set,
         attr_clr: 0,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd: userns.map_or(0, |u| u as u64),
     };
     let mut flags = libc::AT_EMPTY_PATH;
     if recursive {

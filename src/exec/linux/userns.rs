@@ -5,7 +5,7 @@
 
 #![allow(unsafe_code)]
 
-use super::mounts::{OPEN_TREE_CLONE, open_tree};
+use super::mounts::{MOVE_MOUNT_F_EMPTY_PATH, OPEN_TREE_CLONE, open_tree, set_mount_attr};
 use super::{LinuxKernel, check, check_long, cstr, with_context};
 use crate::exec::kernel::ROOTFS_TREE;
 use crate::paths::{ContainerPath, HostPath};
@@ -14,15 +14,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
-
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
 
 /// Writes the child's `uid_map` and `gid_map` (the kernel takes each in one
 /// write, once).
@@ -46,28 +37,8 @@ fn idmapped_tree(path: &std::path::Path, recursive: bool, pid: i32) -> io::Resul
     }
     let tree = open_tree(libc::AT_FDCWD, &c, flags)
         .map_err(|e| with_context(e, format!("open_tree {}", path.display())))?;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    let mut at = libc::AT_EMPTY_PATH;
-    if recursive {
-        at |= libc::AT_RECURSIVE;
-    }
-    // SAFETY: valid fd, empty path with AT_EMPTY_PATH, attr of the size passed.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            at,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    check_long(r).map_err(|e| not_idmappable(e, path))?;
+    set_mount_attr(&tree, MOUNT_ATTR_IDMAP, Some(userns.as_raw_fd()), recursive)
+        .map_err(|e| not_idmappable(e, path))?;
     Ok(tree)
 }
 
