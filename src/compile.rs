@@ -108,11 +108,11 @@ pub fn compile(p: &Profile) -> Plan {
         );
     }
     let unprivileged = p.idmap.is_some();
-    let (device_allow, device_allow_from_host) = if unprivileged {
-        (Vec::new(), Vec::new())
-    } else {
-        device_rules(p)
-    };
+    // The allow-list in both modes. LXD writes none for an unprivileged
+    // container (its user namespace refuses mknod), but a device node the
+    // rootfs already holds could still be opened: the list stops that
+    // where the host has a devices controller.
+    let (device_allow, device_allow_from_host) = device_rules(p);
     b.push(
         Phase::Namespaces,
         &p.cgroup.parent.origin,

@@ -934,10 +934,11 @@ impl Kernel for Cgroupfs {
 
 /// An unprivileged container on both layouts: its cgroup is handed to its
 /// root (the map's base, here LXD's fallback: the fake host has no subuid
-/// range for root), with no device rules; the map is written into the
+/// range for root), with the same device allow-list as a privileged one
+/// where there is a devices controller; the map is written into the
 /// child's user namespace.
 #[test]
-fn an_unprivileged_containers_cgroup_is_handed_to_its_root_without_device_rules() {
+fn an_unprivileged_containers_cgroup_is_handed_to_its_root() {
     let plan = plan_of("[config]\n\"security.privileged\" = false\n\"limits.processes\" = 10\n");
     for (layout, mountinfo) in [("unified", UNIFIED_MOUNTINFO), ("hybrid", HYBRID_MOUNTINFO)] {
         let mut fake = host(mountinfo);
@@ -985,10 +986,24 @@ fn an_unprivileged_containers_cgroup_is_handed_to_its_root_without_device_rules(
             "{layout}: {}",
             calls.join("\n")
         );
-        assert!(
-            matching(&calls, |c| c.contains("devices.")).is_empty(),
-            "{layout}: no device rules"
-        );
+        let denied = matching(&calls, |c| c.contains("devices.deny"));
+        if layout == "hybrid" {
+            assert_eq!(
+                denied,
+                [write(
+                    &format!("/sys/fs/cgroup/devices/envc/{NAME}/devices.deny"),
+                    "a"
+                )],
+                "{layout}: deny all, then the allow-list"
+            );
+            assert_eq!(
+                matching(&calls, |c| c.contains("/devices.allow ")).len(),
+                LXD_ALLOW.len(),
+                "{layout}: LXD's allow-list"
+            );
+        } else {
+            assert!(denied.is_empty(), "{layout}: no devices controller");
+        }
         // The map is chosen before the cgroup is made, written after the clone.
         let chosen = pos(&calls, "read_host_file /etc/subuid");
         assert!(chosen < pos(&calls, &format!("make_host_dir {}", dirs[0])));

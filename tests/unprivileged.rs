@@ -34,6 +34,7 @@ echo "busybox_owner=$(stat -c '%u:%g' /bin/busybox)"
 echo "cgroups=$(cut -d: -f3 /proc/self/cgroup | sort -u | tr '\n' ' ')"
 echo "env=$(cat /proc/1/environ | tr '\0' ' ')"
 touch /made-by-root && echo made=yes
+if echo x > /opt/node 2>/dev/null; then echo rootfs_node=opened; else echo rootfs_node=refused; fi
 echo "fds=$(ls /proc/self/fd | tr '\n' ' ')"
 if [ -d /shifted ]; then
   if cat /shifted/secret >/dev/null 2>&1; then echo shifted_secret=read; else echo shifted_secret=refused; fi
@@ -120,6 +121,21 @@ fn an_unprivileged_container_sees_its_map_and_the_contract() {
     let _serial = common::serial();
     let w = World::new("unpriv");
     let profile = w.profile("unpriv", "\"security.privileged\" = false");
+    // A device node the image holds (a hostile one's): not a way to a host
+    // device (here a harmless one, 1:3).
+    std::fs::create_dir_all(w.rootfs.join("opt")).unwrap();
+    common::proc::run_ok(
+        &[
+            "mknod",
+            "-m",
+            "666",
+            w.rootfs.join("opt/node").to_str().unwrap(),
+            "c",
+            "1",
+            "3",
+        ],
+        TIMEOUT,
+    );
     let before = HostState::capture();
     let (f, stderr) = w.see(&profile);
     before.assert_restored_within(SETTLE);
@@ -131,6 +147,10 @@ fn an_unprivileged_container_sees_its_map_and_the_contract() {
     assert_eq!(f["capeff"], f["capbnd"], "{f:?}");
     assert!(f["capbnd"].ends_with("ffffffffff"), "{f:?}");
     assert_eq!(f["mknod"], "refused", "{f:?}");
+    assert_eq!(
+        f["rootfs_node"], "refused",
+        "nodev, and the allow-list: {f:?}"
+    );
     assert_eq!(f["printk"], "refused", "a host sysctl: {f:?}");
     // The host's nodes, bound: the real device, usable.
     assert_eq!(f["null"], "1:3", "{f:?}");

@@ -44,6 +44,15 @@ impl<K: super::kernel::Kernel> Runner<'_, K> {
                 .push(Undo::ReleaseIdmap(run_dir, self.name.clone()));
             map
         } else {
+            // A range an earlier isolated start of this name left (its
+            // supervisor killed) is this container's no longer.
+            let run_dir = crate::state::run_dir();
+            if idmap::isolated::dir(&run_dir)
+                .join(format!("{}.json", self.name))
+                .exists()
+            {
+                idmap::release(&run_dir, &self.name).map_err(fail)?;
+            }
             idmap::choose(&config, &root, &[]).map_err(fail)?
         };
         let from = match root.source {

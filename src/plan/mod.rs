@@ -193,7 +193,7 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         device_allow_from_host: Vec<HostPath>,
         /// Hands the cgroup to the container's root (an unprivileged
-        /// container's init makes its own tree below it); no device rules.
+        /// container's init makes its own tree below it).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         delegate: bool,
     },

@@ -49,14 +49,13 @@ fn what(op: &Op) -> String {
             if !l.is_empty() {
                 let _ = write!(s, "; {}", l.join(", "));
             }
+            let _ = write!(
+                s,
+                "; {} device rules",
+                device_allow.len() + device_allow_from_host.len()
+            );
             if *delegate {
-                s.push_str("; handed to the container's root, no device rules");
-            } else {
-                let _ = write!(
-                    s,
-                    "; {} device rules",
-                    device_allow.len() + device_allow_from_host.len()
-                );
+                s.push_str("; handed to the container's root");
             }
             s
         }

@@ -341,13 +341,18 @@ fn convert_config(cx: &mut Cx<'_>, config: &Config, part: &mut Part) {
                 .parse::<u32>()
                 .map(|_| ())
                 .map_err(|_| "must be a host id from 0 to 4294967295".to_string()),
-            "raw.idmap" => {
-                if let Err(errors) = crate::idmap::parse_raw(&text) {
+            "raw.idmap" => match crate::idmap::parse_raw(&text) {
+                Err(errors) => {
                     raw_idmap_problems(cx, &key, &text, &errors);
                     continue;
                 }
-                Ok(())
-            }
+                // The host's root inside would make the container privileged
+                // in all but name.
+                Ok(entries) if entries.iter().any(|e| e.host == 0) => {
+                    Err("maps the host's root (id 0) into the container; run it privileged instead (\"security.privileged\" = true)".to_string())
+                }
+                Ok(_) => Ok(()),
+            },
             _ => match k.strip_prefix("environment.").map(check_env_name) {
                 Some(Err(e)) => {
                     cx.bad_key(

@@ -124,6 +124,15 @@ fn disk_device(cx: &mut Cx<'_>, base: &str, name: &str, d: &RawDisk) -> Option<D
             None
         }
     };
+    if d.shift == Some(true) && d.readonly == Some(true) {
+        cx.bad(
+            &key("readonly"),
+            "a `shift = true` disk cannot be read-only: the container's root would see the host's root-owned files as its own and could remount it read-write".into(),
+            "with shift",
+            Some("drop `shift` (host files keep their host ids) or `readonly`".into()),
+        );
+        return None;
+    }
     match (path, source) {
         (Some(path), Some(source)) => Some(Device::Disk {
             path,

@@ -115,6 +115,23 @@ pub(super) fn merge_layers(
         SysMode::Auto => At::new(SysMode::Rw, m.origin),
         _ => m,
     });
+    // Without a cgroup namespace the host's hierarchies are bound inside,
+    // and every unprivileged container of the same map owns its cgroup as
+    // the same host uid: one could move into another's. LXD always uses one.
+    if !is_privileged && let Some(ns) = cgroup_ns.as_ref().filter(|n| !n.value) {
+        problems.push(
+            sources
+                .problem(
+                    &ns.origin,
+                    "an unprivileged container needs a cgroup namespace".into(),
+                    "not for an unprivileged container",
+                    true,
+                )
+                .help(
+                    "remove `namespace = false`, or run privileged: \"security.privileged\" = true",
+                ),
+        );
+    }
     let reserved = reserved_paths(
         dev_log.as_ref(),
         devlxd.as_ref(),

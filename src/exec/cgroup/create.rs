@@ -188,11 +188,7 @@ impl<K: Kernel> Runner<'_, K> {
         }
         let mut detail = self.write_limits(&layout, part, spec, &paths)?;
         if part.writes_devices(&layout) {
-            detail.push(if spec.delegate {
-                "devices: no rules (unprivileged: its user namespace refuses mknod)".into()
-            } else {
-                self.write_device_rules(&layout, spec)?
-            });
+            detail.push(self.write_device_rules(&layout, spec)?);
         }
         self.prepare_join(&paths)?;
         Ok(self.add_part(part, paths, detail))

@@ -14,6 +14,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
 
 /// Writes the child's `uid_map` and `gid_map` (the kernel takes each in one
 /// write, once).
@@ -37,8 +38,15 @@ fn idmapped_tree(path: &std::path::Path, recursive: bool, pid: i32) -> io::Resul
     }
     let tree = open_tree(libc::AT_FDCWD, &c, flags)
         .map_err(|e| with_context(e, format!("open_tree {}", path.display())))?;
-    set_mount_attr(&tree, MOUNT_ATTR_IDMAP, Some(userns.as_raw_fd()), recursive)
-        .map_err(|e| not_idmappable(e, path))?;
+    // nodev: a device node the tree holds (a hostile image's, say) is not
+    // a way to a host device; the container's devices are binds of their own.
+    set_mount_attr(
+        &tree,
+        MOUNT_ATTR_IDMAP | MOUNT_ATTR_NODEV,
+        Some(userns.as_raw_fd()),
+        recursive,
+    )
+    .map_err(|e| not_idmappable(e, path))?;
     Ok(tree)
 }
 
