@@ -1014,3 +1014,19 @@ fn an_unprivileged_containers_cgroup_is_handed_to_its_root() {
         assert!(pos(&calls, "attach_idmapped_rootfs") < pos(&calls, "become_root"));
     }
 }
+
+/// `security.idmap.size` without `isolated` does nothing (as in LXD); the
+/// report says so instead of staying silent.
+#[test]
+fn an_idmap_size_without_isolated_is_reported_as_ignored() {
+    let plan =
+        plan_of("[config]\n\"security.privileged\" = false\n\"security.idmap.size\" = 70000\n");
+    let (report, _) = run(&plan, host(UNIFIED_MOUNTINFO), None);
+    match step_status(&report, "ChooseIdmap") {
+        Status::Done { detail: Some(d) } => assert!(
+            d.contains("security.idmap.size ignored: the container is not isolated"),
+            "{d}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}

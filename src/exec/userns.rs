@@ -37,6 +37,9 @@ impl<K: super::kernel::Kernel> Runner<'_, K> {
             base,
             raw,
         };
+        // As in LXD, the size and base of a range are read only for an
+        // isolated container; the report says when they were set for nothing.
+        let ignored = config.ignored_keys();
         let map = if isolated {
             let run_dir = crate::state::run_dir();
             let map = idmap::allocate(&run_dir, &self.name, &config, &root).map_err(fail)?;
@@ -59,7 +62,14 @@ impl<K: super::kernel::Kernel> Runner<'_, K> {
             idmap::RootSource::SubIdFiles => "",
             idmap::RootSource::Fallback => " (no range for root in /etc/subuid: LXD's fallback)",
         };
-        let status = Status::detail(format!("{map}{from}"));
+        let mut detail = format!("{map}{from}");
+        if !ignored.is_empty() {
+            detail.push_str(&format!(
+                "; {} ignored: the container is not isolated",
+                ignored.join(", ")
+            ));
+        }
+        let status = Status::detail(detail);
         self.idmap = Some(map);
         Ok(status)
     }

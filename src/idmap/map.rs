@@ -12,9 +12,6 @@ use std::fmt;
 /// (`UID_GID_MAP_MAX_EXTENTS`).
 pub const MAX_EXTENTS: usize = 340;
 
-/// Before Linux 4.15 a map held at most 5 lines.
-pub const MAX_EXTENTS_BEFORE_4_15: usize = 5;
-
 /// The kernel refuses a map text of a page or more (`count >= PAGE_SIZE` in
 /// `map_write`); 4096 is the smallest page size, so stay under it everywhere.
 pub const MAX_MAP_BYTES: usize = 4095;
@@ -137,7 +134,7 @@ impl IdMap {
     }
 
     /// The text for `/proc/PID/uid_map`, checked against the kernel's rules
-    /// (`limit`: [`extent_limit`] of the running kernel).
+    /// (`limit`: the most lines the kernel takes, [`MAX_EXTENTS`]).
     pub fn uid_map_text(&self, limit: usize) -> Result<String, super::IdMapError> {
         to_proc_map(&self.uids, limit)
             .map_err(|error| super::IdMapError::ProcMap { kind: "uid", error })
@@ -271,19 +268,6 @@ pub fn to_proc_map(ranges: &[IdRange], limit: usize) -> Result<String, ProcMapEr
     Ok(text)
 }
 
-/// How many lines a map may have on the kernel whose `uname -r` is `release`:
-/// 5 before Linux 4.15, 340 since. A release that doesn't start with
-/// `MAJOR.MINOR` is taken as recent.
-pub fn extent_limit(release: &str) -> usize {
-    let mut parts = release.split(|c: char| !c.is_ascii_digit());
-    let major = parts.next().and_then(|p| p.parse::<u32>().ok());
-    let minor = parts.next().and_then(|p| p.parse::<u32>().ok());
-    match (major, minor) {
-        (Some(major), Some(minor)) if (major, minor) < (4, 15) => MAX_EXTENTS_BEFORE_4_15,
-        _ => MAX_EXTENTS,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,7 +338,7 @@ mod tests {
     fn proc_map_extent_limits() {
         let six: Vec<IdRange> = (0..6).map(|i| r(i * 10, 1000 + i * 10, 10)).collect();
         assert!(to_proc_map(&six, MAX_EXTENTS).is_ok());
-        let err = to_proc_map(&six, MAX_EXTENTS_BEFORE_4_15).unwrap_err();
+        let err = to_proc_map(&six, 5).unwrap_err();
         assert_eq!(err, ProcMapError::TooManyExtents { count: 6, limit: 5 });
         assert!(err.to_string().contains("more than the 5"));
         let many: Vec<IdRange> = (0..341).map(|i| r(i, 1000 + i, 1)).collect();
@@ -370,15 +354,6 @@ mod tests {
             to_proc_map(&long, MAX_EXTENTS),
             Err(ProcMapError::TooLong { .. })
         ));
-    }
-
-    #[test]
-    fn kernel_release_gives_the_limit() {
-        assert_eq!(extent_limit("4.14.336-generic"), 5);
-        assert_eq!(extent_limit("3.10.0-1160.el7.x86_64"), 5);
-        assert_eq!(extent_limit("4.15.0"), 340);
-        assert_eq!(extent_limit("6.1.0-18-amd64"), 340);
-        assert_eq!(extent_limit("weird"), 340);
     }
 
     #[test]

@@ -24,10 +24,7 @@ pub mod subid;
 pub use choose::{Allocation, ISOLATED_SIZE, IdmapConfig, build, choose, isolated_block};
 pub use error::IdMapError;
 pub use isolated::{allocate, allocations, reclaim, release};
-pub use map::{
-    HostRange, IdMap, IdRange, MAX_EXTENTS, MAX_EXTENTS_BEFORE_4_15, ProcMapError, extent_limit,
-    to_proc_map,
-};
+pub use map::{HostRange, IdMap, IdRange, MAX_EXTENTS, ProcMapError, to_proc_map};
 pub use raw::{RawEntry, RawError, RawKind, parse_raw};
 pub use subid::{
     FALLBACK, MIN_RANGE, RootIds, RootSource, SubIdEntry, SubIds, read_root_ids, root_ids,

@@ -86,22 +86,43 @@ fn raw_device_keys(dev: &RawDevice) -> crate::plan::DeviceKeys {
     out
 }
 
-/// `disk`: a bind mount of a host path.
-fn disk_device(cx: &mut Cx<'_>, base: &str, name: &str, d: &RawDisk) -> Option<Device> {
-    let key = |k: &str| join(base, k);
-    let path = match &d.path {
-        Some(p) => cx.container_path(&key("path"), p),
+/// The `path` of device `name` (a `kind` device), checked; a problem at the
+/// device when it has none.
+fn device_path(
+    cx: &mut Cx<'_>,
+    base: &str,
+    name: &str,
+    kind: &str,
+    path: Option<&str>,
+    help: Option<&str>,
+) -> Option<ContainerPath> {
+    let key = join(base, "path");
+    match path {
+        Some(p) => cx.container_path(&key, p),
         None => {
             cx.needs(
                 base,
-                &[&key("path")],
-                format!("disk device `{name}` needs `path`"),
+                &[&key],
+                format!("{kind} device `{name}` needs `path`"),
                 "`path` missing",
-                Some("where it appears in the container, e.g. path = \"/srv\"".into()),
+                help.map(str::to_string),
             );
             None
         }
-    };
+    }
+}
+
+/// `disk`: a bind mount of a host path.
+fn disk_device(cx: &mut Cx<'_>, base: &str, name: &str, d: &RawDisk) -> Option<Device> {
+    let key = |k: &str| join(base, k);
+    let path = device_path(
+        cx,
+        base,
+        name,
+        "disk",
+        d.path.as_deref(),
+        Some("where it appears in the container, e.g. path = \"/srv\""),
+    );
     let source = match &d.source {
         Some(s) if !s.starts_with('/') => {
             cx.bad(
@@ -150,19 +171,7 @@ fn disk_device(cx: &mut Cx<'_>, base: &str, name: &str, d: &RawDisk) -> Option<D
 /// `tmpfs`: an extra tmpfs mount.
 fn tmpfs_device(cx: &mut Cx<'_>, base: &str, name: &str, t: &RawTmpfs) -> Option<Device> {
     let key = |k: &str| join(base, k);
-    let path = match &t.path {
-        Some(p) => cx.container_path(&key("path"), p),
-        None => {
-            cx.needs(
-                base,
-                &[&key("path")],
-                format!("tmpfs device `{name}` needs `path`"),
-                "`path` missing",
-                None,
-            );
-            None
-        }
-    };
+    let path = device_path(cx, base, name, "tmpfs", t.path.as_deref(), None);
     let size = match &t.size {
         None => Some(None),
         Some(RawSize::Bytes(b)) if *b > 0 => Some(Some(*b as u64)),
@@ -201,19 +210,7 @@ fn tmpfs_device(cx: &mut Cx<'_>, base: &str, name: &str, t: &RawTmpfs) -> Option
 /// `symlink`: a symbolic link.
 fn symlink_device(cx: &mut Cx<'_>, base: &str, name: &str, s: &RawSymlink) -> Option<Device> {
     let key = |k: &str| join(base, k);
-    let path = match &s.path {
-        Some(p) => cx.container_path(&key("path"), p),
-        None => {
-            cx.needs(
-                base,
-                &[&key("path")],
-                format!("symlink device `{name}` needs `path`"),
-                "`path` missing",
-                None,
-            );
-            None
-        }
-    };
+    let path = device_path(cx, base, name, "symlink", s.path.as_deref(), None);
     let target = match &s.target {
         Some(t) if t.is_empty() || t.contains('\0') => {
             cx.bad(
@@ -244,22 +241,8 @@ fn symlink_device(cx: &mut Cx<'_>, base: &str, name: &str, s: &RawSymlink) -> Op
 
 /// `mqueue`: a POSIX message queue filesystem.
 fn mqueue_device(cx: &mut Cx<'_>, base: &str, name: &str, m: &RawMqueue) -> Option<Device> {
-    let key = |k: &str| join(base, k);
-    match &m.path {
-        Some(p) => cx
-            .container_path(&key("path"), p)
-            .map(|path| Device::Mqueue { path }),
-        None => {
-            cx.needs(
-                base,
-                &[&key("path")],
-                format!("mqueue device `{name}` needs `path`"),
-                "`path` missing",
-                None,
-            );
-            None
-        }
-    }
+    device_path(cx, base, name, "mqueue", m.path.as_deref(), None)
+        .map(|path| Device::Mqueue { path })
 }
 
 fn unix_device(cx: &mut Cx<'_>, base: &str, kind: NodeKind, u: &RawUnixDevice) -> Option<Device> {
