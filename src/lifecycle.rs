@@ -41,6 +41,14 @@ pub struct Info {
     /// An unprivileged container's id map.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idmap: Option<crate::idmap::IdMap>,
+    /// The container's cgroup on the host, one directory per hierarchy
+    /// (what `envc exec` joins and `envc info` reads).
+    #[serde(default)]
+    pub cgroups: Vec<String>,
+    /// Init's environment (`container=lxc` and the profile's
+    /// `environment.*`), which `envc exec` starts from.
+    #[serde(default)]
+    pub environment: Vec<String>,
 }
 
 /// The cgroup parent a plan makes its cgroup under.
@@ -68,7 +76,7 @@ struct StartHooks<'a> {
 }
 
 impl Hooks for StartHooks<'_> {
-    fn started(&mut self, pid: i32, report: &Report) {
+    fn started(&mut self, pid: i32, report: &Report, cgroups: &[PathBuf]) {
         let info = Info {
             name: self.plan.name.clone(),
             pid,
@@ -93,6 +101,16 @@ impl Hooks for StartHooks<'_> {
                 .collect(),
             nics: report.host.nics.clone(),
             idmap: report.host.idmap.clone(),
+            cgroups: cgroups.iter().map(|p| p.display().to_string()).collect(),
+            environment: self
+                .plan
+                .steps
+                .iter()
+                .find_map(|s| match &s.op {
+                    Op::ExecInit { env, .. } => Some(env.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default(),
         };
         // info.json was written at the start, report.json by an earlier
         // boot (if any): replaced in place, never truncated first.
@@ -322,6 +340,8 @@ fn take_state(plan: &Plan, rootfs: &Path, logs: &Path) -> Result<(State, UnixLis
         host_links: Vec::new(),
         nics: Vec::new(),
         idmap: None,
+        cgroups: Vec::new(),
+        environment: Vec::new(),
     };
     state
         .write(
@@ -389,7 +409,7 @@ pub fn is_running(name: &str) -> bool {
     !sys::try_lock(&f).unwrap_or(false)
 }
 
-fn read_info(name: &str) -> Option<Info> {
+pub(crate) fn read_info(name: &str) -> Option<Info> {
     crate::state::read_consistent(&run_dir().join(name).join("info.json"), |t| {
         serde_json::from_str(t).ok()
     })
@@ -420,7 +440,7 @@ struct ListEntry {
     idmap: Option<crate::idmap::IdMap>,
 }
 
-fn uptime(secs: u64) -> String {
+pub(crate) fn uptime(secs: u64) -> String {
     match secs {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),

@@ -85,6 +85,48 @@ enum Command {
     Reboot { name: String },
     /// Attach to a running container's console (Ctrl-a q detaches).
     Console { name: String },
+    /// Run a command inside a running container. Exit status: the command's;
+    /// 128+N if it died of signal N; 126 not executable; 127 not found; 125
+    /// when envc failed.
+    Exec {
+        name: String,
+        /// Give the command a terminal (the default when stdin and stdout are terminals).
+        #[arg(short = 't', long = "tty", conflicts_with = "no_tty")]
+        tty: bool,
+        /// Never give the command a terminal.
+        #[arg(short = 'T', long = "no-tty")]
+        no_tty: bool,
+        /// Set an environment variable (after the profile's `environment.*`).
+        #[arg(long = "env", value_name = "KEY=VALUE", value_parser = envc::attach::environment::parse_env)]
+        env: Vec<(String, String)>,
+        /// Run as this user (and group; default: the user's group in the container's /etc/passwd).
+        #[arg(long, value_name = "UID[:GID]", default_value = "0")]
+        user: envc::attach::environment::UserSpec,
+        /// Start in this directory (default: the user's home).
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<String>,
+        /// The command and its arguments, found on the container's PATH.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// A login shell as root inside a running container (`su -l`, else `sh -l`).
+    Shell { name: String },
+    /// A container's state, PID 1, uptime, id map, interfaces and resource use.
+    Info {
+        name: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// A container's console log (running or not).
+    Logs {
+        name: String,
+        /// Keep printing what is written until the container stops.
+        #[arg(short, long)]
+        follow: bool,
+        /// What the guest sent to /dev/log instead of the console.
+        #[arg(long)]
+        syslog: bool,
+    },
     /// Remove what containers whose supervisor died left behind.
     Gc,
     /// Print the profile language's JSON Schema.
@@ -166,6 +208,29 @@ fn main() -> ExitCode {
         } => envc::lifecycle::stop(&name, timeout, force),
         Command::Reboot { name } => envc::lifecycle::reboot(&name),
         Command::Console { name } => envc::lifecycle::console(&name),
+        Command::Exec {
+            name,
+            tty,
+            no_tty,
+            env,
+            user,
+            cwd,
+            command,
+        } => ExitCode::from(envc::attach::exec(&envc::attach::ExecOptions {
+            name,
+            terminal: (tty || no_tty).then_some(tty),
+            env,
+            user,
+            cwd,
+            command,
+        })),
+        Command::Shell { name } => ExitCode::from(envc::attach::shell(&name)),
+        Command::Info { name, format } => envc::info::info(&name, format == Format::Json),
+        Command::Logs {
+            name,
+            follow,
+            syslog,
+        } => envc::logs::logs(&name, follow, syslog),
         Command::Gc => envc::lifecycle::gc(),
         Command::Schema => {
             print!("{}", envc::profile::raw::schema_text());

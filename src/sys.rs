@@ -258,6 +258,48 @@ pub fn signalfd_for(signals: &[i32]) -> io::Result<(OwnedFd, libc::sigset_t)> {
     }
 }
 
+/// The kernel's `struct sigaction` for `rt_sigaction(2)` (x86_64 and
+/// aarch64 layout: handler, flags, restorer, 64-bit mask).
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Every signal to its default disposition and nothing blocked, whatever
+/// envc's own caller left behind (`SIG_IGN` survives exec): for a process
+/// about to exec into a container. The raw system call: glibc's
+/// `signal()` refuses its internal signals 32 and 33 (EINVAL), which would
+/// keep an inherited `SIG_IGN` there.
+pub fn reset_signals() {
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: rt_sigaction with a valid struct and a null old action;
+    // sigprocmask with an empty local set.
+    unsafe {
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &dfl as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                );
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
 /// Restores a signal mask saved by [`signalfd_for`].
 pub fn restore_mask(old: &libc::sigset_t) {
     // SAFETY: restoring a mask the kernel gave us.
@@ -358,4 +400,100 @@ impl Drop for RawTerminal {
         // SAFETY: restoring the settings saved above.
         unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.saved) };
     }
+}
+
+/// Sends `fd` over the unix socket `sock` (one byte and `SCM_RIGHTS`).
+pub fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let fds = [fd];
+    sendmsg::<()>(
+        sock,
+        &[io::IoSlice::new(b"t")],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )?;
+    Ok(())
+}
+
+/// The fd sent over `sock` by [`send_fd`]; `None` when the peer closed
+/// the socket without sending one.
+pub fn recv_fd(sock: RawFd) -> io::Result<Option<OwnedFd>> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut byte = [0u8; 1];
+    let mut iov = [io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let mut received = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel installed these fds for us alone.
+            received.extend(fds.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+        }
+    }
+    Ok(received.pop())
+}
+
+/// The name of the sealed copy [`exec_sealed_copy`] runs from.
+const SEALED_COPY: &str = "envc-sealed-copy";
+
+/// Whether this process runs from a sealed in-memory copy of envc.
+pub fn running_from_sealed_copy() -> bool {
+    std::fs::read_link("/proc/self/exe").is_ok_and(|p| {
+        p.to_string_lossy()
+            .starts_with(&format!("/memfd:{SEALED_COPY}"))
+    })
+}
+
+/// Runs envc again, same arguments and environment, from a sealed
+/// in-memory copy of its binary: what a process in a privileged container
+/// finds behind `/proc/PID/exe` of it is then that copy, never the host's
+/// file. Returns only on failure.
+pub fn exec_sealed_copy() -> io::Error {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    const MFD_EXEC: libc::c_uint = 0x10;
+    let name = CString::new(SEALED_COPY).expect("no NUL");
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // SAFETY: memfd_create with a valid name; the result is checked.
+    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
+    if fd < 0 {
+        // Kernels before 6.3 know no MFD_EXEC (their memfds are executable).
+        // SAFETY: as above.
+        fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    }
+    if fd < 0 {
+        return io::Error::last_os_error();
+    }
+    // SAFETY: memfd_create returned a new fd that nothing else owns.
+    let mut copy = unsafe { File::from_raw_fd(fd) };
+    let copied = File::open("/proc/self/exe").and_then(|mut me| io::copy(&mut me, &mut copy));
+    if let Err(e) = copied {
+        return e;
+    }
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on the memfd we own.
+    if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) } < 0 {
+        return io::Error::last_os_error();
+    }
+    let to_c = |s: &std::ffi::OsStr| CString::new(s.as_bytes()).ok();
+    let argv: Option<Vec<CString>> = std::env::args_os().map(|a| to_c(&a)).collect();
+    let envp: Option<Vec<CString>> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            to_c(&kv)
+        })
+        .collect();
+    let (Some(argv), Some(envp)) = (argv, envp) else {
+        return io::Error::other("an argument holds a NUL byte");
+    };
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: fexecve with our memfd and null-terminated arrays of valid C strings.
+    unsafe { libc::fexecve(fd, a.as_ptr(), e.as_ptr()) };
+    io::Error::last_os_error()
 }

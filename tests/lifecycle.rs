@@ -12,493 +12,18 @@
 
 mod common;
 
-use common::proc::{Out, Proc};
-use common::{HostState, TempDir, busybox_rootfs, set_init};
+use common::proc::Out;
+use common::pty::{KillOnDrop, Pty, wait_pty_child};
+use common::world::*;
+use common::{HostState, set_init};
 use serde_json::Value;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The longest any single envc command may take before the test kills it.
-const CMD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the host may take to look as before once envc is done.
 const SETTLE: Duration = Duration::from_secs(5);
-/// Bounded waits for something a container does (a boot, a reboot, console output).
-const WAIT: Duration = Duration::from_secs(20);
-
-const DEFAULT_RUN_DIR: &str = "/run/envc";
-const DEFAULT_LOG_DIR: &str = "/var/log/envc";
-
-// ------------------------------------------------------------------ processes
-
-// ------------------------------------------------------------------ pseudo-terminals
-
-/// A pseudo-terminal made by the test: the master stays here (non-blocking, CLOEXEC),
-/// the slave becomes a child's stdin/stdout/stderr and controlling terminal.
-struct Pty {
-    master: OwnedFd,
-    /// Everything read from the master so far.
-    seen: Vec<u8>,
-}
-
-impl Pty {
-    fn open(rows: u16, cols: u16) -> (Pty, OwnedFd) {
-        let (mut m, mut s) = (-1, -1);
-        let ws = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: openpty writes two fds; null name and termios are allowed.
-        let r =
-            unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
-        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: fresh fds, owned from here on.
-        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
-        for fd in [m, s] {
-            // SAFETY: fcntl on fds we own.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-        }
-        // SAFETY: as above.
-        unsafe {
-            let fl = libc::fcntl(m, libc::F_GETFL);
-            libc::fcntl(m, libc::F_SETFL, fl | libc::O_NONBLOCK);
-        }
-        (
-            Pty {
-                master,
-                seen: Vec::new(),
-            },
-            slave,
-        )
-    }
-
-    /// Starts `cmd` in a new session with `slave` as its terminal (0, 1, 2 and the
-    /// controlling terminal). The caller drops its `slave` afterwards.
-    fn spawn(mut cmd: Command, slave: &OwnedFd) -> Child {
-        let dup = || Stdio::from(slave.try_clone().expect("dup the pty slave"));
-        cmd.stdin(dup()).stdout(dup()).stderr(dup());
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        cmd.spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?} on a pty: {e}"))
-    }
-
-    fn write(&self, bytes: &[u8]) {
-        let mut data = bytes;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !data.is_empty() {
-            // SAFETY: writing from a live buffer to our fd.
-            let r =
-                unsafe { libc::write(self.master.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-            if r > 0 {
-                data = &data[r as usize..];
-            } else {
-                assert!(Instant::now() < deadline, "cannot write to the pty master");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-    }
-
-    /// Reads what is there (waiting up to `ms`); false once the slave side is closed.
-    fn pump(&mut self, ms: i32) -> bool {
-        let mut pfd = libc::pollfd {
-            fd: self.master.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one live pollfd.
-        unsafe { libc::poll(&mut pfd, 1, ms) };
-        let mut buf = [0u8; 8192];
-        loop {
-            // SAFETY: reading into a live buffer.
-            let r =
-                unsafe { libc::read(self.master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if r > 0 {
-                self.seen.extend_from_slice(&buf[..r as usize]);
-                continue;
-            }
-            let e = std::io::Error::last_os_error();
-            // EIO: no process has the slave open any more.
-            return !(r == 0 || e.raw_os_error() == Some(libc::EIO));
-        }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.seen).into_owned()
-    }
-
-    /// Waits until the output holds `needle` (counting from byte `from`).
-    fn wait_for(&mut self, needle: &str, from: usize, timeout: Duration) -> usize {
-        let start = Instant::now();
-        loop {
-            let text =
-                String::from_utf8_lossy(&self.seen[from.min(self.seen.len())..]).into_owned();
-            if let Some(i) = text.find(needle) {
-                return from + i + needle.len();
-            }
-            let open = self.pump(50);
-            if !open || start.elapsed() > timeout {
-                self.pump(0);
-                panic!(
-                    "no {needle:?} on the terminal ({}); it shows:\n{}",
-                    if open { "timed out" } else { "closed" },
-                    common::tail(&self.text(), 4000)
-                );
-            }
-        }
-    }
-
-    /// The terminal's local modes (the master reports the slave's termios).
-    fn lflag(&self) -> libc::tcflag_t {
-        // SAFETY: tcgetattr into a zeroed termios.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            assert_eq!(libc::tcgetattr(self.master.as_raw_fd(), &mut t), 0);
-            t.c_lflag
-        }
-    }
-}
-
-/// Waits for a child started on a pty, pumping the pty meanwhile (so it never blocks
-/// on a full terminal); kills it and panics after `timeout`.
-fn wait_pty_child(child: &mut Child, pty: &mut Pty, timeout: Duration) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        pty.pump(20);
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            pty.pump(50);
-            return st;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the process on the pty did not exit within {timeout:?}; the terminal shows:\n{}",
-                common::tail(&pty.text(), 4000)
-            );
-        }
-    }
-}
-
-/// Kills a pty child on drop.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
-// ------------------------------------------------------------------ host helpers
-
-/// Whether `pid` has exited (gone, or a zombie waiting to be reaped).
-fn gone_or_zombie(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => matches!(
-            stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()),
-            None | Some('Z') | Some('X')
-        ),
-    }
-}
-
-fn comm_of(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
-/// The cgroup directories `envc/NAME` in every mounted hierarchy.
-fn envc_cgroups_of(name: &str) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    common::parse_mountinfo(&text)
-        .into_iter()
-        .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
-        .map(|m| Path::new(&m.mount_point).join("envc").join(name))
-        .filter(|p| p.is_dir())
-        .collect()
-}
-
-/// Whether a process is in the cgroup at `path` or below it.
-fn cgroup_tree_populated(path: &Path) -> bool {
-    if std::fs::read_to_string(path.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty()) {
-        return true;
-    }
-    std::fs::read_dir(path).is_ok_and(|rd| {
-        rd.filter_map(|e| e.ok())
-            .any(|e| e.path().is_dir() && cgroup_tree_populated(&e.path()))
-    })
-}
-
-fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-// ------------------------------------------------------------------ a test's world
-
-/// A scratch directory with a busybox rootfs (init: the probe) and profiles, and the
-/// run and log directories envc uses: private ones below the scratch directory, or the
-/// defaults (/run/envc, /var/log/envc).
-struct World {
-    dir: TempDir,
-    rootfs: PathBuf,
-    private: bool,
-    run_dir: PathBuf,
-    log_dir: PathBuf,
-}
-
-impl World {
-    fn new(test: &str, private: bool) -> World {
-        let dir = TempDir::new(test);
-        let rootfs = busybox_rootfs(dir.path());
-        let (run_dir, log_dir) = if private {
-            (dir.path().join("run"), dir.path().join("log"))
-        } else {
-            (
-                PathBuf::from(DEFAULT_RUN_DIR),
-                PathBuf::from(DEFAULT_LOG_DIR),
-            )
-        };
-        World {
-            dir,
-            rootfs,
-            private,
-            run_dir,
-            log_dir,
-        }
-    }
-
-    /// Writes `NAME.toml`: `name`, `rootfs = "rootfs"`, then `body`.
-    fn profile(&self, name: &str, body: &str) -> PathBuf {
-        assert!(
-            name.starts_with("lc-"),
-            "container names in this suite start with lc-"
-        );
-        let p = self.dir.path().join(format!("{name}.toml"));
-        let text = format!("name = \"{name}\"\nrootfs = \"rootfs\"\n{body}\n");
-        std::fs::write(&p, text).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
-        p
-    }
-
-    /// `envc ARGS` with this world's directories.
-    fn cmd<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
-        let mut cmd = Command::new(common::envc_bin());
-        cmd.args(args);
-        if self.private {
-            cmd.env("ENVC_RUN_DIR", &self.run_dir)
-                .env("ENVC_LOG_DIR", &self.log_dir);
-        } else {
-            cmd.env_remove("ENVC_RUN_DIR").env_remove("ENVC_LOG_DIR");
-        }
-        cmd
-    }
-
-    /// Runs `envc ARGS` to the end (bounded).
-    fn envc<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Out {
-        Proc::spawn(self.cmd(args)).wait(CMD_TIMEOUT)
-    }
-
-    /// `envc apply -d PROFILE`, which must succeed and print the name.
-    fn apply_d(&self, profile: &Path, name: &str) -> Out {
-        let out = self.envc(&["apply".as_ref(), "-d".as_ref(), profile.as_os_str()]);
-        out.expect(0, "envc apply -d");
-        assert_eq!(out.stdout, format!("{name}\n"), "{}", out.describe());
-        out
-    }
-
-    /// A foreground `envc apply PROFILE`.
-    fn apply_fg(&self, profile: &Path) -> Proc {
-        Proc::spawn(self.cmd(&["apply".as_ref(), profile.as_os_str()]))
-    }
-
-    fn state_dir(&self, name: &str) -> PathBuf {
-        self.run_dir.join(name)
-    }
-
-    fn logs(&self, name: &str) -> PathBuf {
-        self.log_dir.join(name)
-    }
-
-    fn console_log(&self, name: &str) -> String {
-        std::fs::read(self.logs(name).join("console.log"))
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    }
-
-    fn supervisor_log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.logs(name).join("supervisor.log")).unwrap_or_default()
-    }
-
-    /// The console log and the supervisor's log, for panic messages.
-    fn describe(&self, name: &str) -> String {
-        format!(
-            "--- console.log (tail):\n{}\n--- supervisor.log (tail):\n{}",
-            common::tail(&self.console_log(name), 3000),
-            common::tail(&self.supervisor_log(name), 3000)
-        )
-    }
-
-    /// Waits until console.log holds `needle` at least `count` times.
-    fn wait_console(&self, name: &str, needle: &str, count: usize, timeout: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let log = self.console_log(name);
-            if log.matches(needle).count() >= count {
-                return log;
-            }
-            if start.elapsed() > timeout {
-                panic!(
-                    "console.log of {name} does not show {count}× {needle:?} after {timeout:?}\n{}",
-                    self.describe(name)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// RUN_DIR/NAME/info.json (read again, a few times, if it is caught while its
-    /// supervisor replaces it in place).
-    fn info(&self, name: &str) -> Value {
-        let p = self.state_dir(name).join("info.json");
-        let mut tries = 0;
-        loop {
-            let text = std::fs::read_to_string(&p)
-                .unwrap_or_else(|e| panic!("{}: {e}\n{}", p.display(), self.describe(name)));
-            match serde_json::from_str(&text) {
-                Ok(v) => return v,
-                Err(_) if tries < 5 => tries += 1,
-                Err(e) => panic!("{}: {e}\n{text}", p.display()),
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    fn pid1(&self, name: &str) -> i32 {
-        self.info(name)["pid"].as_i64().expect("info.json pid") as i32
-    }
-
-    /// `envc list --format json`.
-    fn list_json(&self) -> Vec<Value> {
-        let out = self.envc(&["list", "--format", "json"]);
-        out.expect(0, "envc list --format json");
-        serde_json::from_str::<Value>(&out.stdout)
-            .unwrap_or_else(|e| panic!("list output is not JSON: {e}\n{}", out.describe()))
-            .as_array()
-            .expect("list --format json prints an array")
-            .clone()
-    }
-
-    fn list_entry(&self, name: &str) -> Option<Value> {
-        self.list_json().into_iter().find(|e| e["name"] == name)
-    }
-
-    /// LOG_DIR/NAME/report.json: the report of the run that ended last.
-    fn final_report(&self, name: &str) -> Value {
-        let p = self.logs(name).join("report.json");
-        let text = std::fs::read_to_string(&p)
-            .unwrap_or_else(|e| panic!("{}: {e}\n{}", p.display(), self.describe(name)));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", p.display()))
-    }
-
-    /// Waits until the supervisor of `name` has released its state directory.
-    fn wait_state_gone(&self, name: &str) {
-        let start = Instant::now();
-        while self.state_dir(name).exists() {
-            if start.elapsed() > WAIT {
-                panic!(
-                    "{} still exists after {WAIT:?}\n{}",
-                    self.state_dir(name).display(),
-                    self.describe(name)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// A guard for container `name`: with the default directories, first removes
-    /// the logs an earlier run of this test left (so counts start at zero).
-    fn guard(&self, name: &str) -> Guard<'_> {
-        if !self.private {
-            let _ = std::fs::remove_dir_all(self.logs(name));
-        }
-        Guard {
-            world: self,
-            name: name.to_string(),
-        }
-    }
-}
-
-/// On drop (test passed or failed): `envc stop --force NAME` if its state directory is
-/// still there, then `envc gc` if anything of it is left (state directory or cgroup).
-/// With the default directories, the container's logs are removed when the test passed.
-struct Guard<'a> {
-    world: &'a World,
-    name: String,
-}
-
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        let w = self.world;
-        let name = self.name.as_str();
-        let run = |args: &[&str]| match Proc::try_spawn(w.cmd(args)) {
-            Ok(mut p) => {
-                let out = p.finish(Duration::from_secs(20));
-                if out.code() != Some(0) {
-                    eprintln!("guard: envc {args:?}:\n{}", out.describe());
-                }
-            }
-            Err(e) => eprintln!("guard: cannot run envc {args:?}: {e}"),
-        };
-        if w.state_dir(name).exists() {
-            eprintln!("guard: {name} still has a state directory; envc stop --force {name}");
-            run(&["stop", "--force", name]);
-        }
-        if w.state_dir(name).exists() || !envc_cgroups_of(name).is_empty() {
-            // A killed supervisor's PID 1 dies with it, but the kernel takes a moment
-            // to empty the cgroups; gc leaves a cgroup with processes alone.
-            let start = Instant::now();
-            while envc_cgroups_of(name)
-                .iter()
-                .any(|p| cgroup_tree_populated(p))
-                && start.elapsed() < Duration::from_secs(10)
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            eprintln!("guard: {name} left things behind; envc gc");
-            run(&["gc"]);
-        }
-        if !w.private && !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(w.logs(name));
-        }
-    }
-}
 
 // ------------------------------------------------------------------ profiles
 
@@ -640,7 +165,7 @@ fn detach_list_clash_and_clean_stop() {
         return;
     }
     let _s = common::serial();
-    let w = World::new("lc-detach", false);
+    let w = World::new("lc-detach", false, "lc-");
     let name = "lc-detach";
     let profile = w.profile(name, &sleeper("30", 0));
     let before = HostState::capture();
@@ -788,7 +313,7 @@ fn stop_sends_sigrtmin3_when_pid1_blocks_it() {
         return;
     }
     let _s = common::serial();
-    let w = World::new("lc-rtmin", true);
+    let w = World::new("lc-rtmin", true, "lc-");
     install_sigfd_init(&w.rootfs);
     let before = HostState::capture();
     for (name, delay_ms) in [("lc-rtmin", 0u64), ("lc-rtmin-late", 1500)] {
@@ -855,7 +380,7 @@ fn stop_timeout_kills() {
         return;
     }
     let _s = common::serial();
-    let w = World::new("lc-deaf", true);
+    let w = World::new("lc-deaf", true, "lc-");
     let name = "lc-deaf";
     // No handler at all: a PID namespace's init ignores every signal but SIGKILL.
     let profile = w.profile(name, &sleeper("", 0));
@@ -896,7 +421,7 @@ fn a_run_dir_too_long_for_a_socket_address_works() {
         return;
     }
     let _s = common::serial();
-    let mut w = World::new("lc-long", true);
+    let mut w = World::new("lc-long", true, "lc-");
     w.run_dir = w
         .dir
         .path()
@@ -942,7 +467,7 @@ fn stop_force_kills_at_once() {
         return;
     }
     let _s = common::serial();
-    let w = World::new("lc-force", true);
+    let w = World::new("lc-force", true, "lc-");
     let name = "lc-force";
     let profile = w.profile(name, &sleeper("30,37", 0));
     let before = HostState::capture();
@@ -972,7 +497,7 @@ fn foreground_signal_stops_cleanly_with_pid1_status() {
         return;
     }
     let _s = common::serial();
-    let w = World::new("lc-fgsig", false);
+    let w = World::new("lc-fgsig", false, "lc-");
     let before = HostState::capture();
     for (sig, sig_name, exit) in [
         (libc::SIGTERM, "term", 7u8),
@@ -1021,7 +546,7 @@ fn reboot_busybox_init() {
         return;
     }
     let _s = common::serial();
-    let w = World::new("lc-bbinit", true);
+    let w = World::new("lc-bbinit", true, "lc-");
     let name = "lc-bbinit";
     set_init(&w.rootfs, "/bin/init");
     std::fs::write(
@@ -1083,7 +608,7 @@ fn reboot_ignored_is_kill_and_start() {
         return;
     }
     let _s = common::serial();
-    let w = World::new("lc-rbdeaf", true);
+    let w = World::new("lc-rbdeaf", true, "lc-");
     let name = "lc-rbdeaf";
     let profile = w.profile(
         name,
@@ -1128,7 +653,7 @@ fn reboot_syscall_restart_starts_again() {
         return;
     }
     let _s = common::serial();
-    let w = World::new("lc-rbsys", true);
+    let w = World::new("lc-rbsys", true, "lc-");
     let name = "lc-rbsys";
     let profile = w.profile(
         name,
@@ -1192,7 +717,7 @@ fn reboot_syscall_poweroff_and_halt_stop() {
         return;
     }
     let _s = common::serial();
-    let w = World::new("lc-poweroff", true);
+    let w = World::new("lc-poweroff", true, "lc-");
     let before = HostState::capture();
     for how in ["poweroff", "halt"] {
         let name = format!("lc-{how}");
@@ -1232,7 +757,7 @@ fn reboot_storm_gives_up() {
         return;
     }
     let _s = common::serial();
-    let w = World::new("lc-storm", true);
+    let w = World::new("lc-storm", true, "lc-");
     let name = "lc-storm";
     let profile = w.profile(
         name,
@@ -1273,7 +798,7 @@ fn console_attach_detach_reattach() {
         return;
     }
     let _s = common::serial();
-    let w = World::new("lc-console", true);
+    let w = World::new("lc-console", true, "lc-");
     let name = "lc-console";
     let profile = w.profile(name, "[init]\ncommand = [\"/bin/sh\"]\n");
     let before = HostState::capture();
@@ -1344,7 +869,7 @@ fn foreground_terminal_ctrl_a_q_stops() {
         return;
     }
     let _s = common::serial();
-    let w = World::new("lc-fgtty", true);
+    let w = World::new("lc-fgtty", true, "lc-");
     let name = "lc-fgtty";
     let profile = w.profile(name, &sleeper("30", 0));
     let before = HostState::capture();
@@ -1397,7 +922,7 @@ fn killed_supervisor_dead_then_gc() {
         return;
     }
     let _s = common::serial();
-    let w = World::new("lc-orphan", false);
+    let w = World::new("lc-orphan", false, "lc-");
     let name = "lc-orphan";
     let profile = w.profile(name, &sleeper("30", 0));
     let before = HostState::capture();
@@ -1471,7 +996,7 @@ fn stale_state_dir_is_taken_over() {
         return;
     }
     let _s = common::serial();
-    let w = World::new("lc-stale", true);
+    let w = World::new("lc-stale", true, "lc-");
     let name = "lc-stale";
     let profile = w.profile(name, &sleeper("30", 0));
     let before = HostState::capture();

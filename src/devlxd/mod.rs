@@ -17,7 +17,7 @@
 mod api;
 mod auth;
 mod http;
-mod sys;
+pub(crate) mod sys;
 
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};

@@ -35,8 +35,9 @@ pub struct ApplyOptions {
 
 /// What the caller hears about while the container runs.
 pub trait Hooks {
-    /// PID 1 runs (after every boot).
-    fn started(&mut self, _pid: i32, _report: &Report) {}
+    /// PID 1 runs (after every boot), in the container's cgroup `cgroups`
+    /// (one directory on the host per hierarchy).
+    fn started(&mut self, _pid: i32, _report: &Report, _cgroups: &[PathBuf]) {}
     /// The container stopped and will start again.
     fn rebooting(&mut self, _report: &Report) {}
 }
@@ -206,7 +207,12 @@ fn run(
     wait_for_exec(plan, &ch, &child, report)?;
     drop(ch);
     serve_guest_api(handoff.guest_api, handoff.guest_api_error, guest_api);
-    hooks.started(child.pid, report);
+    let cgroups: Vec<PathBuf> = runner
+        .cgroup
+        .as_ref()
+        .map(|c| c.paths.iter().map(|(_, p)| p.clone()).collect())
+        .unwrap_or_default();
+    hooks.started(child.pid, report, &cgroups);
     let io = monitor::Io {
         console: handoff.console,
         log: handoff.log,

@@ -645,6 +645,29 @@ impl Rtnl {
 
     // ---- addresses and routes -----------------------------------------------------
 
+    /// Every address of the namespace: (interface index, address, prefix).
+    pub fn addresses(&mut self) -> Result<Vec<(u32, IpAddr, u8)>> {
+        let replies = self
+            .request(
+                RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+                NLM_F_DUMP,
+            )
+            .map_err(|e| e.ctx("list the addresses"))?;
+        Ok(replies
+            .iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewAddress(a) => {
+                    let addr = a.attributes.iter().find_map(|at| match at {
+                        AddressAttribute::Address(ip) => Some(*ip),
+                        _ => None,
+                    })?;
+                    Some((a.header.index, addr, a.header.prefix_len))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Adds `addr/prefix` to `ifname` (with the subnet's broadcast address for
     /// prefixes up to /30).
     pub fn add_ipv4_address(&mut self, ifname: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {

@@ -16,8 +16,10 @@
 mod host_state;
 mod mountinfo;
 pub mod proc;
+pub mod pty;
 mod rootfs;
 mod tempdir;
+pub mod world;
 
 pub use host_state::HostState;
 pub use mountinfo::{Mount, parse_mountinfo, parse_mountinfo_line, unescape_mount_field};

@@ -31,6 +31,16 @@
  *                        this process is PID 1 of a PID namespace that is NOT
  *                        the initial one, so it can never reboot the host.
  *
+ *   --hunt SECONDS       a hostile guest, for `envc exec` tests: for SECONDS,
+ *                        over and over, tries every other process's
+ *                        /proc/PID/exe (readlink, open for reading, open for
+ *                        writing: never written) and lists its fds above 2.
+ *                        Prints "exe PID LINK" for each exe it could read that
+ *                        is not the container's busybox or probe, "WRITABLE PID"
+ *                        for an exe it could open for writing, "fd PID N LINK"
+ *                        for each fd above 2 of a process other than PID 1,
+ *                        and "hunt-done scans=N seen=M" (M: exes it could read).
+ *
  * Strings that are not valid UTF-8 get each bad byte written as \u00XX.
  */
 #define _GNU_SOURCE
@@ -52,6 +62,7 @@
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -689,8 +700,65 @@ static int devlxd_get(const char *path, const char *as)
     return 0;
 }
 
+static int hunt(int seconds)
+{
+    time_t end = time(NULL) + seconds;
+    pid_t self = getpid();
+    long scans = 0, seen = 0;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    while (time(NULL) < end) {
+        DIR *d = opendir("/proc");
+        if (!d)
+            return 1;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            int pid = atoi(e->d_name);
+            if (pid <= 0 || pid == self)
+                continue;
+            char p[64], l[PATH_MAX];
+            snprintf(p, sizeof p, "/proc/%d/exe", pid);
+            ssize_t n = readlink(p, l, sizeof l - 1);
+            if (n > 0) {
+                l[n] = 0;
+                seen++;
+                if (strcmp(l, "/bin/busybox") != 0 && strcmp(l, "/sbin/probe") != 0)
+                    printf("exe %d %s\n", pid, l);
+            }
+            int fd = open(p, O_WRONLY | O_CLOEXEC);
+            if (fd >= 0) {
+                printf("WRITABLE %d\n", pid);
+                close(fd);
+            }
+            if (pid == 1)
+                continue;
+            snprintf(p, sizeof p, "/proc/%d/fd", pid);
+            DIR *fds = opendir(p);
+            if (!fds)
+                continue;
+            struct dirent *f;
+            while ((f = readdir(fds))) {
+                int n2 = atoi(f->d_name);
+                if (n2 <= 2)
+                    continue;
+                char fp[96];
+                snprintf(fp, sizeof fp, "/proc/%d/fd/%d", pid, n2);
+                ssize_t k = readlink(fp, l, sizeof l - 1);
+                l[k > 0 ? k : 0] = 0;
+                printf("fd %d %d %s\n", pid, n2, l);
+            }
+            closedir(fds);
+        }
+        closedir(d);
+        scans++;
+    }
+    printf("hunt-done scans=%ld seen=%ld\n", scans, seen);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 2 && strcmp(argv[1], "--hunt") == 0)
+        return hunt(atoi(argv[2]));
     if (argc > 2 && strcmp(argv[1], "--get") == 0)
         return devlxd_get(argv[2], argc > 3 ? argv[3] : NULL);
     collect_fds(); /* first: before this program opens anything */

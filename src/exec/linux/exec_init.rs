@@ -14,16 +14,6 @@ const PR_CAP_AMBIENT: libc::c_int = 47;
 const PR_CAP_AMBIENT_CLEAR_ALL: libc::c_ulong = 4;
 const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 
-/// The kernel's `struct sigaction` for `rt_sigaction(2)` (x86_64 and
-/// aarch64 layout: handler, flags, restorer, 64-bit mask).
-#[repr(C)]
-struct KernelSigaction {
-    handler: libc::sighandler_t,
-    flags: libc::c_ulong,
-    restorer: usize,
-    mask: u64,
-}
-
 #[repr(C)]
 struct CapHeader {
     version: u32,
@@ -62,30 +52,7 @@ pub(super) fn exec_init(
     // SAFETY: plain system calls on our own process; pointers are valid
     // C strings and null-terminated arrays that outlive the exec.
     unsafe {
-        // Signals: default dispositions and nothing blocked, whatever
-        // envc's own caller left behind (SIG_IGN survives exec). The raw
-        // system call: glibc's signal() refuses its internal signals 32
-        // and 33 (EINVAL), which would keep an inherited SIG_IGN there.
-        let dfl = KernelSigaction {
-            handler: libc::SIG_DFL,
-            flags: 0,
-            restorer: 0,
-            mask: 0,
-        };
-        for sig in 1..=64 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::syscall(
-                    libc::SYS_rt_sigaction,
-                    sig,
-                    &dfl as *const KernelSigaction,
-                    std::ptr::null_mut::<KernelSigaction>(),
-                    8usize,
-                );
-            }
-        }
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        crate::sys::reset_signals();
         if libc::setsid() < 0 {
             return with_context(io::Error::last_os_error(), "setsid");
         }
