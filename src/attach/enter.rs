@@ -1,14 +1,17 @@
 //! The way into the container, from envc's fork to the command's exec, in
 //! two processes. The first (forked on the host) joins the container's
-//! cgroup and, with the pidfd of PID 1, every namespace at once, narrows
-//! its capabilities to PID 1's bounding set and closes what it joined
-//! with; only then does it start the second, as envc's child (so envc
-//! waits for it) in the container's PID namespace: a process the guest
-//! can see is already wholly inside. The second becomes the user, enters
-//! the working directory, takes a terminal from the container's own
-//! devpts when asked, and execs the command found on the container's
-//! `PATH`, holding no fd of envc's but 0–2. Neither is dumpable (a guest
-//! can't open their `/proc/PID/exe`, fds or memory).
+//! cgroup and, with the pidfd of PID 1, every namespace at once; narrows
+//! its capabilities to PID 1's bounding set; works out the user, home and
+//! environment from the container's files; sets up fds 0–2 (the caller's,
+//! pipes, or a pty from the container's own devpts, whose master goes to
+//! envc); and closes every other fd, inherited ones included. Only then
+//! does it fork the second, in the container's PID namespace: a process
+//! the guest can see is wholly inside and holds nothing of the host's.
+//! The second becomes the user, enters the working directory and execs the
+//! command found on the container's `PATH`. The first, which the guest
+//! cannot see (it is not in the PID namespace), passes envc's signals on
+//! and exits with the command's status. Neither is dumpable (a guest can't
+//! open their `/proc/PID/exe`, fds or memory).
 
 #![allow(unsafe_code)]
 
@@ -47,18 +50,18 @@ fn os(what: impl std::fmt::Display) -> Stop {
     Stop(125, format!("{what}: {}", io::Error::last_os_error()))
 }
 
-/// Runs in the child envc forked; never returns. The command's process
-/// is started as envc's child; its PID (as the host sees it) is written to
-/// `pid_pipe`.
-pub fn enter_and_exec(e: &Entry<'_>, pid_pipe: RawFd) -> ! {
-    let Err(Stop(code, message)) = join(e, pid_pipe);
+/// Runs in the child envc forked; never returns: exits with the
+/// command's status (`128+N` when it died of signal N), or 125/126/127
+/// when it could not be started, having said why on stderr.
+pub fn enter_and_exec(e: &Entry<'_>) -> ! {
+    let Err(Stop(code, message)) = join(e);
     eprintln!("envc exec: {message}");
     crate::sys::exit_now(code)
 }
 
-/// The first process: joins, then starts the second.
-fn join(e: &Entry<'_>, pid_pipe: RawFd) -> Result<std::convert::Infallible, Stop> {
-    crate::sys::reset_signals();
+/// The first process: joins, sets up 0–2, forks the command's process and
+/// waits for it.
+fn join(e: &Entry<'_>) -> Result<std::convert::Infallible, Stop> {
     // SAFETY: prctl on our own process.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     for f in &e.target.cgroup_procs {
@@ -73,57 +76,19 @@ fn join(e: &Entry<'_>, pid_pipe: RawFd) -> Result<std::convert::Infallible, Stop
         return Err(os("joining the container's namespaces"));
     }
     narrow_capabilities(e.target.bounding);
-    // SAFETY: closing fds of ours this process never uses again (it exits
-    // or becomes the command's process, which must not have them).
-    unsafe {
-        libc::close(pidfd);
-        for f in &e.target.cgroup_procs {
-            libc::close(f.as_raw_fd());
-        }
-    }
-    // SAFETY: a fork (clone without a new stack) whose child is envc's
-    // child, not ours; this process is single-threaded.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::CLONE_PARENT | libc::SIGCHLD,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    match pid {
-        // A PID namespace whose init is gone takes no new process.
-        -1 if io::Error::last_os_error().raw_os_error() == Some(libc::ENOMEM) => {
-            Err(Stop(125, format!("`{}` has stopped", e.target.info.name)))
-        }
-        -1 => Err(os("starting the command's process")),
-        0 => enter(e),
-        pid => {
-            let bytes = (pid as i32).to_ne_bytes();
-            // SAFETY: writing four bytes from a local buffer.
-            unsafe { libc::write(pid_pipe, bytes.as_ptr().cast(), bytes.len()) };
-            crate::sys::exit_now(0)
-        }
-    }
-}
-
-/// The second process, inside: becomes the user and execs the command.
-fn enter(e: &Entry<'_>) -> Result<std::convert::Infallible, Stop> {
+    // The container's root from here on (in its user namespace, our host
+    // ids mean nothing): what we make inside, the pty, is its.
+    become_user(&Identity {
+        uid: 0,
+        gid: 0,
+        cwd: String::new(),
+        env: Vec::new(),
+    })?;
     let passwd = read_passwd();
     let entry = environment::passwd_entry(&passwd, e.request.user.uid);
     let id = environment::identity(&e.request, e.init_env, entry.as_ref());
-    become_user(&id)?;
-    if let Err(err) = std::env::set_current_dir(&id.cwd) {
-        if e.request.cwd.is_some() {
-            return Err(Stop(125, format!("cannot enter {}: {err}", id.cwd)));
-        }
-        // A home that isn't there: start in `/`, as a login would.
-        let _ = std::env::set_current_dir("/");
-    }
     match e.terminal {
-        Some((sock, size)) => take_terminal(sock, size)?,
+        Some((sock, size)) => take_terminal(sock, size, id.uid)?,
         None => {
             for (target, fd) in e.stdio.iter().enumerate() {
                 // SAFETY: dup2 of an fd we hold onto 0–2.
@@ -133,12 +98,86 @@ fn enter(e: &Entry<'_>) -> Result<std::convert::Infallible, Stop> {
                     return Err(os("dup2"));
                 }
             }
-            // SAFETY: setsid has no preconditions.
-            unsafe { libc::setsid() };
         }
     }
-    // SAFETY: closing every fd above 2; nothing of ours is used after.
+    // SAFETY: closing every fd above 2: ours (the pidfd, the cgroup files,
+    // the terminal's socket, the pipes' other copies) and whatever envc's
+    // caller left open; nothing of them is used after.
     unsafe { libc::close_range(3, libc::c_uint::MAX, 0) };
+    // SAFETY: this process is single-threaded.
+    match unsafe { libc::fork() } {
+        // A PID namespace whose init is gone takes no new process.
+        -1 if io::Error::last_os_error().raw_os_error() == Some(libc::ENOMEM) => {
+            Err(Stop(125, format!("`{}` has stopped", e.target.info.name)))
+        }
+        -1 => Err(os("starting the command's process")),
+        0 => enter(e, &id),
+        pid => crate::sys::exit_now(wait_passing_signals(pid)),
+    }
+}
+
+/// In the first process, once the command's runs: passes SIGINT, SIGTERM
+/// and SIGHUP on to it (envc sends them here; they are blocked, as envc
+/// blocked them before the fork) and returns its status.
+fn wait_passing_signals(pid: libc::pid_t) -> i32 {
+    // Nothing here writes to the command's fds: the terminal ends when
+    // the command (and what it started) closes it.
+    // SAFETY: closing our own copies of 0–2.
+    unsafe {
+        for fd in 0..3 {
+            libc::close(fd);
+        }
+    }
+    let Ok((sigfd, _)) = crate::sys::signalfd_for(&super::relay::FORWARDED_AND_CHLD) else {
+        return crate::sys::wait(pid).map_or(125, status_code);
+    };
+    loop {
+        let mut pfd = [libc::pollfd {
+            fd: sigfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let _ = crate::sys::poll(&mut pfd, -1);
+        while let Some(sig) = crate::sys::read_signal(std::os::fd::AsFd::as_fd(&sigfd)) {
+            if sig as i32 != libc::SIGCHLD {
+                crate::sys::signal_child(pid, None, sig as i32);
+            }
+        }
+        if let Some(st) = crate::sys::try_wait(pid) {
+            return status_code(st);
+        }
+    }
+}
+
+/// An exit status as a shell gives it: the code, or `128+N` for signal N.
+pub fn status_code(st: crate::sys::WaitStatus) -> i32 {
+    match (st.exit_code(), st.signal()) {
+        (Some(c), _) => c,
+        (None, Some(sig)) => 128 + sig,
+        _ => 125,
+    }
+}
+
+/// The second process, inside the PID namespace: becomes the user, a
+/// session of its own (with the terminal as its controlling one), and
+/// execs the command.
+fn enter(e: &Entry<'_>, id: &Identity) -> Result<std::convert::Infallible, Stop> {
+    crate::sys::reset_signals();
+    become_user(id)?;
+    if let Err(err) = std::env::set_current_dir(&id.cwd) {
+        if e.request.cwd.is_some() {
+            return Err(Stop(125, format!("cannot enter {}: {err}", id.cwd)));
+        }
+        // A home that isn't there: start in `/`, as a login would.
+        let _ = std::env::set_current_dir("/");
+    }
+    // SAFETY: setsid, then (with a terminal) fd 0 as controlling terminal.
+    unsafe {
+        libc::setsid();
+        if e.terminal.is_some() && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+            return Err(os("TIOCSCTTY"));
+        }
+    }
     Err(exec_first_found(e.commands, &id.env))
 }
 
@@ -202,10 +241,10 @@ fn become_user(id: &Identity) -> Result<(), Stop> {
     Ok(())
 }
 
-/// A pty from the container's own devpts (`/dev/ptmx` inside, owned by
-/// the user we now are): its master goes to envc over `sock`, its slave
-/// becomes our controlling terminal and fds 0–2, in a session of our own.
-fn take_terminal(sock: RawFd, size: Option<libc::winsize>) -> Result<(), Stop> {
+/// A pty from the container's own devpts (`/dev/ptmx` inside): its
+/// master goes to envc over `sock`, its slave (owned by the user `uid`)
+/// becomes fds 0–2.
+fn take_terminal(sock: RawFd, size: Option<libc::winsize>, uid: u32) -> Result<(), Stop> {
     let master = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -229,22 +268,21 @@ fn take_terminal(sock: RawFd, size: Option<libc::winsize>) -> Result<(), Stop> {
         }
         OwnedFd::from_raw_fd(s)
     };
+    let s = slave.as_raw_fd();
+    // SAFETY: fchown of the slave we hold to the user (its group stays the
+    // devpts mount's, tty).
+    if unsafe { libc::fchown(s, uid, u32::MAX) } < 0 {
+        return Err(os("giving the terminal to the user"));
+    }
     if let Some(ws) = size {
-        crate::sys::set_window_size(slave.as_raw_fd(), &ws);
+        crate::sys::set_window_size(s, &ws);
     }
     crate::sys::send_fd(sock, m).map_err(|e| Stop(125, format!("passing the terminal: {e}")))?;
     drop(master);
-    let s = slave.as_raw_fd();
-    // SAFETY: setsid, then the slave as controlling terminal and 0–2.
-    unsafe {
-        libc::setsid();
-        if libc::ioctl(s, libc::TIOCSCTTY, 0) < 0 {
-            return Err(os("TIOCSCTTY"));
-        }
-        for target in 0..3 {
-            if libc::dup2(s, target) < 0 {
-                return Err(os("dup2"));
-            }
+    for target in 0..3 {
+        // SAFETY: dup2 of the slave we hold onto 0–2.
+        if unsafe { libc::dup2(s, target) } < 0 {
+            return Err(os("dup2"));
         }
     }
     Ok(())

@@ -12,11 +12,13 @@ use super::environment::Request;
 use super::target::Target;
 use crate::sys::{self, Forked, RawTerminal};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, IsTerminal};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 /// The signals envc passes on to the command.
 const FORWARDED: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+/// Those, and the end of a child.
+pub const FORWARDED_AND_CHLD: [i32; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD];
 
 /// One direction of copying: from `from` to `to`, through a buffer.
 struct Pump {
@@ -128,31 +130,19 @@ fn start_and_relay(
     }
     let size = if terminal { sys::window_size(0) } else { None };
     let child_stdio = [0, 1, 2].map(|i| pipes[i].as_ref().map(|p| p.1.as_raw_fd()));
-    let (pid_rd, pid_wr) = sys::pipe()?;
-    let joiner = match sys::fork_single_threaded()? {
-        Forked::Child => enter_and_exec(
-            &Entry {
-                target,
-                request,
-                init_env,
-                commands,
-                terminal: socks.as_ref().map(|(_, c)| (c.as_raw_fd(), size)),
-                stdio: child_stdio,
-            },
-            pid_wr.as_raw_fd(),
-        ),
+    // Our child joins, starts the command and passes it our signals; it
+    // ends with the command's status.
+    let pid = match sys::fork_single_threaded()? {
+        Forked::Child => enter_and_exec(&Entry {
+            target,
+            request,
+            init_env,
+            commands,
+            terminal: socks.as_ref().map(|(_, c)| (c.as_raw_fd(), size)),
+            stdio: child_stdio,
+        }),
         Forked::Parent(pid) => pid,
     };
-    drop(pid_wr);
-    // The joining process ends at once, having started the command's
-    // (our child too) and said its PID; or it failed and said why.
-    let mut pid_bytes = [0u8; 4];
-    let got = (&pid_rd).read_exact(&mut pid_bytes).is_ok();
-    let joined = sys::wait(joiner)?;
-    if !got {
-        return Ok(joined.exit_code().map_or(125, |c| c as u8));
-    }
-    let pid = i32::from_ne_bytes(pid_bytes);
     let mut relay = Relay {
         child: pid,
         status: None,
@@ -192,11 +182,7 @@ fn start_and_relay(
         Some(s) => s,
         None => sys::wait(pid)?,
     };
-    Ok(match (status.exit_code(), status.signal()) {
-        (Some(c), _) => c as u8,
-        (None, Some(sig)) => 128u8.saturating_add(sig as u8),
-        _ => 125,
-    })
+    Ok(super::enter::status_code(status).clamp(0, 255) as u8)
 }
 
 /// Whether our fd 0, 1 or 2 is a terminal.

@@ -60,12 +60,33 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn try_spawn(mut cmd: Command) -> std::io::Result<Proc> {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+    pub fn try_spawn(cmd: Command) -> std::io::Result<Proc> {
+        Proc::try_spawn_feeding(cmd, None)
+    }
+
+    /// Starts `cmd` with `input` on its stdin (then end of file), written by a thread.
+    pub fn spawn_feeding(cmd: Command, input: &[u8]) -> Proc {
+        let desc = format!("{cmd:?}");
+        Proc::try_spawn_feeding(cmd, Some(input.to_vec()))
+            .unwrap_or_else(|e| panic!("cannot start {desc}: {e}"))
+    }
+
+    fn try_spawn_feeding(mut cmd: Command, input: Option<Vec<u8>>) -> std::io::Result<Proc> {
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let started = Instant::now();
         let mut child = cmd.spawn()?;
+        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(&data);
+            });
+        }
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let readers = vec![
