@@ -11,7 +11,7 @@
 //! 2. In the foreground: `envc reboot` comes back to running with a new PID 1, then
 //!    `systemctl poweroff` inside stops it and envc exits 0.
 //!
-//! Commands run inside with `nsenter -t PID1 -a` (there is no `envc exec` yet). The
+//! Commands run inside with `envc exec NAME --`. The
 //! durations (debootstrap when it ran, boot to running, stop, reboot, poweroff) are
 //! printed: run with `--nocapture` to see them.
 
@@ -66,10 +66,10 @@ fn envc(args: &[&str]) -> Out {
     run(cmd, CMD_TIMEOUT)
 }
 
-/// `nsenter -t PID -a ARGS`: ARGS run in all of PID 1's namespaces.
-fn inside(pid: i32, args: &[&str], timeout: Duration) -> Out {
-    let mut cmd = Command::new("nsenter");
-    cmd.arg("-t").arg(pid.to_string()).arg("-a").args(args);
+/// `envc exec NAME -- ARGS`: ARGS run inside the container `name`.
+fn inside(name: &str, args: &[&str], timeout: Duration) -> Out {
+    let mut cmd = Command::new(common::envc_bin());
+    cmd.args(["exec", name, "--"]).args(args);
     run(cmd, timeout)
 }
 
@@ -204,11 +204,11 @@ impl Guest {
     /// Waits until systemd says `running` (or `degraded` with justified failures);
     /// returns how long it took. Very early in boot (before systemd has set itself
     /// up) systemctl fails without a word: ask again then.
-    fn wait_running(&self, pid: i32) -> Duration {
+    fn wait_running(&self) -> Duration {
         let start = Instant::now();
         let out = loop {
             let left = BOOT_TIMEOUT.saturating_sub(start.elapsed());
-            let out = inside(pid, &["systemctl", "is-system-running", "--wait"], left);
+            let out = inside(&self.name, &["systemctl", "is-system-running", "--wait"], left);
             let state = out.stdout.trim();
             if !(state.is_empty() || state == "offline") || start.elapsed() > BOOT_TIMEOUT {
                 break out;
@@ -221,7 +221,7 @@ impl Guest {
             "running" => {}
             "degraded" => {
                 let failed = inside(
-                    pid,
+                    &self.name,
                     &[
                         "systemctl",
                         "--failed",
@@ -237,7 +237,7 @@ impl Guest {
                         Some((_, why)) => println!("failed unit {unit}, accepted: {why}"),
                         None => {
                             let status = inside(
-                                pid,
+                                &self.name,
                                 &["systemctl", "status", "--no-pager", "-l", unit],
                                 CMD_TIMEOUT,
                             );
@@ -344,8 +344,8 @@ fn debian12_boots_to_running_and_stops_cleanly() {
     let out = envc(&["apply", "-d", g.profile.to_str().unwrap()]);
     out.expect(0, "envc apply -d");
     assert_eq!(out.stdout, format!("{name}\n"));
-    let pid = g.pid1().expect("info.json after apply -d");
-    let boot = g.wait_running(pid);
+    g.pid1().expect("info.json after apply -d");
+    let boot = g.wait_running();
     println!(
         "debian 12: apply -d {:?}, boot to running {:?} (total {:?})",
         out.elapsed,
@@ -353,18 +353,16 @@ fn debian12_boots_to_running_and_stops_cleanly() {
         t.elapsed()
     );
 
-    let virt = inside(pid, &["systemd-detect-virt"], CMD_TIMEOUT);
+    let virt = inside(&name, &["systemd-detect-virt"], CMD_TIMEOUT);
     assert_eq!(virt.stdout.trim(), "lxc", "{}", virt.describe());
-    let container = inside(pid, &["cat", "/run/systemd/container"], CMD_TIMEOUT);
+    let container = inside(&name, &["cat", "/run/systemd/container"], CMD_TIMEOUT);
     assert_eq!(container.stdout.trim(), "lxc", "{}", container.describe());
-    let journald = inside(
-        pid,
+    let journald = inside(&name,
         &["systemctl", "is-active", "systemd-journald"],
         CMD_TIMEOUT,
     );
     assert_eq!(journald.stdout.trim(), "active", "{}", journald.describe());
-    let journal = inside(
-        pid,
+    let journal = inside(&name,
         &[
             "journalctl",
             "-b",
@@ -381,10 +379,9 @@ fn debian12_boots_to_running_and_stops_cleanly() {
         journal.describe()
     );
     // The cgroups from inside: PID 1's, and a process the guest's systemd starts.
-    let pid1_cg = inside(pid, &["cat", "/proc/1/cgroup"], CMD_TIMEOUT);
+    let pid1_cg = inside(&name, &["cat", "/proc/1/cgroup"], CMD_TIMEOUT);
     assert_container_view("/proc/1/cgroup", &pid1_cg.stdout, "/init.scope");
-    let unit_cg = inside(
-        pid,
+    let unit_cg = inside(&name,
         &[
             "systemd-run",
             "--wait",
@@ -471,11 +468,11 @@ fn debian12_boots_unprivileged_and_stops_cleanly() {
     let out = envc(&["apply", "-d", g.profile.to_str().unwrap()]);
     out.expect(0, "envc apply -d");
     let pid = g.pid1().expect("info.json after apply -d");
-    let boot = g.wait_running(pid);
+    let boot = g.wait_running();
     println!("debian 12 unprivileged: boot {boot:?}");
-    let virt = inside(pid, &["systemd-detect-virt"], CMD_TIMEOUT);
+    let virt = inside(&name, &["systemd-detect-virt"], CMD_TIMEOUT);
     assert_eq!(virt.stdout.trim(), "lxc", "{}", virt.describe());
-    let map = inside(pid, &["cat", "/proc/1/uid_map"], CMD_TIMEOUT);
+    let map = inside(&name, &["cat", "/proc/1/uid_map"], CMD_TIMEOUT);
     let fields: Vec<&str> = map.stdout.split_whitespace().collect();
     assert_eq!(fields.first(), Some(&"0"), "{}", map.describe());
     assert_ne!(
@@ -529,26 +526,26 @@ fn debian12_reboot_then_poweroff_in_foreground() {
         assert!(!fg.exited(), "envc exited early");
         g.pid1()
     });
-    let boot = g.wait_running(pid);
+    let boot = g.wait_running();
     println!("debian 12 (foreground): boot to running {boot:?}");
 
     let t = Instant::now();
     envc(&["reboot", &name]).expect(0, "envc reboot");
-    let new_pid = wait_until("a new PID 1", BOOT_TIMEOUT, || {
+    wait_until("a new PID 1", BOOT_TIMEOUT, || {
         assert!(!fg.exited(), "envc exited instead of rebooting");
         g.pid1().filter(|p| *p != pid)
     });
-    let again = g.wait_running(new_pid);
+    let again = g.wait_running();
     println!(
         "debian 12: envc reboot → running again in {:?} (boot {again:?})",
         t.elapsed()
     );
-    let sup = inside(new_pid, &["systemctl", "is-system-running"], CMD_TIMEOUT);
+    let sup = inside(&name, &["systemctl", "is-system-running"], CMD_TIMEOUT);
     assert_eq!(sup.stdout.trim(), "running", "{}", sup.describe());
 
     let t = Instant::now();
     // systemctl may lose its connection as PID 1 goes away: its status is not judged.
-    let _ = inside(new_pid, &["systemctl", "poweroff"], CMD_TIMEOUT);
+    let _ = inside(&name, &["systemctl", "poweroff"], CMD_TIMEOUT);
     let out = fg.wait(CMD_TIMEOUT);
     println!(
         "debian 12: systemctl poweroff → envc exited in {:?}",
