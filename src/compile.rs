@@ -122,6 +122,8 @@ pub fn compile(p: &Profile) -> Plan {
             limits: p.limits.clone(),
             device_allow,
             device_allow_from_host,
+            unrestricted_devices_ok: (p.cgroup.allow_unrestricted_devices.as_ref())
+                .is_some_and(|u| u.value),
             delegate: unprivileged,
         },
     );
