@@ -374,3 +374,54 @@ fn the_program_goes_with_the_cgroup_at_stop() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Rule shapes LXD's list does not use, loaded by the real verifier and obeyed: type
+/// `a`, a wildcard minor with a read-only access, a wildcard major; and `a` alone,
+/// which allows everything.
+#[test]
+fn every_rule_shape_loads_and_holds_on_pure_cgroup2() {
+    if !needs("every_rule_shape_loads_and_holds_on_pure_cgroup2") {
+        return;
+    }
+    let _serial = common::serial();
+    let w = World::new("dp-shapes");
+    let p = w.profile(
+        "dp-shapes",
+        "",
+        r#"
+[cgroup]
+device-allow = [
+  "a 1:3 rw", "c 1:3 m", "a *:5 rwm", "c 1:* r", "c *:* m", "b *:* m",
+  "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:* rwm", "c 136:* rwm",
+  "c 10:229 rwm", "c 10:200 rwm",
+]
+"#,
+    );
+    let before = HostState::capture();
+    let out = w.apply(&p, true, &[]);
+    before.assert_restored_within(SETTLE);
+    let show = common::proc::show(&out);
+    assert!(out.status.success(), "{show}");
+    let f = facts(&out);
+    for dev in ["null", "zero", "ptmx", "console", "fuse", "tun"] {
+        assert_eq!(f[dev], "ok", "/dev/{dev}\n{show}");
+    }
+    // `c 1:* r`: /dev/kmsg's numbers read, not written.
+    assert_eq!(f["kmsg"], "ok", "{show}");
+    assert_eq!(f["loop0_r"], EPERM, "{show}");
+    let cg = World::report(&p)["host"]["cgroup"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(cg.contains("(cgroup2 device program"), "{cg}");
+
+    let p = w.profile("dp-all", "", "[cgroup]\ndevice-allow = [\"a\"]\n");
+    let before = HostState::capture();
+    let out = w.apply(&p, true, &[]);
+    before.assert_restored_within(SETTLE);
+    let show = common::proc::show(&out);
+    assert!(out.status.success(), "{show}");
+    let f = facts(&out);
+    assert_eq!(f["kmsg"], "ok", "{show}");
+    assert_eq!(f["loop0_rw"], "ok", "`a` allows every device\n{show}");
+}
