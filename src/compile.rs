@@ -109,9 +109,10 @@ pub fn compile(p: &Profile) -> Plan {
     }
     let unprivileged = p.idmap.is_some();
     // The allow-list in both modes. LXD writes none for an unprivileged
-    // container (its user namespace refuses mknod), but a device node the
-    // rootfs already holds could still be opened: the list stops that
-    // where the host has a devices controller.
+    // container (its user namespace refuses mknod), but its root may
+    // remount the nodev rootfs (the flag is not locked) and open a node the
+    // image holds: the list stops that, by the v1 devices controller or a
+    // cgroup2 device program.
     let (device_allow, device_allow_from_host) = device_rules(p);
     b.push(
         Phase::Namespaces,
@@ -122,6 +123,8 @@ pub fn compile(p: &Profile) -> Plan {
             limits: p.limits.clone(),
             device_allow,
             device_allow_from_host,
+            unrestricted_devices_ok: (p.cgroup.allow_unrestricted_devices.as_ref())
+                .is_some_and(|u| u.value),
             delegate: unprivileged,
         },
     );

@@ -250,6 +250,7 @@ fn unified_host_gets_v2_names_delegation_one_cgroup2_mount_and_teardown() {
             && !c.starts_with("remove_host_dir")
             && !c.starts_with("host_subdirs")
             && !c.starts_with("prepare_cgroup_join")
+            && !c.starts_with("attach_device_program")
             && c.contains("/sys/fs/cgroup")
     });
     assert_eq!(
@@ -264,7 +265,8 @@ fn unified_host_gets_v2_names_delegation_one_cgroup2_mount_and_teardown() {
         Some("cgroup2 on /sys/fs/cgroup")
     );
 
-    // The report: layout, every value written; no devices controller on cgroup2.
+    // The report: layout, every value written; the allow-list as a device program
+    // on the container's cgroup, attached before the clone starts the child there.
     let cg = report.host.cgroup.as_deref().unwrap();
     for want in [
         "pure cgroup2",
@@ -272,7 +274,7 @@ fn unified_host_gets_v2_names_delegation_one_cgroup2_mount_and_teardown() {
         "cpuset.cpus=0",
         "cpu.max=25000 100000",
         "pids.max=10",
-        "no devices controller",
+        "devices: deny all, allow 13 rules (cgroup2 device program",
     ] {
         assert!(
             cg.contains(want),
@@ -516,6 +518,143 @@ minor = 1
     );
 }
 
+// ------------------------------------------------------------------ devices without a v1 controller
+
+/// `HYBRID_MOUNTINFO` without its devices hierarchy.
+fn hybrid_without_devices() -> String {
+    (HYBRID_MOUNTINFO.lines())
+        .filter(|l| !l.contains("rw,devices"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// `HYBRID_MOUNTINFO` without cgroup2 nor devices: nothing can enforce the list.
+fn v1_without_devices() -> String {
+    (hybrid_without_devices().lines())
+        .filter(|l| !l.contains("cgroup2"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// On a pure cgroup2 host the list is a device program on the container's cgroup,
+/// attached before the clone (which starts the child in that cgroup); on a hybrid host
+/// without a v1 devices controller, on its cgroup2 directory, before the exec.
+#[test]
+fn without_a_devices_controller_the_list_is_a_cgroup2_device_program() {
+    let plan = plan_of("");
+    for (mountinfo, dir) in [
+        (UNIFIED_MOUNTINFO.to_string(), "/sys/fs/cgroup"),
+        (hybrid_without_devices(), "/sys/fs/cgroup/unified"),
+    ] {
+        let (report, calls) = run(&plan, host(&mountinfo), None);
+        assert_clean(&report);
+        let attach = matching(&calls, |c| c.starts_with("attach_device_program "));
+        assert_eq!(
+            attach,
+            [format!(
+                "attach_device_program {dir}/envc/{NAME} (74 instructions)"
+            )],
+            "{}",
+            calls.join("\n")
+        );
+        let at = pos(&calls, attach[0]);
+        assert!(at > pos(&calls, &format!("make_host_dir {dir}/envc/{NAME}")));
+        assert!(
+            at < calls
+                .iter()
+                .position(|c| c.starts_with("exec_init "))
+                .unwrap()
+        );
+        if dir == "/sys/fs/cgroup" {
+            assert!(at < calls.iter().position(|c| c.starts_with("spawn ")).unwrap());
+        }
+        assert!(matching(&calls, |c| c.contains("devices.")).is_empty());
+        let cg = report.host.cgroup.as_deref().unwrap();
+        assert!(
+            cg.contains(
+                "devices: deny all, allow 13 rules (cgroup2 device program, 74 instructions)"
+            ),
+            "{cg}"
+        );
+    }
+}
+
+/// The profile's own devices are in the program too (one more rule, five instructions).
+#[test]
+fn the_profiles_own_devices_join_the_device_program() {
+    let plan = plan_of(
+        r#"
+[devices.hdloop]
+type = "unix-block"
+path = "/dev/hd-loop"
+major = 7
+minor = 1
+"#,
+    );
+    let (report, calls) = run(&plan, host(UNIFIED_MOUNTINFO), None);
+    assert_clean(&report);
+    pos(
+        &calls,
+        &format!("attach_device_program /sys/fs/cgroup/envc/{NAME} (79 instructions)"),
+    );
+}
+
+/// Neither a v1 devices controller nor a device program: the start is refused, the
+/// error names the key that allows it, and nothing is left; with the key it starts and
+/// the report says the devices are not restricted, and why.
+#[test]
+fn unenforceable_device_rules_refuse_the_start_unless_the_profile_allows_it() {
+    let refused = plan_of("");
+    let allowed = plan_of("[cgroup]\nallow-unrestricted-devices = true\n");
+    // No cgroup2 hierarchy at all; and a device program the kernel will not attach.
+    let clean_unified = run(&refused, host(UNIFIED_MOUNTINFO), None).1;
+    let attach_call = (clean_unified.iter())
+        .position(|c| c.starts_with("attach_device_program "))
+        .unwrap();
+    for (mountinfo, fail_at, why) in [
+        (
+            v1_without_devices(),
+            None,
+            "no v1 devices controller and no cgroup2 hierarchy",
+        ),
+        (
+            UNIFIED_MOUNTINFO.to_string(),
+            Some(attach_call),
+            "no v1 devices controller, and injected failure",
+        ),
+    ] {
+        let (report, calls) = run(&refused, host(&mountinfo), fail_at);
+        let o = report.outcome.as_ref().expect("refused");
+        assert_eq!(o.exit_code, 125, "{}", report.summary());
+        match step_status(&report, "CreateCgroup") {
+            Status::Failed { error, .. } => assert!(
+                error.contains(why) && error.contains("`cgroup.allow-unrestricted-devices = true`"),
+                "{error}"
+            ),
+            other => panic!("CreateCgroup: {other:?}"),
+        }
+        assert!(
+            !calls.iter().any(|c| c.starts_with("exec_init")),
+            "{calls:#?}"
+        );
+        assert!(report.teardown_left.is_empty());
+        let mut made = made_dirs(&calls);
+        made.reverse();
+        let all: Vec<&str> = calls.iter().map(String::as_str).collect();
+        assert_eq!(removed_dirs(&all), made);
+
+        let (report, _) = run(&allowed, host(&mountinfo), fail_at);
+        assert_clean(&report);
+        let cg = report.host.cgroup.as_deref().unwrap();
+        assert!(
+            cg.contains("devices: NOT RESTRICTED (")
+                && cg.contains(why)
+                && cg.contains("cgroup.allow-unrestricted-devices = true"),
+            "{cg}"
+        );
+    }
+}
+
 // ------------------------------------------------------------------ percentages and failures
 
 #[test]
@@ -755,6 +894,13 @@ impl Kernel for Cgroupfs {
         self.inner.write_host_file(path, value)?;
         self.written.insert(path.to_path_buf(), value.to_string());
         Ok(())
+    }
+    fn attach_device_program(
+        &mut self,
+        cgroup: &Path,
+        program: &[envc::exec::cgroup::device_program::Insn],
+    ) -> io::Result<()> {
+        self.inner.attach_device_program(cgroup, program)
     }
     fn make_host_dir(&mut self, path: &Path) -> io::Result<bool> {
         let made = self.inner.make_host_dir(path)?;
@@ -1003,6 +1149,13 @@ fn an_unprivileged_containers_cgroup_is_handed_to_its_root() {
             );
         } else {
             assert!(denied.is_empty(), "{layout}: no devices controller");
+            // The same list as a device program: the rootfs is nodev, but its
+            // root may remount it (see SECURITY.md), and an image's nodes stay shut.
+            let attach = pos(
+                &calls,
+                &format!("attach_device_program /sys/fs/cgroup/envc/{NAME} (74 instructions)"),
+            );
+            assert!(attach < calls.iter().position(|c| c.starts_with("spawn ")).unwrap());
         }
         // The map is chosen before the cgroup is made, written after the clone.
         let chosen = pos(&calls, "read_host_file /etc/subuid");

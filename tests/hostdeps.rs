@@ -1267,6 +1267,7 @@ major = 7
 minor = 1
 [init]
 command = ["/bin/sh", "-c", '''
+busybox rm -f /tmp/hd-loop0
 if busybox mknod /tmp/hd-loop0 b 7 0; then echo "HD mknod=ok"; else echo "HD mknod=failed"; fi
 if ( : < /tmp/hd-loop0 ); then echo "HD loop0=opened"; fi
 if ( : < /dev/hd-loop1 ); then echo "HD loop1=opened"; fi
@@ -1275,31 +1276,42 @@ echo "HD done=1"
 ''']
 "#,
     );
-    let f = host_unchanged(|| w.apply(&profile, None)).ok();
-    assert_eq!(f.value("mknod"), "ok", "privileged: mknod works");
-    assert!(
-        !f.values().contains_key("loop0"),
-        "an unlisted block device could be opened\n{}",
-        f.describe()
-    );
-    assert!(
-        f.stdout.contains("/tmp/hd-loop0: Operation not permitted")
-            || f.stdout
-                .contains("can't open '/tmp/hd-loop0': Operation not permitted"),
-        "opening the unlisted device must fail with EPERM (the devices cgroup)\n{}",
-        f.describe()
-    );
-    assert_eq!(
-        f.values().get("loop1").map(String::as_str),
-        Some("opened"),
-        "the profile's own device is allowed\n{}",
-        f.describe()
-    );
-    assert_eq!(f.value("null"), "opened");
-    let report = w.report(&profile);
-    assert_report_clean(&report, 0);
-    let cg = report["host"]["cgroup"].as_str().unwrap();
-    assert!(cg.contains("devices: deny all"), "{cg}");
+    // The v1 devices controller here; a cgroup2 device program on the pure layout.
+    for (pure, how) in [
+        (false, "(v1 devices controller)"),
+        (true, "(cgroup2 device program"),
+    ] {
+        let mut apply = w.apply_cmd(&profile, None);
+        if pure {
+            apply = common::cgroup2::on_pure_cgroup2(&apply);
+            die_with_test(&mut apply);
+        }
+        let f = host_unchanged(|| Running::spawn(apply).wait(RUN_TIMEOUT)).ok();
+        assert_eq!(f.value("mknod"), "ok", "privileged: mknod works");
+        assert!(
+            !f.values().contains_key("loop0"),
+            "an unlisted block device could be opened\n{}",
+            f.describe()
+        );
+        assert!(
+            f.stdout.contains("/tmp/hd-loop0: Operation not permitted")
+                || f.stdout
+                    .contains("can't open '/tmp/hd-loop0': Operation not permitted"),
+            "opening the unlisted device must fail with EPERM (the devices cgroup)\n{}",
+            f.describe()
+        );
+        assert_eq!(
+            f.values().get("loop1").map(String::as_str),
+            Some("opened"),
+            "the profile's own device is allowed\n{}",
+            f.describe()
+        );
+        assert_eq!(f.value("null"), "opened");
+        let report = w.report(&profile);
+        assert_report_clean(&report, 0);
+        let cg = report["host"]["cgroup"].as_str().unwrap();
+        assert!(cg.contains("devices: deny all") && cg.contains(how), "{cg}");
+    }
 }
 
 #[test]
@@ -1564,10 +1576,9 @@ echo "HD done=1"
     assert!(f.stderr.contains("LXCFS not found"), "{}", f.describe());
 }
 
-/// A pure cgroup2 host, for real: in a private mount namespace `/sys/fs/cgroup` is
-/// replaced by this machine's cgroup2 hierarchy alone (bound from
-/// `/sys/fs/cgroup/unified`; it has no controllers here, the v1 hierarchies hold them),
-/// so envc sees the layout of a pure cgroup2 host and runs that path on the kernel: the
+/// A pure cgroup2 host, for real (`common::cgroup2`: this machine's cgroup2 hierarchy
+/// alone at `/sys/fs/cgroup` in a private mount namespace; it has no controllers here,
+/// the v1 hierarchies hold them), so envc runs that path on the kernel: the
 /// clone starts PID 1 in its cgroup (no PID is written), PID 1 sees `0::/` and a fresh
 /// cgroup2 on `/sys/fs/cgroup`, and the cgroup (in the host's unified hierarchy) is gone
 /// afterwards.
@@ -1607,24 +1618,9 @@ echo "HD done=1"
 ''']
 "#,
     );
-    let ns = PrivateNs::new();
-    let stage = w.path("cg2");
-    std::fs::create_dir(&stage).unwrap();
-    ns.sh(&format!(
-        "mount --bind {u} {s}; umount -l /sys/fs/cgroup; mount --move {s} /sys/fs/cgroup",
-        u = unified.display(),
-        s = stage.display()
-    ));
-    let layout = ns.sh("grep ' /sys/fs/cgroup' /proc/self/mountinfo");
-    let cg_lines: Vec<&str> = layout.stdout.lines().collect();
-    assert_eq!(
-        cg_lines.len(),
-        1,
-        "the namespace's cgroup mounts: {cg_lines:?}"
-    );
-    assert!(cg_lines[0].contains(" - cgroup2 "), "{cg_lines:?}");
-
-    let f = host_unchanged(|| w.apply(&profile, Some(&ns))).ok();
+    let mut apply = common::cgroup2::on_pure_cgroup2(&w.apply_cmd(&profile, None));
+    die_with_test(&mut apply);
+    let f = host_unchanged(|| Running::spawn(apply).wait(RUN_TIMEOUT)).ok();
     let v = f.values();
     assert_eq!(
         v.get("done").map(String::as_str),

@@ -143,7 +143,7 @@ impl Guest {
     }
 
     fn with_privileged(name: &str, privileged: bool) -> Guest {
-        assert!(name.starts_with("lc-"));
+        assert!(name.starts_with("lc-") || name.starts_with("dp-"));
         let rootfs = debian_rootfs();
         let dir = TempDir::new(name);
         let profile = dir.path().join(format!("{name}.toml"));
@@ -281,11 +281,15 @@ impl Drop for Guest {
             eprintln!("guard: envc stop --force {}", self.name);
             run(&["stop", "--force", &self.name]);
         }
-        let cgroups: Vec<PathBuf> = ["/sys/fs/cgroup/systemd/envc", "/sys/fs/cgroup/envc"]
-            .iter()
-            .map(|p| Path::new(p).join(&self.name))
-            .filter(|p| p.is_dir())
-            .collect();
+        let cgroups: Vec<PathBuf> = [
+            "/sys/fs/cgroup/systemd/envc",
+            "/sys/fs/cgroup/envc",
+            "/sys/fs/cgroup/unified/envc",
+        ]
+        .iter()
+        .map(|p| Path::new(p).join(&self.name))
+        .filter(|p| p.is_dir())
+        .collect();
         if self.state_dir().exists() || !cgroups.is_empty() {
             // PID 1 died with its supervisor, but the kernel takes a moment to empty
             // the cgroups; gc leaves a cgroup with processes alone.
@@ -499,6 +503,85 @@ fn debian12_boots_unprivileged_and_stops_cleanly() {
         g.describe()
     );
     assert!(!stop.stderr.contains("killed"), "{}", stop.describe());
+    assert!(!g.state_dir().exists());
+    before.assert_restored_within(SETTLE);
+}
+
+/// The privileged guest on a pure cgroup2 host (`common::cgroup2`): one cgroup2
+/// hierarchy, the allow-list as a device program on the container's cgroup (systemd
+/// attaches its own below it; both must allow). It boots to running, a unit's process
+/// cannot open a node outside the list, and it stops cleanly leaving nothing.
+#[test]
+fn debian12_boots_privileged_on_pure_cgroup2() {
+    if !common::require_root("debian12_boots_privileged_on_pure_cgroup2") {
+        return;
+    }
+    let _s = common::serial();
+    let g = Guest::new("dp-deb12");
+    let name = g.name.clone();
+    let before = HostState::capture();
+    let mut apply = Command::new(common::envc_bin());
+    apply.args(["apply", "-d", g.profile.to_str().unwrap()]);
+    let out = run(common::cgroup2::on_pure_cgroup2(&apply), CMD_TIMEOUT);
+    out.expect(0, "envc apply -d on pure cgroup2");
+    let pid = g.pid1().expect("info.json after apply -d");
+    let boot = g.wait_running(pid);
+    println!("debian 12 on pure cgroup2: boot to running {boot:?}");
+    // The start's summary (the report is written at the end).
+    assert!(
+        out.stderr
+            .contains("cgroup         pure cgroup2: cgroup2; devices: deny all, allow")
+            && out.stderr.contains("(cgroup2 device program"),
+        "{}",
+        out.describe()
+    );
+    // Seen from inside: PID 1 in its own cgroup2 tree (the kernel still lists the
+    // machine's v1 hierarchies, which the namespace does not mount).
+    let pid1_cg = inside(pid, &["cat", "/proc/1/cgroup"], CMD_TIMEOUT);
+    assert!(
+        pid1_cg.stdout.lines().any(|l| l == "0::/init.scope"),
+        "{}",
+        pid1_cg.describe()
+    );
+    let fs = inside(
+        pid,
+        &["stat", "-f", "-c", "%T", "/sys/fs/cgroup"],
+        CMD_TIMEOUT,
+    );
+    assert_eq!(fs.stdout.trim(), "cgroup2fs", "{}", fs.describe());
+    // A unit's process (in the container's cgroup, unlike nsenter's): the contract's
+    // devices open, a node outside the list is made but not opened.
+    let unit = inside(
+        pid,
+        &[
+            "systemd-run",
+            "--wait",
+            "--pipe",
+            "--quiet",
+            "sh",
+            "-c",
+            "head -c 1 /dev/zero >/dev/null && echo zero=ok; \
+             mknod /dev/dp-kmsg c 1 11 && echo mknod=ok; \
+             head -c 1 /dev/dp-kmsg 2>&1; rm -f /dev/dp-kmsg",
+        ],
+        CMD_TIMEOUT,
+    );
+    assert!(
+        unit.stdout.contains("zero=ok")
+            && unit.stdout.contains("mknod=ok")
+            && unit.stdout.contains("Operation not permitted"),
+        "{}",
+        unit.describe()
+    );
+    let stop = envc(&["stop", &name]);
+    stop.expect(0, "envc stop");
+    assert!(stop.elapsed < STOP_LIMIT, "{}", stop.describe());
+    assert!(!stop.stderr.contains("killed"), "{}", stop.describe());
+    assert!(
+        !Path::new("/sys/fs/cgroup/unified/envc")
+            .join(&name)
+            .exists()
+    );
     assert!(!g.state_dir().exists());
     before.assert_restored_within(SETTLE);
 }

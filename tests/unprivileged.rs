@@ -533,10 +533,8 @@ fn a_range_held_by_a_killed_supervisor_is_freed_by_gc() {
     before.assert_restored_within(SETTLE);
 }
 
-/// The same on a pure cgroup2 host (what current distributions run): a
-/// private mount namespace whose `/sys/fs/cgroup` is only the machine's
-/// cgroup2 hierarchy (mounted with the options it has: a different option
-/// would change the host's superblock). The container's cgroup is its root's: inside, it sees
+/// The same on a pure cgroup2 host (what current distributions run; see
+/// `common::cgroup2`). The container's cgroup is its root's: inside, it sees
 /// its cgroup as `/`, owns `cgroup.procs`, and can make a tree of its own
 /// and move into it, as systemd does.
 #[test]
@@ -563,17 +561,7 @@ fn an_unprivileged_container_owns_its_cgroup_on_a_pure_cgroup2_host() {
     )
     .unwrap();
     let before = HostState::capture();
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(
-            "umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup \
-             && exec \"$@\"",
-        )
-        .arg("sh")
-        .args(w.apply_cmd(&p).get_program().to_str())
-        .args(w.apply_cmd(&p).get_args())
-        .env("ENVC_RUN_DIR", w.dir.path().join("run"))
-        .env("ENVC_LOG_DIR", w.dir.path().join("log"));
+    let cmd = common::cgroup2::on_pure_cgroup2(&w.apply_cmd(&p));
     let out = common::proc::run_cmd(cmd, TIMEOUT);
     before.assert_restored_within(SETTLE);
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -161,6 +161,14 @@ pub trait Kernel {
         }
         Ok(())
     }
+    /// Loads `program` as a cgroup device program and attaches it to the
+    /// cgroup2 directory `cgroup`, letting programs attached below it run
+    /// too (all must allow). The attachment lasts as long as the cgroup.
+    fn attach_device_program(
+        &mut self,
+        cgroup: &Path,
+        program: &[crate::exec::cgroup::device_program::Insn],
+    ) -> io::Result<()>;
     /// Creates a directory; `Ok(false)` if it was already there.
     fn make_host_dir(&mut self, path: &Path) -> io::Result<bool>;
     fn remove_host_dir(&mut self, path: &Path) -> io::Result<()>;

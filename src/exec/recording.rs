@@ -339,6 +339,17 @@ impl Kernel for RecordingKernel {
     fn pivot_root(&mut self) -> io::Result<()> {
         self.call("pivot_root".into())
     }
+    fn attach_device_program(
+        &mut self,
+        cgroup: &Path,
+        program: &[crate::exec::cgroup::device_program::Insn],
+    ) -> io::Result<()> {
+        self.call(format!(
+            "attach_device_program {} ({} instructions)",
+            cgroup.display(),
+            program.len()
+        ))
+    }
     fn chown_host(&mut self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
         self.call(format!("chown_host {} {uid}:{gid}", path.display()))
     }

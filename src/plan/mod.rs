@@ -192,6 +192,10 @@ pub enum Op {
         /// Host nodes whose numbers are allowed too (read when the container starts).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         device_allow_from_host: Vec<HostPath>,
+        /// Start even where the rules cannot be enforced
+        /// (`cgroup.allow-unrestricted-devices`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unrestricted_devices_ok: bool,
         /// Hands the cgroup to the container's root (an unprivileged
         /// container's init makes its own tree below it).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]

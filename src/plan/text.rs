@@ -22,6 +22,7 @@ fn what(op: &Op) -> String {
             limits,
             device_allow,
             device_allow_from_host,
+            unrestricted_devices_ok,
             delegate,
         } => {
             let mut s = format!("{parent}/{name} in every hierarchy the host has");
@@ -54,6 +55,9 @@ fn what(op: &Op) -> String {
                 "; {} device rules",
                 device_allow.len() + device_allow_from_host.len()
             );
+            if *unrestricted_devices_ok {
+                s.push_str(" (unenforced where the host cannot)");
+            }
             if *delegate {
                 s.push_str("; handed to the container's root");
             }

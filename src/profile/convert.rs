@@ -38,6 +38,7 @@ pub(super) struct Part {
     pub(super) cgroup_parent: Option<At<String>>,
     pub(super) cgroup_ns: Option<At<bool>>,
     pub(super) device_allow: Option<At<Vec<String>>>,
+    pub(super) unrestricted_devices: Option<At<bool>>,
     pub(super) lxcfs_enabled: Option<At<bool>>,
     pub(super) lxcfs_path: Option<At<HostPath>>,
     /// `None` masks an inherited device.
@@ -524,6 +525,9 @@ fn convert_cgroup(cx: &mut Cx<'_>, c: &RawCgroup, part: &mut Part) {
     }
     if let Some(n) = c.namespace {
         part.cgroup_ns = Some(cx.at("cgroup.namespace", n));
+    }
+    if let Some(u) = c.allow_unrestricted_devices {
+        part.unrestricted_devices = Some(cx.at("cgroup.allow-unrestricted-devices", u));
     }
     if let Some(rules) = &c.device_allow {
         let mut ok = true;

@@ -88,6 +88,7 @@ pub(super) fn merge_layers(
     let cgroup_parent = need!(cgroup_parent, "cgroup.parent");
     let cgroup_ns = need!(cgroup_ns, "cgroup.namespace");
     let device_allow = need!(device_allow, "cgroup.device-allow");
+    let unrestricted_devices = last!(unrestricted_devices);
     let lxcfs_enabled = need!(lxcfs_enabled, "lxcfs.enabled");
     let lxcfs_path = need!(lxcfs_path, "lxcfs.path");
     let devlxd = config
@@ -202,6 +203,7 @@ pub(super) fn merge_layers(
             parent: cgroup_parent.expect("checked"),
             namespace: cgroup_ns.expect("checked"),
             device_allow: device_allow.expect("checked"),
+            allow_unrestricted_devices: unrestricted_devices,
         },
         lxcfs: Lxcfs {
             enabled: lxcfs_enabled.expect("checked"),

@@ -87,6 +87,8 @@ pub struct Cgroup {
     pub parent: At<String>,
     pub namespace: At<bool>,
     pub device_allow: At<Vec<String>>,
+    /// `cgroup.allow-unrestricted-devices`, when a layer sets it.
+    pub allow_unrestricted_devices: Option<At<bool>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,7 +119,7 @@ impl Limits {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeKind {
     Char,

@@ -339,6 +339,12 @@ pub struct RawCgroup {
     /// container's own unix devices are added to these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_allow: Option<Vec<String>>,
+    /// Start the container even where its device rules cannot be enforced
+    /// (no v1 devices controller, and no cgroup2 device program: a kernel
+    /// without `CONFIG_CGROUP_BPF`, or envc itself confined). Without it,
+    /// such a start is refused. Default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_unrestricted_devices: Option<bool>,
 }
 
 /// `[lxcfs]`.

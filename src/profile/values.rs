@@ -2,6 +2,7 @@
 //! CPU allowances, signals, MAC addresses, interface names, hostnames.
 //! Each returns a short reason on failure; the caller attaches the span.
 
+use super::model::NodeKind;
 use serde::{Deserialize, Serialize};
 
 /// Parses a size: plain bytes, or a number with a decimal (`kB`, `MB`, `GB`,
@@ -464,30 +465,95 @@ pub fn check_env_name(s: &str) -> Result<(), String> {
 
 /// A devices-controller rule: `TYPE MAJOR:MINOR ACCESS` (`c 1:3 rwm`, `b *:* m`, `a`).
 pub fn check_device_rule(s: &str) -> Result<(), String> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    if parts == ["a"] {
-        return Ok(());
-    }
-    let [kind, number, access] = parts.as_slice() else {
-        return Err("expected three fields: type, major:minor, access".into());
+    DeviceRule::parse(s).map(drop)
+}
+
+/// One device rule as the v1 devices controller takes it (`c 1:3 rwm`,
+/// `b *:* m`, or `a` alone for every device with every access).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeviceRule {
+    /// `None` for `a`: char and block devices.
+    pub kind: Option<NodeKind>,
+    /// `None` for `*`.
+    pub major: Option<u32>,
+    pub minor: Option<u32>,
+    pub access: DeviceAccess,
+}
+
+/// Which accesses a device rule allows: read, write, mknod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct DeviceAccess {
+    pub read: bool,
+    pub write: bool,
+    pub mknod: bool,
+}
+
+impl DeviceAccess {
+    pub const ALL: DeviceAccess = DeviceAccess {
+        read: true,
+        write: true,
+        mknod: true,
     };
-    if !matches!(*kind, "c" | "b" | "a") {
-        return Err(format!("type `{kind}` is not `c`, `b` or `a`"));
-    }
-    let (ma, mi) = number
-        .split_once(':')
-        .ok_or_else(|| format!("`{number}` is not MAJOR:MINOR"))?;
-    for n in [ma, mi] {
-        if n != "*" && n.parse::<u32>().is_err() {
-            return Err(format!("`{n}` is not a number or `*`"));
+    pub fn union(self, o: DeviceAccess) -> DeviceAccess {
+        DeviceAccess {
+            read: self.read || o.read,
+            write: self.write || o.write,
+            mknod: self.mknod || o.mknod,
         }
     }
-    if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
-        return Err(format!(
-            "access `{access}` must be made of `r`, `w` and `m`"
-        ));
+}
+
+impl DeviceRule {
+    /// Every device, every access (the rule `a`).
+    pub const ALL: DeviceRule = DeviceRule {
+        kind: None,
+        major: None,
+        minor: None,
+        access: DeviceAccess::ALL,
+    };
+
+    pub fn parse(s: &str) -> Result<DeviceRule, String> {
+        let parts: Vec<&str> = s.split_whitespace().collect();
+        if parts == ["a"] {
+            return Ok(DeviceRule::ALL);
+        }
+        let [kind, number, access] = parts.as_slice() else {
+            return Err("expected three fields: type, major:minor, access".into());
+        };
+        let kind = match *kind {
+            "c" => Some(NodeKind::Char),
+            "b" => Some(NodeKind::Block),
+            "a" => None,
+            _ => return Err(format!("type `{kind}` is not `c`, `b` or `a`")),
+        };
+        let (ma, mi) = number
+            .split_once(':')
+            .ok_or_else(|| format!("`{number}` is not MAJOR:MINOR"))?;
+        let num = |n: &str| match n {
+            "*" => Ok(None),
+            _ => n
+                .parse::<u32>()
+                .map(Some)
+                .map_err(|_| format!("`{n}` is not a number or `*`")),
+        };
+        let (major, minor) = (num(ma)?, num(mi)?);
+        if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+            return Err(format!(
+                "access `{access}` must be made of `r`, `w` and `m`"
+            ));
+        }
+        let access = DeviceAccess {
+            read: access.contains('r'),
+            write: access.contains('w'),
+            mknod: access.contains('m'),
+        };
+        Ok(DeviceRule {
+            kind,
+            major,
+            minor,
+            access,
+        })
     }
-    Ok(())
 }
 
 /// An IPv4 address with prefix length.

@@ -13,6 +13,7 @@
 //! `--test-threads=1`).
 #![allow(dead_code, unused_imports)]
 
+pub mod cgroup2;
 mod host_state;
 mod mountinfo;
 pub mod proc;

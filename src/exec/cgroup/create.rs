@@ -3,6 +3,7 @@
 //! level needs), the controllers cgroup2 passes down, the limits, the
 //! devices allow-list, and what the child joins it with.
 
+use super::device_program::device_program;
 use super::{Hierarchy, Layout, LayoutKind};
 use crate::exec::kernel::Kernel;
 use crate::exec::linux::errno;
@@ -10,7 +11,7 @@ use crate::exec::report::Status;
 use crate::exec::{Failure, Runner, Undo};
 use crate::plan::Op;
 use crate::profile::model::{Limits, NodeKind};
-use crate::profile::values::{CpuLimit, MemoryLimit};
+use crate::profile::values::{CpuLimit, DeviceRule, MemoryLimit};
 use std::path::{Path, PathBuf};
 
 /// The container's cgroup, once made.
@@ -34,6 +35,7 @@ pub struct CgroupSpec<'a> {
     pub limits: &'a Limits,
     pub device_allow: &'a [String],
     pub device_allow_from_host: &'a [crate::paths::HostPath],
+    pub unrestricted_devices_ok: bool,
     pub delegate: bool,
 }
 
@@ -47,6 +49,7 @@ impl<'a> CgroupSpec<'a> {
                 limits,
                 device_allow,
                 device_allow_from_host,
+                unrestricted_devices_ok,
                 delegate,
             } => Some(CgroupSpec {
                 parent,
@@ -54,6 +57,7 @@ impl<'a> CgroupSpec<'a> {
                 limits,
                 device_allow,
                 device_allow_from_host,
+                unrestricted_devices_ok: *unrestricted_devices_ok,
                 delegate: *delegate,
             }),
             _ => None,
@@ -171,8 +175,9 @@ impl<K: Kernel> Runner<'_, K> {
         part: CgroupPart,
     ) -> Result<Status, Failure> {
         let Some(layout) = self.cgroup_layout(spec)? else {
+            let devices = self.devices_unrestricted(spec, "the host has no cgroup hierarchy")?;
             return Ok(Status::Skipped {
-                reason: "the host has no cgroup hierarchy mounted".into(),
+                reason: format!("the host has no cgroup hierarchy mounted; {devices}"),
             });
         };
         let mut paths = Vec::new();
@@ -501,19 +506,55 @@ impl<K: Kernel> Runner<'_, K> {
         Ok(())
     }
 
-    /// The devices allow-list, where the host has a devices controller:
-    /// everything denied, then the profile's rules and the numbers of the
-    /// host nodes it names. Returns what the report says of it.
+    /// The device allow-list: everything denied, then the profile's rules
+    /// and the numbers of the host nodes it names. Enforced by the v1
+    /// devices controller where the host has one, else by a device program
+    /// on the container's cgroup2 directory. Where neither can be had the
+    /// start is refused, unless the profile allows it. Returns what the
+    /// report says of it.
     fn write_device_rules(
         &mut self,
         layout: &Layout,
         spec: &CgroupSpec<'_>,
     ) -> Result<String, Failure> {
-        let Some(h) = layout.hierarchies.iter().find(|h| h.has("devices")) else {
-            return Ok("devices: no devices controller (not restricted)".into());
+        let rules = self.device_rules(spec)?;
+        let n = rules.len();
+        if let Some(h) = layout.hierarchies.iter().find(|h| h.has("devices")) {
+            let cg = h.mountpoint.join(spec.parent).join(spec.name);
+            self.k.write_host_file(&cg.join("devices.deny"), "a")?;
+            // One rule a write, through one open.
+            self.k
+                .write_host_file_each(&cg.join("devices.allow"), &rules)?;
+            return Ok(format!(
+                "devices: deny all, allow {n} rules (v1 devices controller)"
+            ));
+        }
+        let why = match layout.hierarchies.iter().find(|h| h.v2) {
+            Some(h) => {
+                let cg = h.mountpoint.join(spec.parent).join(spec.name);
+                let parsed = (rules.iter())
+                    .map(|r| DeviceRule::parse(r).map_err(|e| format!("device rule `{r}`: {e}")))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(Failure::new)?;
+                let program = device_program(&parsed);
+                match self.k.attach_device_program(&cg, &program) {
+                    Ok(()) => {
+                        return Ok(format!(
+                            "devices: deny all, allow {n} rules (cgroup2 device program, {} \
+                             instructions)",
+                            program.len()
+                        ));
+                    }
+                    Err(e) => format!("no v1 devices controller, and {e}"),
+                }
+            }
+            None => "no v1 devices controller and no cgroup2 hierarchy".into(),
         };
-        let cg = h.mountpoint.join(spec.parent).join(spec.name);
-        self.k.write_host_file(&cg.join("devices.deny"), "a")?;
+        self.devices_unrestricted(spec, &why)
+    }
+
+    /// The profile's rules and the rules for the host nodes it names.
+    fn device_rules(&mut self, spec: &CgroupSpec<'_>) -> Result<Vec<String>, Failure> {
         let mut rules: Vec<String> = spec.device_allow.to_vec();
         for src in spec.device_allow_from_host {
             if let Some((kind, ma, mi)) = self.k.host_device(src)? {
@@ -527,10 +568,25 @@ impl<K: Kernel> Runner<'_, K> {
                 }
             }
         }
-        // One rule a write, through one open.
-        self.k
-            .write_host_file_each(&cg.join("devices.allow"), &rules)?;
-        Ok(format!("devices: deny all, allow {} rules", rules.len()))
+        Ok(rules)
+    }
+
+    /// The device rules cannot be enforced (`why`): refused, unless the
+    /// profile says to start anyway. Returns what the report says.
+    fn devices_unrestricted(&self, spec: &CgroupSpec<'_>, why: &str) -> Result<String, Failure> {
+        if spec.device_allow.is_empty() && spec.device_allow_from_host.is_empty() {
+            return Ok(format!("devices: not restricted (no rules; {why})"));
+        }
+        if !spec.unrestricted_devices_ok {
+            return Err(Failure::new(format!(
+                "the container's device rules cannot be enforced: {why}. Every device node \
+                 it could reach would be open to it; set `cgroup.allow-unrestricted-devices \
+                 = true` in the profile to start it so"
+            )));
+        }
+        Ok(format!(
+            "devices: NOT RESTRICTED ({why}; cgroup.allow-unrestricted-devices = true)"
+        ))
     }
 
     /// Opens what the child joins the hierarchies this part made with.

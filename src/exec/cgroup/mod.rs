@@ -3,6 +3,7 @@
 //! allow-list), joining and mounting it inside, and removing it at teardown.
 
 mod create;
+pub mod device_program;
 mod inside;
 mod layout;
 mod limits;

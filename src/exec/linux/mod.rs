@@ -9,6 +9,7 @@
 //! the `Kernel` impl, which only dispatches: each concern lives in a module
 //! of its own, and those modules are where the `unsafe` code is.
 
+mod bpf;
 mod cgroup_join;
 mod exec_init;
 mod host;
@@ -195,6 +196,14 @@ impl Kernel for LinuxKernel {
 
     fn write_host_file_each(&mut self, path: &Path, values: &[String]) -> io::Result<()> {
         host::write_host_file_each(self, path, values)
+    }
+    fn attach_device_program(
+        &mut self,
+        cgroup: &Path,
+        program: &[crate::exec::cgroup::device_program::Insn],
+    ) -> io::Result<()> {
+        let code = crate::exec::cgroup::device_program::encode(program);
+        bpf::attach_device_program(self, cgroup, &code)
     }
 
     fn make_host_dir(&mut self, path: &Path) -> io::Result<bool> {
