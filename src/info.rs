@@ -166,10 +166,14 @@ fn interfaces(info: &Info) -> Vec<Interface> {
 
 /// Reads the first of `files` found in any of the container's cgroup
 /// directories, parsed by `parse`.
-fn first<T>(dirs: &[String], files: &[&str], parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+fn first<T>(
+    dirs: &[std::path::PathBuf],
+    files: &[&str],
+    parse: impl Fn(&str) -> Option<T>,
+) -> Option<T> {
     files.iter().find_map(|f| {
         dirs.iter()
-            .find_map(|d| std::fs::read_to_string(Path::new(d).join(f)).ok())
+            .find_map(|d| std::fs::read_to_string(d.join(f)).ok())
             .and_then(|t| parse(&t))
     })
 }
@@ -182,7 +186,7 @@ fn number(t: &str) -> Option<u64> {
 /// files), CPU time (`cpu.stat`'s `usage_usec`, else v1's `cpuacct.usage`
 /// in ns) and processes (`pids.current`).
 fn resources(info: &Info) -> Resources {
-    let d = &info.cgroups;
+    let d = &info.cgroup_dirs();
     let usage_usec = |t: &str| {
         t.lines()
             .find_map(|l| l.strip_prefix("usage_usec "))

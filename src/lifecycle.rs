@@ -51,6 +51,19 @@ pub struct Info {
     pub environment: Vec<String>,
 }
 
+impl Info {
+    /// The container's cgroup directories, reached through its supervisor's
+    /// root: they are paths in the supervisor's mount namespace, which need
+    /// not be ours (a supervisor started in a namespace of its own).
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        let root = PathBuf::from(format!("/proc/{}/root", self.supervisor));
+        self.cgroups
+            .iter()
+            .map(|d| root.join(d.trim_start_matches('/')))
+            .collect()
+    }
+}
+
 /// The cgroup parent a plan makes its cgroup under.
 fn cgroup_parent(plan: &Plan) -> Option<String> {
     plan.steps.iter().find_map(|s| match &s.op {

@@ -208,7 +208,11 @@ impl Guest {
         let start = Instant::now();
         let out = loop {
             let left = BOOT_TIMEOUT.saturating_sub(start.elapsed());
-            let out = inside(&self.name, &["systemctl", "is-system-running", "--wait"], left);
+            let out = inside(
+                &self.name,
+                &["systemctl", "is-system-running", "--wait"],
+                left,
+            );
             let state = out.stdout.trim();
             if !(state.is_empty() || state == "offline") || start.elapsed() > BOOT_TIMEOUT {
                 break out;
@@ -361,12 +365,14 @@ fn debian12_boots_to_running_and_stops_cleanly() {
     assert_eq!(virt.stdout.trim(), "lxc", "{}", virt.describe());
     let container = inside(&name, &["cat", "/run/systemd/container"], CMD_TIMEOUT);
     assert_eq!(container.stdout.trim(), "lxc", "{}", container.describe());
-    let journald = inside(&name,
+    let journald = inside(
+        &name,
         &["systemctl", "is-active", "systemd-journald"],
         CMD_TIMEOUT,
     );
     assert_eq!(journald.stdout.trim(), "active", "{}", journald.describe());
-    let journal = inside(&name,
+    let journal = inside(
+        &name,
         &[
             "journalctl",
             "-b",
@@ -385,7 +391,8 @@ fn debian12_boots_to_running_and_stops_cleanly() {
     // The cgroups from inside: PID 1's, and a process the guest's systemd starts.
     let pid1_cg = inside(&name, &["cat", "/proc/1/cgroup"], CMD_TIMEOUT);
     assert_container_view("/proc/1/cgroup", &pid1_cg.stdout, "/init.scope");
-    let unit_cg = inside(&name,
+    let unit_cg = inside(
+        &name,
         &[
             "systemd-run",
             "--wait",
@@ -524,8 +531,8 @@ fn debian12_boots_privileged_on_pure_cgroup2() {
     apply.args(["apply", "-d", g.profile.to_str().unwrap()]);
     let out = run(common::cgroup2::on_pure_cgroup2(&apply), CMD_TIMEOUT);
     out.expect(0, "envc apply -d on pure cgroup2");
-    let pid = g.pid1().expect("info.json after apply -d");
-    let boot = g.wait_running(pid);
+    g.pid1().expect("info.json after apply -d");
+    let boot = g.wait_running();
     println!("debian 12 on pure cgroup2: boot to running {boot:?}");
     // The start's summary (the report is written at the end).
     assert!(
@@ -537,14 +544,14 @@ fn debian12_boots_privileged_on_pure_cgroup2() {
     );
     // Seen from inside: PID 1 in its own cgroup2 tree (the kernel still lists the
     // machine's v1 hierarchies, which the namespace does not mount).
-    let pid1_cg = inside(pid, &["cat", "/proc/1/cgroup"], CMD_TIMEOUT);
+    let pid1_cg = inside(&name, &["cat", "/proc/1/cgroup"], CMD_TIMEOUT);
     assert!(
         pid1_cg.stdout.lines().any(|l| l == "0::/init.scope"),
         "{}",
         pid1_cg.describe()
     );
     let fs = inside(
-        pid,
+        &name,
         &["stat", "-f", "-c", "%T", "/sys/fs/cgroup"],
         CMD_TIMEOUT,
     );
@@ -552,7 +559,7 @@ fn debian12_boots_privileged_on_pure_cgroup2() {
     // A unit's process (in the container's cgroup, unlike nsenter's): the contract's
     // devices open, a node outside the list is made but not opened.
     let unit = inside(
-        pid,
+        &name,
         &[
             "systemd-run",
             "--wait",

@@ -77,9 +77,9 @@ pub fn find(name: &str) -> Result<Target, NotJoinable> {
         .and_then(|s| status_field(&s, "CapBnd"))
         .ok_or_else(|| NotJoinable(format!("cannot read `{name}`'s capabilities")))?;
     let cgroup_procs = info
-        .cgroups
+        .cgroup_dirs()
         .iter()
-        .map(|dir| open_procs(Path::new(dir), info.idmap.as_ref()))
+        .map(|dir| open_procs(dir, info.idmap.as_ref()))
         .collect::<io::Result<Vec<File>>>()
         .map_err(|e| NotJoinable(format!("cannot join `{name}`'s cgroup: {e}")))?;
     Ok(Target {
