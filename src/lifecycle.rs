@@ -41,6 +41,9 @@ pub struct Info {
     /// An unprivileged container's id map.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idmap: Option<crate::idmap::IdMap>,
+    /// PID 1's syscall filter, for processes started in the container later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<crate::seccomp::SyscallFilter>,
 }
 
 /// The cgroup parent a plan makes its cgroup under.
@@ -93,6 +96,10 @@ impl Hooks for StartHooks<'_> {
                 .collect(),
             nics: report.host.nics.clone(),
             idmap: report.host.idmap.clone(),
+            seccomp: self.plan.steps.iter().find_map(|s| match &s.op {
+                Op::LoadSyscallFilter { filter } => Some(filter.clone()),
+                _ => None,
+            }),
         };
         // info.json was written at the start, report.json by an earlier
         // boot (if any): replaced in place, never truncated first.
@@ -322,6 +329,7 @@ fn take_state(plan: &Plan, rootfs: &Path, logs: &Path) -> Result<(State, UnixLis
         host_links: Vec::new(),
         nics: Vec::new(),
         idmap: None,
+        seccomp: None,
     };
     state
         .write(
