@@ -9,6 +9,7 @@ mod common;
 
 use common::{HostState, TempDir, busybox_rootfs};
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -56,6 +57,10 @@ impl World {
         let dir = TempDir::new(name);
         let rootfs = busybox_rootfs(dir.path());
         std::fs::copy(syscalls_binary(), rootfs.join("sbin/syscalls")).unwrap();
+        // A setuid-root copy: run by uid 1000 inside, it must get euid 0.
+        let suid = rootfs.join("sbin/syscalls-suid");
+        std::fs::copy(syscalls_binary(), &suid).unwrap();
+        std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
         World { dir }
     }
 
@@ -118,6 +123,8 @@ fn default_filter(mode: &str, tag: &str) {
     // Loaded, in filter mode, without no_new_privs (setuid binaries work).
     assert_eq!(f["seccomp"], "2", "{f:?}");
     assert_eq!(f["no_new_privs"], "0", "{f:?}");
+    assert_eq!(bare["setuid_euid"], "0", "{bare:?}");
+    assert_eq!(f["setuid_euid"], "0", "a setuid program works: {f:?}");
     assert!(
         stderr.contains("syscalls       deny-list of 6 rules, for every ABI; loaded"),
         "the report says it was loaded: {stderr}"

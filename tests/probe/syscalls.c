@@ -13,8 +13,11 @@
  *   syscalls checks     the default list (64-bit, i386 via `int 0x80`, x32),
  *                       forced and plain umount2, mknodat in a child, and the
  *                       Seccomp and NoNewPrivs lines of /proc/1/status
+ *                       and, if /sbin/syscalls-suid (a setuid-root copy)
+ *                       exists, its effective uid run by uid 1000
  *   syscalls minimal    writes `alive=yes`, then calls getppid (what an
  *                       allow-list test leaves out) and `after=yes`
+ *   syscalls euid       prints `setuid_euid=N`, its effective uid
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -135,6 +138,29 @@ static void mknodat_in_child(void)
 		printf("i386_mknodat=killed by signal %d\n", WTERMSIG(st));
 }
 
+/* A setuid-root program run by uid 1000: euid 0 unless no_new_privs
+ * (which a filter loaded without it must not have set) stops it. */
+static void setuid_check(void)
+{
+	pid_t pid;
+	int st;
+	if (access("/sbin/syscalls-suid", X_OK) != 0)
+		return;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		if (setgid(1000) != 0 || setuid(1000) != 0) {
+			printf("setuid_euid=cannot drop to 1000\n");
+			_exit(1);
+		}
+		execl("/sbin/syscalls-suid", "syscalls-suid", "euid", (char *)NULL);
+		printf("setuid_euid=exec failed\n");
+		_exit(1);
+	}
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+}
+
 static int checks(void)
 {
 	status_lines();
@@ -168,6 +194,7 @@ static int checks(void)
 	show("getpid", syscall(SYS_getpid));
 
 	mknodat_in_child();
+	setuid_check();
 	printf("done=yes\n");
 	return 0;
 }
@@ -185,5 +212,9 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "minimal") == 0)
 		return minimal();
+	if (argc > 1 && strcmp(argv[1], "euid") == 0) {
+		printf("setuid_euid=%d\n", (int)geteuid());
+		return 0;
+	}
 	return checks();
 }
