@@ -91,7 +91,10 @@ impl World {
         let p = self.profile(name, config, r#"["/sbin/syscalls", "checks"]"#);
         let out = self.apply(&p);
         assert!(out.status.success(), "{}", common::proc::show(&out));
-        (facts(&out), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            facts(&out),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 }
 
@@ -249,13 +252,23 @@ fn allow_lets_only_the_listed_calls_run() {
     before.assert_restored_within(Duration::from_secs(5));
     // getppid left out: PID 1 is killed by SIGSYS on it (exit 128+31).
     let f = facts(&out);
-    assert_eq!(f.get("alive").map(String::as_str), Some("yes"), "{}", common::proc::show(&out));
+    assert_eq!(
+        f.get("alive").map(String::as_str),
+        Some("yes"),
+        "{}",
+        common::proc::show(&out)
+    );
     assert!(!f.contains_key("after"), "{}", common::proc::show(&out));
     assert_eq!(out.status.code(), Some(159), "{}", common::proc::show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("allow-list of 12 syscalls"), "{stderr}");
     // Listed: it runs to the end.
     let g = facts(&out_all);
-    assert_eq!(g.get("after").map(String::as_str), Some("yes"), "{}", common::proc::show(&out_all));
+    assert_eq!(
+        g.get("after").map(String::as_str),
+        Some("yes"),
+        "{}",
+        common::proc::show(&out_all)
+    );
     assert!(out_all.status.success(), "{}", common::proc::show(&out_all));
 }

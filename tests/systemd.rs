@@ -315,7 +315,10 @@ fn assert_default_filter(pid: i32, g: &Guest) {
     let info = std::fs::read_to_string(g.state_dir().join("info.json")).unwrap();
     let info: Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["seccomp"]["default"], "allow", "{info}");
-    assert_eq!(info["seccomp"]["rules"][0]["syscall"], "kexec_load", "{info}");
+    assert_eq!(
+        info["seccomp"]["rules"][0]["syscall"], "kexec_load",
+        "{info}"
+    );
 }
 
 fn assert_container_view(what: &str, text: &str, leaf: &str) {

@@ -291,8 +291,7 @@ pub trait Kernel {
     fn take_handoff(&mut self) -> Handoff;
     /// Child side: takes the syscall filter, to load just before `execve`
     /// (an error: a rule libseccomp refuses).
-    fn prepare_syscall_filter(&mut self, filter: &crate::seccomp::SyscallFilter)
-    -> io::Result<()>;
+    fn prepare_syscall_filter(&mut self, filter: &crate::seccomp::SyscallFilter) -> io::Result<()>;
     /// Becomes init: session, console as stdio, signals reset, capabilities,
     /// fds, the syscall filter if one was prepared, exec. The real kernel
     /// returns only on failure; the recording one

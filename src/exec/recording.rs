@@ -388,10 +388,7 @@ impl Kernel for RecordingKernel {
     fn take_handoff(&mut self) -> Handoff {
         Handoff::default()
     }
-    fn prepare_syscall_filter(
-        &mut self,
-        filter: &crate::seccomp::SyscallFilter,
-    ) -> io::Result<()> {
+    fn prepare_syscall_filter(&mut self, filter: &crate::seccomp::SyscallFilter) -> io::Result<()> {
         self.call(format!("prepare_syscall_filter {}", filter.describe()))
     }
     fn exec_init(

@@ -104,11 +104,7 @@ impl SyscallFilter {
             }
             let _ = write!(out, "{} {}", r.syscall, r.action.describe());
             if let Some(w) = r.when {
-                let _ = write!(
-                    out,
-                    " if arg{} & {:#x} == {:#x}",
-                    w.arg, w.mask, w.value
-                );
+                let _ = write!(out, " if arg{} & {:#x} == {:#x}", w.arg, w.mask, w.value);
             }
         }
         if self.rules.is_empty() {

@@ -170,7 +170,10 @@ mod tests {
             .map(|(k, v)| {
                 (
                     k.to_string(),
-                    At::new(v.to_string(), Origin::new("p.toml", format!("config.\"{k}\""))),
+                    At::new(
+                        v.to_string(),
+                        Origin::new("p.toml", format!("config.\"{k}\"")),
+                    ),
                 )
             })
             .collect()
@@ -207,7 +210,10 @@ mod tests {
 
     #[test]
     fn no_filter_without_the_default() {
-        assert_eq!(filter_from_config(&config(&[(DENY_DEFAULT, "false")])), None);
+        assert_eq!(
+            filter_from_config(&config(&[(DENY_DEFAULT, "false")])),
+            None
+        );
         let (f, o) =
             filter_from_config(&config(&[(DENY_DEFAULT, "false"), (DENY_COMPAT, "true")])).unwrap();
         assert!(f.deny_compat && f.rules.is_empty());
@@ -216,8 +222,13 @@ mod tests {
 
     #[test]
     fn deny_adds_killing_rules_after_the_default() {
-        let (f, o) = filter_from_config(&config(&[(DENY, "mknodat, kexec_load\numount2")])).unwrap();
-        let got: Vec<(&str, Action)> = f.rules.iter().map(|r| (r.syscall.as_str(), r.action)).collect();
+        let (f, o) =
+            filter_from_config(&config(&[(DENY, "mknodat, kexec_load\numount2")])).unwrap();
+        let got: Vec<(&str, Action)> = f
+            .rules
+            .iter()
+            .map(|r| (r.syscall.as_str(), r.action))
+            .collect();
         assert_eq!(
             got,
             [
@@ -236,7 +247,8 @@ mod tests {
 
     #[test]
     fn allow_is_an_allow_list_alone() {
-        let (f, _) = filter_from_config(&config(&[(ALLOW, "execve write exit_group write")])).unwrap();
+        let (f, _) =
+            filter_from_config(&config(&[(ALLOW, "execve write exit_group write")])).unwrap();
         assert_eq!(f.default, Action::Kill);
         let names: Vec<&str> = f.rules.iter().map(|r| r.syscall.as_str()).collect();
         assert_eq!(names, ["execve", "write", "exit_group"]);
@@ -250,7 +262,13 @@ mod tests {
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].1.as_deref(), Some("did you mean `mknodat`?"));
         assert_eq!(check_list(ALLOW, " ").len(), 1);
-        assert!(check_list(ALLOW, "write").pop().unwrap().0.contains("execve"));
+        assert!(
+            check_list(ALLOW, "write")
+                .pop()
+                .unwrap()
+                .0
+                .contains("execve")
+        );
     }
 
     #[test]

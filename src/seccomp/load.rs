@@ -10,9 +10,7 @@
 use super::filter::{Action, SyscallFilter};
 use super::names::arches;
 use libseccomp::error::SeccompErrno;
-use libseccomp::{
-    ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
-};
+use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use std::io;
 
 /// A filter whose rules libseccomp took: ready to load.
@@ -82,8 +80,11 @@ pub fn prepare(filter: &SyscallFilter) -> io::Result<Prepared> {
         let added = match r.when {
             None => ctx.add_rule(action(r.action), nr),
             Some(w) => {
-                let cmp =
-                    ScmpArgCompare::new(u32::from(w.arg), ScmpCompareOp::MaskedEqual(w.mask), w.value);
+                let cmp = ScmpArgCompare::new(
+                    u32::from(w.arg),
+                    ScmpCompareOp::MaskedEqual(w.mask),
+                    w.value,
+                );
                 ctx.add_rule_conditional(action(r.action), nr, &[cmp])
             }
         };

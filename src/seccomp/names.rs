@@ -40,9 +40,9 @@ pub fn arch_names() -> &'static str {
 /// Whether `name` is a system call of one of the filter's ABIs.
 pub fn is_syscall(name: &str) -> bool {
     !name.is_empty()
-        && arches().iter().any(|a| {
-            ScmpSyscall::from_name_by_arch(name, *a).is_ok_and(|s| i32::from(s) >= 0)
-        })
+        && arches()
+            .iter()
+            .any(|a| ScmpSyscall::from_name_by_arch(name, *a).is_ok_and(|s| i32::from(s) >= 0))
 }
 
 /// The highest system call number looked at when listing names (x86_64

@@ -399,10 +399,7 @@ impl Kernel for LinuxKernel {
         nodes::take_handoff(self)
     }
 
-    fn prepare_syscall_filter(
-        &mut self,
-        filter: &crate::seccomp::SyscallFilter,
-    ) -> io::Result<()> {
+    fn prepare_syscall_filter(&mut self, filter: &crate::seccomp::SyscallFilter) -> io::Result<()> {
         self.syscall_filter = Some(crate::seccomp::prepare(filter)?);
         Ok(())
     }
