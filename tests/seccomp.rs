@@ -272,3 +272,80 @@ fn allow_lets_only_the_listed_calls_run() {
     );
     assert!(out_all.status.success(), "{}", common::proc::show(&out_all));
 }
+
+/// `envc::seccomp::install`, as `envc exec` uses it: the filter in the
+/// calling process only. A process without `CAP_SYS_ADMIN` (here: a child
+/// that became `nobody`) gets `no_new_privs` first, which the kernel then
+/// requires. Needs no root: as root the child drops to `nobody` itself.
+#[test]
+fn install_loads_the_filter_into_the_calling_process() {
+    let mut config = indexmap::IndexMap::new();
+    config.insert(
+        envc::seccomp::DENY.to_string(),
+        envc::profile::model::At::new(
+            "mknodat".to_string(),
+            envc::profile::Origin::new("t.toml", "config.deny"),
+        ),
+    );
+    let (filter, _) = envc::seccomp::filter_from_config(&config).expect("a filter");
+    // SAFETY: the child only makes system calls, reads a file and exits
+    // (glibc's malloc is safe to use after a fork).
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Child => {
+            let code = (|| {
+                if nix::unistd::geteuid().is_root() {
+                    let nobody = nix::unistd::Uid::from_raw(65534);
+                    nix::unistd::setgid(nix::unistd::Gid::from_raw(65534)).ok()?;
+                    nix::unistd::setuid(nobody).ok()?;
+                }
+                envc::seccomp::install(&filter).ok()?;
+                let status = std::fs::read_to_string("/proc/self/status").ok()?;
+                if !status.contains("\nSeccomp:\t2\n") || !status.contains("\nNoNewPrivs:\t1\n") {
+                    return Some(2);
+                }
+                // SAFETY: plain system calls with invalid arguments.
+                let (r, e) = unsafe {
+                    let r = libc::syscall(libc::SYS_open_by_handle_at, -1, 0usize, 0);
+                    (r, *libc::__errno_location())
+                };
+                if r != -1 || e != libc::ENOSYS {
+                    return Some(3);
+                }
+                let (r, e) = unsafe {
+                    let r = libc::syscall(libc::SYS_umount2, c"/nonexistent".as_ptr(), 1);
+                    (r, *libc::__errno_location())
+                };
+                if r != -1 || e != libc::EACCES {
+                    return Some(4);
+                }
+                Some(0)
+            })()
+            .unwrap_or(1);
+            if code != 0 {
+                std::process::exit(code + 10);
+            }
+            // Killed here by the filter: mknodat's rule kills its caller.
+            let _ = nix::sys::stat::mknod(
+                "/nonexistent/x",
+                nix::sys::stat::SFlag::S_IFIFO,
+                nix::sys::stat::Mode::empty(),
+                0,
+            );
+            std::process::exit(10);
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            let status = nix::sys::wait::waitpid(child, None).expect("waitpid");
+            // Every check passed, then mknodat killed the child with SIGSYS.
+            assert!(
+                matches!(
+                    status,
+                    nix::sys::wait::WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGSYS, _)
+                ),
+                "{status:?} (exit 10: mknodat ran; 11: install failed; 12: Seccomp/NoNewPrivs; 13: open_by_handle_at; 14: umount2)"
+            );
+        }
+    }
+    // The test process itself has no filter.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    assert!(status.contains("\nSeccomp:\t0\n"), "{status}");
+}

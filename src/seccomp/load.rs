@@ -107,6 +107,10 @@ impl Prepared {
                     .load()
                     .map_err(|e| io_error(e, "loading the syscall filter"))
             }
+            Err(e) if e.errno() == Some(SeccompErrno::EINVAL) => Err(io_error(
+                e,
+                "loading the syscall filter (a kernel without seccomp filters? \"security.syscalls.deny_default\" = false starts without one)",
+            )),
             Err(e) => Err(io_error(e, "loading the syscall filter")),
         }
     }
