@@ -121,3 +121,37 @@ impl Prepared {
 pub fn install(filter: &SyscallFilter) -> io::Result<()> {
     prepare(filter)?.load()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seccomp::filter::SyscallRule;
+
+    fn deny(names: &[&str], deny_compat: bool) -> SyscallFilter {
+        SyscallFilter {
+            default: Action::Allow,
+            deny_compat,
+            rules: names
+                .iter()
+                .map(|n| SyscallRule {
+                    syscall: n.to_string(),
+                    action: Action::Kill,
+                    when: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn libseccomp_takes_names_of_any_of_the_abis() {
+        // socketcall is i386's only: a rule for the ABIs that have it.
+        assert!(prepare(&deny(&["mknodat", "socketcall"], false)).is_ok());
+        assert!(prepare(&deny(&["mknodat", "socketcall"], true)).is_ok());
+    }
+
+    #[test]
+    fn an_unknown_name_in_a_saved_plan_is_an_error() {
+        let e = prepare(&deny(&["compat_sys_ioctl"], false)).err().unwrap();
+        assert!(e.to_string().contains("compat_sys_ioctl"), "{e}");
+    }
+}
