@@ -9,7 +9,7 @@
 //! kill the caller; every rule covers the 32-bit ABIs too.
 
 use super::filter::{Action, ArgMasked, SyscallFilter, SyscallRule};
-use super::names::{arch_names, is_syscall, suggestion};
+use super::names::{arch_names, is_syscall, suggestion, table_source};
 use crate::profile::model::At;
 use crate::profile::{BUILTIN_NAME, Origin};
 use indexmap::IndexMap;
@@ -48,8 +48,11 @@ pub fn check_list(key: &str, text: &str) -> Vec<ListProblem> {
     for n in names(text) {
         if !is_syscall(n) {
             let help = match suggestion(n) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => "names are the kernel's, as `ausyscall --dump` lists them".into(),
+                Some(s) => format!("did you mean `{s}`? (the names {} knows)", table_source()),
+                None => format!(
+                    "names are the kernel's, as {} knows them; a syscall newer than the library is not known yet",
+                    table_source()
+                ),
             };
             problems.push((
                 format!("`{key}`: `{n}` is not a system call on {}", arch_names()),
@@ -260,7 +263,13 @@ mod tests {
         assert!(check_list(DENY, "").is_empty());
         let p = check_list(DENY, "mknodatt");
         assert_eq!(p.len(), 1);
-        assert_eq!(p[0].1.as_deref(), Some("did you mean `mknodat`?"));
+        assert!(
+            p[0].1
+                .as_deref()
+                .unwrap()
+                .starts_with("did you mean `mknodat`? (the names libseccomp "),
+            "{p:?}"
+        );
         assert_eq!(check_list(ALLOW, " ").len(), 1);
         assert!(
             check_list(ALLOW, "write")

@@ -37,6 +37,14 @@ pub fn arch_names() -> &'static str {
     }
 }
 
+/// Where the names come from, for diagnostics: `libseccomp 2.5.4`.
+pub fn table_source() -> String {
+    match libseccomp::ScmpVersion::current() {
+        Ok(v) => format!("libseccomp {}.{}.{}", v.major, v.minor, v.micro),
+        Err(_) => "libseccomp".to_string(),
+    }
+}
+
 /// Whether `name` is a system call of one of the filter's ABIs.
 pub fn is_syscall(name: &str) -> bool {
     !name.is_empty()
