@@ -48,7 +48,7 @@ pub fn check_list(key: &str, text: &str) -> Vec<ListProblem> {
     for n in names(text) {
         if !is_syscall(n) {
             let help = match suggestion(n) {
-                Some(s) => format!("did you mean `{s}`? (the names {} knows)", table_source()),
+                Some(s) => format!("did you mean `{s}`?"),
                 None => format!(
                     "names are the kernel's, as {} knows them; a syscall newer than the library is not known yet",
                     table_source()
@@ -264,12 +264,11 @@ mod tests {
         let p = check_list(DENY, "mknodatt");
         assert_eq!(p.len(), 1);
         assert!(
-            p[0].1
-                .as_deref()
-                .unwrap()
-                .starts_with("did you mean `mknodat`? (the names libseccomp "),
+            p[0].1.as_deref() == Some("did you mean `mknodat`?"),
             "{p:?}"
         );
+        let p = check_list(DENY, "zzzzzzzzzzzz");
+        assert!(p[0].1.as_deref().unwrap().contains("libseccomp "), "{p:?}");
         assert_eq!(check_list(ALLOW, " ").len(), 1);
         assert!(
             check_list(ALLOW, "write")
