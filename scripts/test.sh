@@ -13,6 +13,7 @@ command -v ping >/dev/null || need+=(iputils-ping)
 command -v lxcfs >/dev/null || need+=(lxcfs)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
+[ -e /usr/lib/x86_64-linux-gnu/libseccomp.a ] || need+=(libseccomp-dev)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -448,6 +448,9 @@ pub fn compile(p: &Profile) -> Plan {
     for (k, v) in &p.environment {
         env.push(format!("{k}={}", v.value));
     }
+    if let Some((filter, origin)) = crate::seccomp::filter_from_config(&p.config) {
+        b.push(Phase::Finish, &origin, Op::LoadSyscallFilter { filter });
+    }
     b.push(
         Phase::Finish,
         &p.init.command.origin,

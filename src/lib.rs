@@ -19,6 +19,7 @@ pub mod net;
 pub mod paths;
 pub mod plan;
 pub mod profile;
+pub mod seccomp;
 pub mod state;
 pub mod sys;
 pub mod timing;

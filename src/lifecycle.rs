@@ -49,6 +49,9 @@ pub struct Info {
     /// `environment.*`), which `envc exec` starts from.
     #[serde(default)]
     pub environment: Vec<String>,
+    /// PID 1's syscall filter, for processes started in the container later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<crate::seccomp::SyscallFilter>,
 }
 
 impl Info {
@@ -124,6 +127,10 @@ impl Hooks for StartHooks<'_> {
                     _ => None,
                 })
                 .unwrap_or_default(),
+            seccomp: self.plan.steps.iter().find_map(|s| match &s.op {
+                Op::LoadSyscallFilter { filter } => Some(filter.clone()),
+                _ => None,
+            }),
         };
         // info.json was written at the start, report.json by an earlier
         // boot (if any): replaced in place, never truncated first.
@@ -355,6 +362,7 @@ fn take_state(plan: &Plan, rootfs: &Path, logs: &Path) -> Result<(State, UnixLis
         idmap: None,
         cgroups: Vec::new(),
         environment: Vec::new(),
+        seccomp: None,
     };
     state
         .write(

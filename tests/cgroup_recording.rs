@@ -1068,6 +1068,9 @@ impl Kernel for Cgroupfs {
     fn take_handoff(&mut self) -> Handoff {
         self.inner.take_handoff()
     }
+    fn prepare_syscall_filter(&mut self, filter: &envc::seccomp::SyscallFilter) -> io::Result<()> {
+        self.inner.prepare_syscall_filter(filter)
+    }
     fn exec_init(
         &mut self,
         command: &[String],

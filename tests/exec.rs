@@ -172,6 +172,24 @@ fn basics(test: &str, name: &str, privileged: bool) {
     }
     assert!(same.contains("same cgroup\n"), "{same}");
     assert!(same.contains("same bounding\n"), "{same}");
+    // PID 1's syscall filter, without no_new_privs, for root and a user.
+    for user in ["0", "1000"] {
+        let st = exec(
+            &w,
+            name,
+            &[
+                "--user",
+                user,
+                "--",
+                "grep",
+                "-E",
+                "^(Seccomp|NoNewPrivs):",
+                "/proc/self/status",
+            ],
+        );
+        st.expect(0, "grep status");
+        assert_eq!(st.stdout, "NoNewPrivs:\t0\nSeccomp:\t2\n", "--user {user}");
+    }
     // What the command holds as it starts (the probe looks first thing):
     // 0–2 and nothing else, even what envc's own caller left open.
     let out = exec(&w, name, &["--", "/sbin/probe"]);

@@ -414,7 +414,16 @@ fn check_refuses_a_plan_without_pivot_or_exec() {
 
     let mut p = base();
     p.steps.pop();
+    refused(&p, "LoadSyscallFilter must come just before ExecInit");
+    p.steps.pop();
     refused(&p, "does not end with ExecInit");
+
+    // The filter is the last thing before the exec.
+    let mut p = base();
+    let f = index(&p, |op| matches!(op, Op::LoadSyscallFilter { .. }));
+    let filter = p.steps.remove(f);
+    p.steps.insert(f - 1, filter);
+    refused(&p, "LoadSyscallFilter must come just before ExecInit");
 }
 
 #[test]

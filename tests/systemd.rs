@@ -314,6 +314,22 @@ impl Drop for Guest {
 
 /// The cgroup lines of `/proc/.../cgroup` as seen inside: every path is the container's
 /// own view (under its cgroup namespace root), never the host's `envc/NAME` or `..`.
+/// systemd runs under LXD's default syscall filter, loaded without
+/// `no_new_privs`; `info.json` carries it for processes started later.
+fn assert_default_filter(g: &Guest) {
+    let pid = g.pid1().expect("PID 1");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("\nSeccomp:\t2\n"), "{status}");
+    assert!(status.contains("\nNoNewPrivs:\t0\n"), "{status}");
+    let info = std::fs::read_to_string(g.state_dir().join("info.json")).unwrap();
+    let info: Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["seccomp"]["default"], "allow", "{info}");
+    assert_eq!(
+        info["seccomp"]["rules"][0]["syscall"], "kexec_load",
+        "{info}"
+    );
+}
+
 fn assert_container_view(what: &str, text: &str, leaf: &str) {
     let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
     assert!(!lines.is_empty(), "{what}: empty");
@@ -363,6 +379,7 @@ fn debian12_boots_to_running_and_stops_cleanly() {
 
     let virt = inside(&name, &["systemd-detect-virt"], CMD_TIMEOUT);
     assert_eq!(virt.stdout.trim(), "lxc", "{}", virt.describe());
+    assert_default_filter(&g);
     let container = inside(&name, &["cat", "/run/systemd/container"], CMD_TIMEOUT);
     assert_eq!(container.stdout.trim(), "lxc", "{}", container.describe());
     let journald = inside(
@@ -483,6 +500,7 @@ fn debian12_boots_unprivileged_and_stops_cleanly() {
     println!("debian 12 unprivileged: boot {boot:?}");
     let virt = inside(&name, &["systemd-detect-virt"], CMD_TIMEOUT);
     assert_eq!(virt.stdout.trim(), "lxc", "{}", virt.describe());
+    assert_default_filter(&g);
     let map = inside(&name, &["cat", "/proc/1/uid_map"], CMD_TIMEOUT);
     let fields: Vec<&str> = map.stdout.split_whitespace().collect();
     assert_eq!(fields.first(), Some(&"0"), "{}", map.describe());

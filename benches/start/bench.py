@@ -102,6 +102,11 @@ class Bench:
         for i in range(a.par):
             profile(f"bench-p-{i}.toml", f"bench-p-{i}", ["/bin/true"], priv)
         profile("list-p.toml", "bench-list-p", ["/bin/sh", "-c", LISTING], priv)
+        nofilter = '[config]\n"security.syscalls.deny_default" = false\n'
+        profile("bench-nf.toml", "bench-nf", ["/bin/true"], nofilter)
+        for i in range(a.par):
+            profile(f"bench-nf-{i}.toml", f"bench-nf-{i}", ["/bin/true"], nofilter)
+        profile("list-nf.toml", "bench-list-nf", ["/bin/sh", "-c", LISTING], nofilter)
 
         for n in a.plan_devices:
             with open(self.path(f"plan-{n}.toml"), "w") as f:
@@ -155,6 +160,14 @@ class Bench:
             par_argv=[a.envc, "apply", self.path("envc", "bench-p-@I@.toml")],
             list_argv=[a.envc, "apply", "--report", self.path("list-report.json"), self.path("envc", "list-p.toml")],
             note='the same profile with "security.privileged" = true',
+        ))
+        # The default start without the syscall filter: what loading it costs.
+        rts.insert(2, Runtime(
+            "envc-nofilter",
+            [a.envc, "apply", self.path("envc", "bench-nf.toml")],
+            par_argv=[a.envc, "apply", self.path("envc", "bench-nf-@I@.toml")],
+            list_argv=[a.envc, "apply", "--report", self.path("list-report.json"), self.path("envc", "list-nf.toml")],
+            note='the default profile with "security.syscalls.deny_default" = false (no syscall filter)',
         ))
         if a.envc_before:
             # Another build of envc (say, main before a change), timed in the
@@ -444,6 +457,10 @@ class Bench:
                 chk("envc unprivileged/privileged single", e1 / p1, 1.3)
                 if crun:
                     chk("envc unprivileged/crun single", e1 / med([m for m, _ in crun.single]), 0.6)
+            nofilter = next((r for r in self.runtimes if r.name == "envc-nofilter"), None)
+            if nofilter:
+                L.append(f"  {'syscall filter: envc - envc-nofilter':38} "
+                         f"{e1 - med([m for m, _ in nofilter.single]):7.2f}  ms a single start (medians)")
             chk("envc peak RSS MiB (max of runs)", max(r for _, r in env.single) / 1024, 2.5)
             if plan:
                 per = [ms / n for n, ms, _ in plan]
@@ -494,7 +511,7 @@ def main():
     p.add_argument("--envc-before", help="another envc binary to time side by side with --envc")
     p.add_argument("--seed", type=int, default=8)
     p.add_argument("--breakdown", type=int, default=10, help="extra envc runs with --report for its own timing")
-    p.add_argument("--only", nargs="*", help="a subset of envc envc-priv envc-before crun runc bwrap unshare")
+    p.add_argument("--only", nargs="*", help="a subset of envc envc-priv envc-nofilter envc-before crun runc bwrap unshare")
     p.add_argument("--keep-going", action="store_true", help="time a runtime even if its listing run failed")
     a = p.parse_args()
     for t in ("envc", "spawn", "crun", "runc", "bwrap", "unshare"):

@@ -7,8 +7,8 @@
 //! envc); and closes every other fd, inherited ones included. Only then
 //! does it fork the second, in the container's PID namespace: a process
 //! the guest can see is wholly inside and holds nothing of the host's.
-//! The second becomes the user, enters the working directory and execs the
-//! command found on the container's `PATH`. The first, which the guest
+//! The second loads PID 1's syscall filter, becomes the user, enters the
+//! working directory and execs the command found on the container's `PATH`. The first, which the guest
 //! cannot see (it is not in the PID namespace), passes envc's signals on
 //! and exits with the command's status. Neither is dumpable (a guest can't
 //! open their `/proc/PID/exe`, fds or memory).
@@ -163,6 +163,12 @@ pub fn status_code(st: crate::sys::WaitStatus) -> i32 {
 /// execs the command.
 fn enter(e: &Entry<'_>, id: &Identity) -> Result<std::convert::Infallible, Stop> {
     crate::sys::reset_signals();
+    // PID 1's syscall filter, loaded while we are still the container's
+    // root (as liblxc does for an attached process): no `no_new_privs`, so
+    // a setuid program the command runs keeps working.
+    if let Some(f) = &e.target.info.seccomp {
+        crate::seccomp::install(f).map_err(|err| Stop(125, format!("{err}")))?;
+    }
     become_user(id)?;
     if let Err(err) = std::env::set_current_dir(&id.cwd) {
         if e.request.cwd.is_some() {

@@ -297,8 +297,12 @@ pub trait Kernel {
     fn become_root(&mut self) -> io::Result<()>;
     /// The fds made for the supervisor.
     fn take_handoff(&mut self) -> Handoff;
+    /// Child side: takes the syscall filter, to load just before `execve`
+    /// (an error: a rule libseccomp refuses).
+    fn prepare_syscall_filter(&mut self, filter: &crate::seccomp::SyscallFilter) -> io::Result<()>;
     /// Becomes init: session, console as stdio, signals reset, capabilities,
-    /// fds, exec. The real kernel returns only on failure; the recording one
+    /// fds, the syscall filter if one was prepared, exec. The real kernel
+    /// returns only on failure; the recording one
     /// returns `Ok` to say the exec was recorded.
     fn exec_init(
         &mut self,

@@ -218,6 +218,10 @@ impl<'k, K: Kernel> Runner<'k, K> {
             } => self.configure_nic(name, ipv4_address.as_deref(), ipv4_gateway.as_deref()),
             Op::RemountReadOnly { target, recursive } => self.remount_read_only(target, *recursive),
             Op::PivotRoot => done(self.k.pivot_root()),
+            Op::LoadSyscallFilter { filter } => {
+                self.k.prepare_syscall_filter(filter)?;
+                Ok(Status::detail(filter.summary()))
+            }
         }
     }
 

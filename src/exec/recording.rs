@@ -399,6 +399,9 @@ impl Kernel for RecordingKernel {
     fn take_handoff(&mut self) -> Handoff {
         Handoff::default()
     }
+    fn prepare_syscall_filter(&mut self, filter: &crate::seccomp::SyscallFilter) -> io::Result<()> {
+        self.call(format!("prepare_syscall_filter {}", filter.describe()))
+    }
     fn exec_init(
         &mut self,
         command: &[String],

@@ -111,6 +111,9 @@ pub struct HostFacts {
     /// LXCFS: found and what was overlaid, or not found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lxcfs: Option<String>,
+    /// The syscall filter: what it is, and that it was loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscall_filter: Option<String>,
 }
 
 /// How the container ended.
@@ -201,6 +204,7 @@ impl Report {
                 Op::CreateNic { .. } => self.host.nics.push(fact(&status)),
                 Op::MountCgroups { .. } => self.host.cgroup_mounts = Some(fact(&status)),
                 Op::OverlayLxcfs { .. } => self.host.lxcfs = Some(fact(&status)),
+                Op::LoadSyscallFilter { .. } => self.host.syscall_filter = Some(fact(&status)),
                 Op::MakeLogSocket { .. } => {
                     self.host.dev_log = Some(match &status {
                         Status::Done { .. } => "a socket served by envc".to_string(),
@@ -349,6 +353,9 @@ impl Report {
         }
         if let Some(l) = &self.host.lxcfs {
             let _ = writeln!(out, "  LXCFS          {l}");
+        }
+        if let Some(f) = &self.host.syscall_filter {
+            let _ = writeln!(out, "  syscalls       {f}");
         }
         let mut not_yet: Vec<&str> = Vec::new();
         for s in &self.steps {

@@ -167,6 +167,14 @@ impl Plan {
                 }
                 _ => {}
             }
+            if matches!(s.op, Op::LoadSyscallFilter { .. })
+                && !matches!(
+                    self.steps.get(i + 1).map(|n| &n.op),
+                    Some(Op::ExecInit { .. })
+                )
+            {
+                return err(Some(i), "LoadSyscallFilter must come just before ExecInit");
+            }
             if let Op::ExecInit { command, env, .. } = &s.op {
                 if i + 1 != self.steps.len() {
                     return err(Some(i), "ExecInit must be the last step");

@@ -400,6 +400,11 @@ pub enum Op {
     },
     /// Make the rootfs the root (`pivot_root`) and detach the old one.
     PivotRoot,
+    /// Hand the syscall filter to libseccomp; it is loaded into init just
+    /// before `execve`, the last system call it does not filter.
+    LoadSyscallFilter {
+        filter: crate::seccomp::SyscallFilter,
+    },
     /// Start init: `setsid`, console as 0/1/2, capabilities dropped, every fd
     /// above 2 closed, `execve` with exactly this environment, cwd `/`.
     ExecInit {
@@ -450,6 +455,7 @@ impl Op {
             Op::ConfigureNic { .. } => "ConfigureNic",
             Op::RemountReadOnly { .. } => "RemountReadOnly",
             Op::PivotRoot => "PivotRoot",
+            Op::LoadSyscallFilter { .. } => "LoadSyscallFilter",
             Op::ExecInit { .. } => "ExecInit",
         }
     }

@@ -285,6 +285,9 @@ fn what(op: &Op) -> String {
             format!("{target}{}", if *recursive { " recursively" } else { "" })
         }
         Op::PivotRoot => "into the rootfs; detach the old root".into(),
+        Op::LoadSyscallFilter { filter } => {
+            format!("{}; loaded just before exec", filter.describe())
+        }
         Op::ExecInit {
             command,
             env,

@@ -342,6 +342,20 @@ fn convert_config(cx: &mut Cx<'_>, config: &Config, part: &mut Part) {
                 .parse::<u32>()
                 .map(|_| ())
                 .map_err(|_| "must be a host id from 0 to 4294967295".to_string()),
+            "security.syscalls.deny_default" | "security.syscalls.deny_compat" => bool_config(v)
+                .map(|_| ())
+                .ok_or_else(|| "must be true or false".to_string()),
+            "security.syscalls.deny" | "security.syscalls.allow" => {
+                let problems = crate::seccomp::check_list(k, &text);
+                if problems.is_empty() {
+                    Ok(())
+                } else {
+                    for (message, help) in problems {
+                        cx.bad(&key, message, "in this list", help);
+                    }
+                    continue;
+                }
+            }
             "raw.idmap" => match crate::idmap::parse_raw(&text) {
                 Err(errors) => {
                     raw_idmap_problems(cx, &key, &text, &errors);

@@ -140,6 +140,23 @@ pub(super) fn merge_layers(
         sys_mode.as_ref(),
     );
     check_reserved_paths(&devices, &reserved, sources, &mut problems);
+    if let Some((other, key)) = crate::seccomp::conflicting_keys(&config) {
+        let allow = &config[crate::seccomp::ALLOW];
+        problems.push(
+            sources
+                .problem(
+                    &allow.origin,
+                    format!(
+                        "`{}` cannot be combined with `{key}` (set at {})",
+                        crate::seccomp::ALLOW,
+                        other.origin
+                    ),
+                    "an allow-list",
+                    true,
+                )
+                .help("an allow-list replaces LXD's whole filter (LXD's rule); remove one of them"),
+        );
+    }
     if !problems.is_empty() {
         return Err(problems);
     }

@@ -135,6 +135,26 @@ pub const CONFIG_KEYS: &[(&str, &str, &str)] = &[
         "The host id an isolated container's range starts at (default: the first free range after root's first 65536 ids).",
     ),
     (
+        "security.syscalls.deny_default",
+        "bool",
+        "LXD's default syscall filter (default true): `kexec_load`, `open_by_handle_at`, `init_module`, `finit_module` and `delete_module` fail with ENOSYS, `umount2` with `MNT_FORCE` with EACCES, in every ABI (on x86_64 also i386 and x32).",
+    ),
+    (
+        "security.syscalls.deny_compat",
+        "bool",
+        "Refuse every 32-bit syscall (i386 and x32 on x86_64) with ENOSYS (default false).",
+    ),
+    (
+        "security.syscalls.deny",
+        "string",
+        "System calls whose caller is killed (SIGSYS), added to the default filter: names separated by whitespace or commas (`mknodat`). Not with `security.syscalls.allow`.",
+    ),
+    (
+        "security.syscalls.allow",
+        "string",
+        "An allow-list instead of the default filter: only these system calls run, any other kills its caller (SIGSYS). Names separated by whitespace or commas; it must hold `execve`. Not with the `security.syscalls.deny*` keys.",
+    ),
+    (
         "raw.idmap",
         "string",
         "Host ids mapped into an unprivileged container as they are, one per line, host first: `both 1000 1000`, `uid 50-60 500-510`, `gid 100000-110000 10000-20000`.",

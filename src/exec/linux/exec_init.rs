@@ -1,6 +1,6 @@
 //! Becoming init: signals reset, a new session with the console as its
 //! terminal and stdio, capabilities dropped, fds above 2 closed on exec,
-//! then `execve`.
+//! the syscall filter loaded, then `execve`.
 
 #![allow(unsafe_code)]
 
@@ -109,6 +109,16 @@ pub(super) fn exec_init(
         if libc::close_range(3, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC as libc::c_int) < 0 {
             return with_context(io::Error::last_os_error(), "close_range");
         }
+    }
+    // The filter last: from here on init's only system call is `execve`.
+    if let Some(filter) = k.syscall_filter.take()
+        && let Err(e) = filter.load()
+    {
+        return e;
+    }
+    // SAFETY: the pointers are valid C strings and null-terminated arrays
+    // that outlive the call.
+    unsafe {
         libc::execve(argv_p[0], argv_p.as_ptr(), envp_p.as_ptr());
     }
     let e = io::Error::last_os_error();

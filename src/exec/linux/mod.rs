@@ -116,6 +116,8 @@ pub struct LinuxKernel {
     /// Idmapped mount trees: made by the host for the child, handed over
     /// with the host's step, attached by the child.
     idmapped: Vec<(String, OwnedFd)>,
+    /// The syscall filter, loaded just before init's `execve`.
+    syscall_filter: Option<crate::seccomp::Prepared>,
 }
 
 impl Default for LinuxKernel {
@@ -140,6 +142,7 @@ impl LinuxKernel {
             dirs: std::cell::RefCell::new(Vec::new()),
             host_base: None,
             idmapped: Vec::new(),
+            syscall_filter: None,
         }
     }
 }
@@ -403,6 +406,11 @@ impl Kernel for LinuxKernel {
 
     fn take_handoff(&mut self) -> Handoff {
         nodes::take_handoff(self)
+    }
+
+    fn prepare_syscall_filter(&mut self, filter: &crate::seccomp::SyscallFilter) -> io::Result<()> {
+        self.syscall_filter = Some(crate::seccomp::prepare(filter)?);
+        Ok(())
     }
 
     fn exec_init(
