@@ -1,0 +1,113 @@
+//! The `envc export` and `envc import` commands: load, convert, report
+//! what was not carried on stderr, write the output only once all is well.
+
+use super::import::{ImportOptions, from_lxd};
+use super::lxd::to_lxd;
+use super::write_atomically;
+use crate::diag::{Problem, Style, render};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// The `#:schema` line of an imported profile: the schema beside it (`envc
+/// schema > envc-profile.schema.json` writes it there).
+pub const IMPORT_SCHEMA_REF: &str = "envc-profile.schema.json";
+
+fn invalid(problems: &[Problem], code: u8) -> ExitCode {
+    eprint!("{}", render(problems, Style::for_stderr()));
+    ExitCode::from(code)
+}
+
+/// Writes `text` to `output` (atomically) or stdout.
+fn emit(text: &str, output: Option<&Path>) -> ExitCode {
+    match output {
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => match write_atomically(path, text.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("envc: cannot write {}: {e}", path.display());
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+/// `envc export PROFILE --to lxd [-o FILE] [--strict]`.
+pub fn export_lxd(profile: &Path, output: Option<&Path>, strict: bool) -> ExitCode {
+    let (p, sources) = match crate::profile::load(profile) {
+        Ok(l) => l,
+        Err(problems) => return invalid(&problems, 2),
+    };
+    let export = to_lxd(&p, &sources);
+    for n in &export.not_carried {
+        eprintln!("envc: not exported: {n}");
+    }
+    if strict && !export.not_carried.is_empty() {
+        eprintln!(
+            "envc: --strict: {} key(s) have no LXD counterpart; nothing written",
+            export.not_carried.len()
+        );
+        return ExitCode::from(2);
+    }
+    eprintln!(
+        "envc: the rootfs ({}) is not part of an LXD profile: make it an LXD image (README, \"Moving to a cluster\")",
+        p.rootfs.value
+    );
+    let from = profile.display().to_string();
+    emit(&export.yaml(&from), output)
+}
+
+/// `envc import LXD.yaml [-o FILE] [--name NAME] [--rootfs DIR]`: the
+/// profile is loaded and compiled before anything is written.
+pub fn import(file: &Path, output: Option<&Path>, name: Option<&str>, rootfs: &str) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("envc: cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let from = file.display().to_string();
+    let opts = ImportOptions {
+        name,
+        rootfs,
+        schema: IMPORT_SCHEMA_REF,
+        from: &from,
+    };
+    let imported = match from_lxd(&text, &opts) {
+        Ok(i) => i,
+        Err(e) => return invalid(&[Problem::new(e)], 2),
+    };
+    for n in &imported.not_imported {
+        eprintln!("envc: not imported: {n}");
+    }
+    if let Err(problems) = check_imported(&imported.toml, output) {
+        eprintln!("envc: the imported profile is not valid; nothing written");
+        return invalid(&problems, 2);
+    }
+    emit(&imported.toml, output)
+}
+
+/// Loads and compiles `toml` as a profile file would be where it is going
+/// (beside `output`, so relative paths mean the same).
+fn check_imported(toml: &str, output: Option<&Path>) -> Result<(), Vec<Problem>> {
+    let dir = match output.and_then(Path::parent) {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::env::current_dir()
+            .map_err(|e| vec![Problem::new(format!("no current directory: {e}"))])?,
+    };
+    let tmp = dir.join(format!(".envc-import.{}.toml", std::process::id()));
+    std::fs::write(&tmp, toml)
+        .map_err(|e| vec![Problem::new(format!("cannot write {}: {e}", tmp.display()))])?;
+    let result = crate::profile::load(&tmp).and_then(|(p, _)| {
+        crate::compile::compile(&p).check().map_err(|e| {
+            vec![Problem::new(format!(
+                "internal error: the plan is inconsistent: {e}"
+            ))]
+        })
+    });
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
