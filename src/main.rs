@@ -23,6 +23,7 @@ enum Format {
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 enum ExportTarget {
     Lxd,
+    Oci,
 }
 
 #[derive(Subcommand)]
@@ -214,8 +215,17 @@ fn main() -> ExitCode {
             (ExportTarget::Lxd, None) if !force => {
                 envc::export::cli::export_lxd(&profile, output.as_deref(), strict)
             }
+            (ExportTarget::Oci, Some(dir)) if output.is_none() => {
+                envc::export::cli::export_oci(&profile, &dir, strict, force)
+            }
             (ExportTarget::Lxd, _) => {
                 eprintln!("envc: --to lxd takes -o FILE, not a directory or --force");
+                ExitCode::from(2)
+            }
+            (ExportTarget::Oci, _) => {
+                eprintln!(
+                    "envc: --to oci takes the bundle's directory: envc export PROFILE --to oci DIR"
+                );
                 ExitCode::from(2)
             }
         },

@@ -111,3 +111,71 @@ fn check_imported(toml: &str, output: Option<&Path>) -> Result<(), Vec<Problem>>
     let _ = std::fs::remove_file(&tmp);
     result
 }
+
+/// `envc export PROFILE --to oci DIR [--strict] [--force]`: `config.json`
+/// and `envc-export.json` in DIR, the rootfs named where it is.
+pub fn export_oci(profile: &Path, dir: &Path, strict: bool, force: bool) -> ExitCode {
+    if let Err(e) = super::check_bundle_dir(dir, force) {
+        eprintln!("envc: {e}");
+        return ExitCode::from(2);
+    }
+    let (p, _) = match crate::profile::load(profile) {
+        Ok(l) => l,
+        Err(problems) => return invalid(&problems, 2),
+    };
+    let plan = crate::compile::compile(&p);
+    let base = match profile.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let rootfs = match std::fs::canonicalize(base.join(&plan.rootfs)) {
+        Ok(r) if r.is_dir() => r,
+        Ok(r) => {
+            return invalid(
+                &[Problem::new(format!(
+                    "the rootfs {} is not a directory",
+                    r.display()
+                ))],
+                2,
+            );
+        }
+        Err(e) => {
+            return invalid(
+                &[Problem::new(format!(
+                    "the rootfs {} cannot be used: {e}",
+                    base.join(&plan.rootfs).display()
+                ))],
+                2,
+            );
+        }
+    };
+    let export = match super::oci::to_oci(&plan, &rootfs) {
+        Ok(e) => e,
+        Err(e) => return invalid(&[Problem::new(e)], 2),
+    };
+    for n in &export.not_carried {
+        eprintln!("envc: not in the bundle: {n}");
+    }
+    if strict && !export.not_carried.is_empty() {
+        eprintln!(
+            "envc: --strict: {} part(s) have no OCI counterpart; nothing written",
+            export.not_carried.len()
+        );
+        return ExitCode::from(2);
+    }
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("envc: cannot create {}: {e}", dir.display());
+        return ExitCode::from(1);
+    }
+    let from = profile.display().to_string();
+    for (name, text) in [
+        ("envc-export.json", super::oci::export_json(&export, &from)),
+        ("config.json", super::oci::config_json(&export.spec)),
+    ] {
+        if let Err(e) = write_atomically(&dir.join(name), text.as_bytes()) {
+            eprintln!("envc: cannot write {}: {e}", dir.join(name).display());
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
+}

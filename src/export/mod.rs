@@ -9,10 +9,11 @@ pub mod cli;
 pub mod import;
 pub mod lxd;
 mod lxd_keys;
+pub mod oci;
 mod raw_lxc;
 mod write;
 
-pub use write::{write_atomically, write_new_dir};
+pub use write::{check_bundle_dir, write_atomically};
 
 use crate::profile::Origin;
 

@@ -33,13 +33,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// Prepares `dir` for a new bundle: created if missing; an existing one
-/// must be an empty directory unless `force` (then the files written into
-/// it replace those of the same name, and nothing else is touched).
-pub fn write_new_dir(dir: &Path, force: bool) -> Result<(), String> {
+/// Whether `dir` may receive a new bundle: missing (it will be made), or
+/// an empty directory, or any directory with `force` (the files written
+/// replace those of the same name; nothing else is touched). Checked
+/// before anything is made, so a refusal leaves nothing behind.
+pub fn check_bundle_dir(dir: &Path, force: bool) -> Result<(), String> {
     match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(format!("cannot read {}: {e}", dir.display())),
         Ok(m) if !m.is_dir() => Err(format!("{} exists and is not a directory", dir.display())),
         Ok(_) => {
