@@ -411,3 +411,35 @@ fn commands_write_only_on_success() {
     let r = envc(&["check", "back.toml"], tmp.path());
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
 }
+
+/// Real LXD output (captured by tests/lxd_real.rs from Debian's LXD 5.0.2):
+/// the default profile and an instance's expanded config, imported.
+#[test]
+fn golden_imports_of_real_lxd_output() {
+    for (file, name) in [
+        ("profile-default.yaml", None),
+        ("config-expanded.yaml", Some("ex-lxd")),
+    ] {
+        let yaml = std::fs::read_to_string(root().join("tests/fixtures/lxd").join(file)).unwrap();
+        let i = from_lxd(
+            &yaml,
+            &ImportOptions {
+                name,
+                rootfs: "rootfs",
+                schema: "envc-profile.schema.json",
+                from: file,
+            },
+        )
+        .unwrap();
+        let listed: Vec<String> = i.not_imported.iter().map(ToString::to_string).collect();
+        insta::assert_snapshot!(
+            format!("lxd-{file}"),
+            format!("{}\n--- not imported\n{}\n", i.toml, listed.join("\n"))
+        );
+        // What it writes is a valid profile.
+        let tmp = TempDir::new("ex-import");
+        let out = tmp.path().join("imported.toml");
+        std::fs::write(&out, &i.toml).unwrap();
+        compile(&out);
+    }
+}
