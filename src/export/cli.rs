@@ -90,25 +90,33 @@ pub fn import(file: &Path, output: Option<&Path>, name: Option<&str>, rootfs: &s
     emit(&imported.toml, output)
 }
 
-/// Loads and compiles `toml` as a profile file would be where it is going
-/// (beside `output`, so relative paths mean the same).
+/// Loads and compiles `toml` as a profile file would be where it is going:
+/// under the output's name (so problems name it), in a private directory
+/// beside it (so relative paths mean the same), removed afterwards.
 fn check_imported(toml: &str, output: Option<&Path>) -> Result<(), Vec<Problem>> {
+    let problem = |m: String| vec![Problem::new(m)];
     let dir = match output.and_then(Path::parent) {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::env::current_dir()
-            .map_err(|e| vec![Problem::new(format!("no current directory: {e}"))])?,
+        _ => std::env::current_dir().map_err(|e| problem(format!("no current directory: {e}")))?,
     };
-    let tmp = dir.join(format!(".envc-import.{}.toml", std::process::id()));
-    std::fs::write(&tmp, toml)
-        .map_err(|e| vec![Problem::new(format!("cannot write {}: {e}", tmp.display()))])?;
-    let result = crate::profile::load(&tmp).and_then(|(p, _)| {
-        crate::compile::compile(&p).check().map_err(|e| {
-            vec![Problem::new(format!(
-                "internal error: the plan is inconsistent: {e}"
-            ))]
-        })
-    });
-    let _ = std::fs::remove_file(&tmp);
+    let name = output
+        .and_then(Path::file_name)
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "imported.toml".into());
+    let scratch = dir.join(format!(".envc-import.{}", std::process::id()));
+    std::fs::create_dir(&scratch)
+        .map_err(|e| problem(format!("cannot create {}: {e}", scratch.display())))?;
+    let file = scratch.join(name);
+    let result = std::fs::write(&file, toml)
+        .map_err(|e| problem(format!("cannot write {}: {e}", file.display())))
+        .and_then(|()| crate::profile::load(&file))
+        .and_then(|(p, _)| {
+            crate::compile::compile(&p)
+                .check()
+                .map_err(|e| problem(format!("internal error: the plan is inconsistent: {e}")))
+        });
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_dir(&scratch);
     result
 }
 
