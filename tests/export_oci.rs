@@ -542,3 +542,53 @@ fn the_probe_sees_the_same_under_runc_and_crun() {
     eprintln!("{report}");
     before.assert_restored_within(SETTLE);
 }
+
+/// A privileged profile: no user namespace and no map, LXD's capability
+/// drop list applied, `proc` and `sys` mixed.
+#[test]
+fn a_privileged_bundle_drops_lxds_capabilities() {
+    let (tmp, _) = world();
+    std::fs::write(
+        tmp.path().join("priv.toml"),
+        "name = \"ex-priv\"\nrootfs = \"rootfs\"\n[config]\n\"security.privileged\" = true\n",
+    )
+    .unwrap();
+    let r = envc(&["export", "priv.toml", "--to", "oci", "b"], tmp.path());
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let c = read_json(&tmp.path().join("b/config.json"));
+    let ns: Vec<&str> = (c["linux"]["namespaces"].as_array().unwrap().iter())
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert!(!ns.contains(&"user"), "{ns:?}");
+    assert!(c["linux"].get("uidMappings").is_none());
+    let caps: Vec<&str> = (c["process"]["capabilities"]["bounding"]
+        .as_array()
+        .unwrap()
+        .iter())
+    .map(|c| c.as_str().unwrap())
+    .collect();
+    assert_eq!(caps.len(), 36, "{caps:?}");
+    for dropped in [
+        "CAP_SYS_TIME",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_MAC_ADMIN",
+        "CAP_MAC_OVERRIDE",
+    ] {
+        assert!(!caps.contains(&dropped), "{dropped} kept");
+    }
+    assert_eq!(
+        c["linux"]["readonlyPaths"],
+        serde_json::json!(["/proc/sys", "/proc/sysrq-trigger"])
+    );
+    let sys = (c["mounts"].as_array().unwrap().iter())
+        .find(|m| m["destination"] == "/sys")
+        .unwrap();
+    assert!(
+        sys["options"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("ro")),
+        "{sys}"
+    );
+}

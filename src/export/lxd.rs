@@ -10,7 +10,9 @@ use super::lxd_keys::{shared_keys, why_not_shared};
 use super::raw_lxc::{DeviceMark, RawLxc, mqueue_entry, tmpfs_entry};
 use crate::plan::DeviceKeys;
 use crate::profile::model::{Device, StopSignal};
-use crate::profile::raw::{LogMode, ProcMode, RawProfile, RawSignal, SysMode};
+use crate::profile::raw::{
+    LogMode, ProcMode, RawDev, RawDevice, RawProfile, RawSignal, RawSize, SysMode,
+};
 use crate::profile::values::{parse_mode, parse_signal, parse_size, signal_name};
 use crate::profile::{BUILTIN_NAME, BUILTIN_TEXT, Origin, Profile, Sources, join, parse_layer};
 use indexmap::IndexMap;
@@ -57,7 +59,7 @@ impl Base {
             .expect("the built-in base profile is valid");
         Base { raw: layer.raw }
     }
-    fn dev(&self) -> crate::profile::raw::RawDev {
+    fn dev(&self) -> RawDev {
         self.raw.dev.clone().unwrap_or_default()
     }
     fn pts_options(&self) -> String {
@@ -159,8 +161,8 @@ fn dev(p: &Profile, base: &Base, raw: &mut RawLxc, skipped: &mut Vec<NotCarried>
     let b = base.dev();
     let d = &p.dev;
     let base_size = match &b.size {
-        Some(crate::profile::raw::RawSize::Bytes(n)) => Some(*n as u64),
-        Some(crate::profile::raw::RawSize::Text(t)) => parse_size(t).ok(),
+        Some(RawSize::Bytes(n)) => Some(*n as u64),
+        Some(RawSize::Text(t)) => parse_size(t).ok(),
         None => None,
     };
     if user(&d.size.origin) && Some(d.size.value) != base_size {
@@ -374,11 +376,10 @@ fn devices(
             continue;
         };
         let what = match dev {
-            crate::profile::raw::RawDevice::UnixChar(u)
-            | crate::profile::raw::RawDevice::UnixBlock(u) => u.path.clone().unwrap_or_default(),
-            crate::profile::raw::RawDevice::Disk(d) => d.path.clone().unwrap_or_default(),
-            crate::profile::raw::RawDevice::Symlink(s) => s.path.clone().unwrap_or_default(),
-            crate::profile::raw::RawDevice::Mqueue(m) => m.path.clone().unwrap_or_default(),
+            RawDevice::UnixChar(u) | RawDevice::UnixBlock(u) => u.path.clone().unwrap_or_default(),
+            RawDevice::Disk(d) => d.path.clone().unwrap_or_default(),
+            RawDevice::Symlink(s) => s.path.clone().unwrap_or_default(),
+            RawDevice::Mqueue(m) => m.path.clone().unwrap_or_default(),
             _ => name.clone(),
         };
         skipped.push(NotCarried::new(

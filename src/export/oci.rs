@@ -396,9 +396,8 @@ impl Cx<'_> {
             Op::SetHostname { hostname } => self.hostname = Some(hostname.clone()),
             Op::MountProc { target, mode } => {
                 self.mount(target.as_str(), "proc", "proc", opts(&["nosuid", "noexec", "nodev"]))?;
+                // The read-only parts are the plan's RemountReadOnly steps.
                 if *mode == ProcMode::Mixed {
-                    self.readonly_paths.push("/proc/sys".into());
-                    self.readonly_paths.push("/proc/sysrq-trigger".into());
                     self.skip(step, "proc mode mixed: /proc/sys/net stays read-only (OCI's readonlyPaths cannot make a path below one writable again)");
                 }
             }
