@@ -357,6 +357,22 @@ const MOUNTS_ONLY_ENVC: &[(&str, &str, &str)] = &[
         "cgroup2",
         "on a hybrid host the runtimes mount the v1 hierarchies only (crun runs without the host's cgroup2 mount)",
     ),
+    (
+        "/proc/sys/net",
+        "proc",
+        "proc mode mixed: envc binds /proc/sys/net onto itself to keep it writable under the read-only /proc/sys; OCI's readonlyPaths cannot make a path below one writable again (in envc-export.json)",
+    ),
+    (
+        "/sys/devices/virtual/net",
+        "sysfs",
+        "sys mode mixed: the same for /sys/devices/virtual/net under the read-only /sys (in envc-export.json)",
+    ),
+    (
+        "/dev/fuse",
+        "devtmpfs",
+        "privileged: envc binds the host's node (the base profile's method = \"bind\"); a runtime makes the node from its numbers",
+    ),
+    ("/dev/net/tun", "devtmpfs", "privileged: as /dev/fuse"),
 ];
 const DEV_ONLY_ENVC: &[(&str, &str)] = &[
     ("/dev/console", "envc's console (OCI: the caller's stdio)"),
@@ -375,10 +391,21 @@ const DEV_ONLY_ENVC: &[(&str, &str)] = &[
         "envc binds /dev/pts/ptmx there (a node); the runtimes make a symlink",
     ),
 ];
-const WRITABLE_DIFFERS: &[(&str, &str)] = &[(
-    "/sys/fs/cgroup",
-    "envc mounts the tmpfs holding the v1 hierarchies read-only (LXD's cgroup:mixed, with the container's own cgroup writable); the runtimes leave it writable",
-)];
+const WRITABLE_DIFFERS: &[(&str, &str)] = &[
+    (
+        "/sys/fs/cgroup",
+        "envc mounts the tmpfs holding the v1 hierarchies read-only (LXD's cgroup:mixed, with the container's own cgroup writable); the runtimes leave it writable",
+    ),
+    ("/proc/sys/net", "see the /proc/sys/net mount above"),
+    (
+        "/proc/sys/net/ipv4/ip_forward",
+        "see the /proc/sys/net mount above",
+    ),
+    (
+        "/sys/devices/virtual/net",
+        "see the /sys/devices/virtual/net mount above",
+    ),
+];
 const DEV_ONLY_RUNTIME: &[(&str, &str)] = &[
     (
         "/dev/ptmx symlink",
@@ -395,6 +422,20 @@ fn the_probe_sees_the_same_under_runc_and_crun() {
     if !common::require_root("the_probe_sees_the_same_under_runc_and_crun") {
         return;
     }
+    compare_under_runtimes("ex-oci", "");
+}
+
+#[test]
+fn a_privileged_probe_sees_the_same_under_runc_and_crun() {
+    if !common::require_root("a_privileged_probe_sees_the_same_under_runc_and_crun") {
+        return;
+    }
+    compare_under_runtimes("ex-ocip", "\"security.privileged\" = true\n");
+}
+
+/// Runs the probe profile `name` (with the `[config]` lines `config`)
+/// under envc, runc and crun, and compares.
+fn compare_under_runtimes(name: &str, config: &str) {
     let _serial = common::serial();
     for rt in ["runc", "crun"] {
         assert!(
@@ -407,10 +448,11 @@ fn the_probe_sees_the_same_under_runc_and_crun() {
     }
     let tmp = TempDir::new("ex-ocirun");
     busybox_rootfs(tmp.path());
-    let profile = tmp.path().join("ex-oci.toml");
+    let file = format!("{name}.toml");
+    let profile = tmp.path().join(&file);
     std::fs::write(
         &profile,
-        "name = \"ex-oci\"\nrootfs = \"rootfs\"\n[config]\n\"environment.MODE\" = \"probe\"\n\"limits.processes\" = 64\n[init]\ncommand = [\"/sbin/probe\"]\n[devices.scratch]\ntype = \"tmpfs\"\npath = \"/scratch\"\nsize = \"1MiB\"\n",
+        format!("name = \"{name}\"\nrootfs = \"rootfs\"\n[config]\n{config}\"environment.MODE\" = \"probe\"\n\"limits.processes\" = 64\n[init]\ncommand = [\"/sbin/probe\"]\n[devices.scratch]\ntype = \"tmpfs\"\npath = \"/scratch\"\nsize = \"1MiB\"\n"),
     )
     .unwrap();
     let before = HostState::capture();
@@ -429,17 +471,14 @@ fn the_probe_sees_the_same_under_runc_and_crun() {
     )));
 
     let bundle = tmp.path().join("bundle");
-    let r = envc(
-        &["export", "ex-oci.toml", "--to", "oci", "bundle"],
-        tmp.path(),
-    );
+    let r = envc(&["export", &file, "--to", "oci", "bundle"], tmp.path());
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let state = tmp.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
 
     let mut report = String::new();
     for rt in ["runc", "crun"] {
-        let out = run_runtime(rt, &state, &bundle, &format!("ex-oci-{rt}"));
+        let out = run_runtime(rt, &state, &bundle, &format!("{name}-{rt}"));
         assert!(out.status.success(), "{rt}: {}", common::proc::show(&out));
         let rt_saw = seen(&common::extract_probe_json(&String::from_utf8_lossy(
             &out.stdout,
@@ -567,7 +606,19 @@ fn a_privileged_bundle_drops_lxds_capabilities() {
         .iter())
     .map(|c| c.as_str().unwrap())
     .collect();
-    assert_eq!(caps.len(), 36, "{caps:?}");
+    // Every capability of this host's bounding set (the kernel's, as far as
+    // cap_last_cap goes) but LXD's five.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = status.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
+    let bnd = u64::from_str_radix(bnd["CapBnd:".len()..].trim(), 16).unwrap();
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let dropped_bits: u64 = [25, 16, 17, 33, 32].iter().map(|b| 1u64 << b).sum();
+    let want = (bnd & !dropped_bits & ((1u64 << (last.min(40) + 1)) - 1)).count_ones();
+    assert_eq!(caps.len() as u32, want, "{caps:?}");
     for dropped in [
         "CAP_SYS_TIME",
         "CAP_SYS_MODULE",

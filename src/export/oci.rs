@@ -453,13 +453,19 @@ impl Cx<'_> {
                     self.device(path.as_str(), *kind, (ma, mi), (*mode, *uid, *gid))?;
                 }
             }
+            // The host's node, by its numbers: a runtime makes it (or, in a
+            // user namespace, binds the host's), with the host node's mode
+            // and owner. Binding it as a mount would clash with the nodes a
+            // runtime makes itself (/dev/tty and the rest).
             Op::BindDevice { source, path, required } => match host_node(Path::new(source.as_str())) {
                 Some((kind, ma, mi)) => {
                     let meta = std::fs::metadata(source.as_str()).map_err(|e| e.to_string())?;
                     self.decided.push(format!("{path}: host {source} is {ma}:{mi}"));
                     self.device(path.as_str(), kind, (ma, mi), (meta.mode() & 0o7777, meta.uid(), meta.gid()))?;
                 }
-                None if *required => return Err(format!("{path}: the host has no device node {source}")),
+                None if *required => {
+                    return Err(format!("{path}: the host has no device node {source}"));
+                }
                 None => self.decided.push(format!("{path}: left out, the host has no {source}")),
             },
             Op::MountDevpts { target, options } => {
@@ -522,8 +528,28 @@ impl Cx<'_> {
             Op::CreateNic { device, .. } => self.skip(step, format!("NIC {device}: OCI leaves networking to the caller (CNI)")),
             Op::ConfigureNic { .. } => {}
             Op::ExecInit { command, env, drop_capabilities } => {
+                // A privileged container's capabilities cannot exceed the
+                // host's bounding set (the runtime fails to apply them); in
+                // a user namespace of its own it has every one the kernel knows.
+                let privileged = self.map.is_none();
+                let host = host_capabilities(privileged);
+                let missing: Vec<&str> = ALL_CAPS
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, c)| !host.contains(i) && !drop_capabilities.iter().any(|d| d == *c))
+                    .map(|(_, c)| *c)
+                    .collect();
+                if !missing.is_empty() {
+                    self.decided.push(format!(
+                        "capabilities: this host cannot give {}",
+                        missing.join(", ")
+                    ));
+                }
                 let caps: HashSet<Capability> = ALL_CAPS
                     .iter()
+                    .enumerate()
+                    .filter(|(i, _)| host.contains(i))
+                    .map(|(_, c)| c)
                     .filter(|c| !drop_capabilities.iter().any(|d| d == *c))
                     .filter_map(|c| Capability::from_str(c.trim_start_matches("CAP_")).ok())
                     .collect();
@@ -571,6 +597,30 @@ fn unescape_mountinfo(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The capability numbers this host can give: those the kernel knows
+/// (`cap_last_cap`), and for a privileged container only those in envc's
+/// own bounding set (the host's).
+fn host_capabilities(privileged: bool) -> HashSet<usize> {
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(ALL_CAPS.len() - 1);
+    let bounding = if privileged {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("CapBnd:"))?;
+                u64::from_str_radix(line["CapBnd:".len()..].trim(), 16).ok()
+            })
+            .unwrap_or(u64::MAX)
+    } else {
+        u64::MAX
+    };
+    (0..=last.min(ALL_CAPS.len() - 1))
+        .filter(|i| bounding & (1u64 << i) != 0)
+        .collect()
 }
 
 /// A device rule (`c 1:3 rwm`, `b *:* m`) for `linux.resources.devices`.
