@@ -228,8 +228,10 @@ impl Drop for Lxd {
     fn drop(&mut self) {
         for args in [
             &["delete", "--force", "ex-lxd"][..],
+            &["delete", "--force", "ex-lxdp"][..],
             &["image", "delete", "ex-probe"][..],
             &["profile", "delete", "ex-lxd"][..],
+            &["profile", "delete", "ex-lxdp"][..],
         ] {
             let _ = self.lxc(args);
         }
@@ -463,47 +465,56 @@ fn the_exported_profile_runs_on_a_real_lxd() {
     let tmp = TempDir::new("ex-lxd");
     let rootfs = busybox_rootfs(tmp.path());
     std::fs::create_dir_all(tmp.path().join("share")).unwrap();
-    let profile = tmp.path().join("ex-lxd.toml");
-    std::fs::write(
-        &profile,
-        format!(
-            "name = \"ex-lxd\"\nrootfs = \"rootfs\"\n[config]\n\"environment.MODE\" = \"probe\"\n\"limits.processes\" = 64\n[init]\ncommand = [\"/sbin/probe\", \"--sleep\"]\n[devices.scratch]\ntype = \"tmpfs\"\npath = \"/scratch\"\nsize = \"1MiB\"\n[devices.data]\ntype = \"disk\"\nsource = \"{}\"\npath = \"/data\"\nreadonly = true\n",
-            tmp.path().join("share").display()
-        ),
-    )
-    .unwrap();
+    // The same probe profile unprivileged (LXD's default) and privileged.
+    let cases = [
+        ("ex-lxd", ""),
+        ("ex-lxdp", "\"security.privileged\" = true\n"),
+    ];
+    for (name, config) in cases {
+        std::fs::write(
+            tmp.path().join(format!("{name}.toml")),
+            format!(
+                "name = \"{name}\"\nrootfs = \"rootfs\"\n[config]\n{config}\"environment.MODE\" = \"probe\"\n\"limits.processes\" = 64\n[init]\ncommand = [\"/sbin/probe\", \"--sleep\"]\n[devices.scratch]\ntype = \"tmpfs\"\npath = \"/scratch\"\nsize = \"1MiB\"\n[devices.data]\ntype = \"disk\"\nsource = \"{}\"\npath = \"/data\"\nreadonly = true\n",
+                tmp.path().join("share").display()
+            ),
+        )
+        .unwrap();
+    }
     let before = HostState::capture();
     let dirs_before = package_dirs();
     let cgroups_before = lxc_cgroups();
     let (subuid, subgid) = (Saved::take("/etc/subuid"), Saved::take("/etc/subgid"));
     let lxd = Lxd::start(tmp.path());
 
-    // envc, with the same /etc/subuid LXD has.
+    // envc, with the same /etc/subuid LXD has; and each profile exported.
     let envc_env = |c: &mut Command| {
         c.env("ENVC_RUN_DIR", tmp.path().join("run"))
             .env("ENVC_LOG_DIR", tmp.path().join("log"));
     };
-    let mut apply = Command::new(common::envc_bin());
-    apply.args(["apply", "-d"]).arg(&profile);
-    envc_env(&mut apply);
-    let o = common::proc::run_cmd(apply, TIMEOUT);
-    assert!(o.status.success(), "{}", common::proc::show(&o));
-    let envc_json = probe_from(&tmp.path().join("log/ex-lxd/console.log"));
-    let mut stop = Command::new(common::envc_bin());
-    stop.args(["stop", "ex-lxd", "--force"]);
-    envc_env(&mut stop);
-    let o = common::proc::run_cmd(stop, TIMEOUT);
-    assert!(o.status.success(), "{}", common::proc::show(&o));
-
-    // The profile, exported.
-    let yaml = tmp.path().join("ex-lxd.yaml");
-    let o = Command::new(common::envc_bin())
-        .args(["export", "--to", "lxd", "-o"])
-        .arg(&yaml)
-        .arg(&profile)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", common::proc::show(&o));
+    let mut envc_saw = Vec::new();
+    for (name, _) in cases {
+        let profile = tmp.path().join(format!("{name}.toml"));
+        let mut apply = Command::new(common::envc_bin());
+        apply.args(["apply", "-d"]).arg(&profile);
+        envc_env(&mut apply);
+        let o = common::proc::run_cmd(apply, TIMEOUT);
+        assert!(o.status.success(), "{}", common::proc::show(&o));
+        envc_saw.push(probe_from(
+            &tmp.path().join(format!("log/{name}/console.log")),
+        ));
+        let mut stop = Command::new(common::envc_bin());
+        stop.args(["stop", name, "--force"]);
+        envc_env(&mut stop);
+        let o = common::proc::run_cmd(stop, TIMEOUT);
+        assert!(o.status.success(), "{}", common::proc::show(&o));
+        let o = Command::new(common::envc_bin())
+            .args(["export", "--to", "lxd", "-o"])
+            .arg(tmp.path().join(format!("{name}.yaml")))
+            .arg(&profile)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", common::proc::show(&o));
+    }
 
     // LXD: one dir pool, no network.
     std::fs::write(
@@ -523,15 +534,9 @@ fn the_exported_profile_runs_on_a_real_lxd() {
         "architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  description: envc probe\n",
     )
     .unwrap();
+    let t = |p: &str| tmp.path().join(p).to_string_lossy().into_owned();
     common::proc::run_ok(
-        &[
-            "tar",
-            "-C",
-            tmp.path().to_str().unwrap(),
-            "-cf",
-            tmp.path().join("meta.tar").to_str().unwrap(),
-            "metadata.yaml",
-        ],
+        &["tar", "-C", &t(""), "-cf", &t("meta.tar"), "metadata.yaml"],
         TIMEOUT,
     );
     common::proc::run_ok(
@@ -540,7 +545,7 @@ fn the_exported_profile_runs_on_a_real_lxd() {
             "-C",
             rootfs.to_str().unwrap(),
             "-cf",
-            tmp.path().join("rootfs.tar").to_str().unwrap(),
+            &t("rootfs.tar"),
             ".",
         ],
         TIMEOUT,
@@ -548,20 +553,29 @@ fn the_exported_profile_runs_on_a_real_lxd() {
     lxd.lxc_ok(&[
         "image",
         "import",
-        tmp.path().join("meta.tar").to_str().unwrap(),
-        tmp.path().join("rootfs.tar").to_str().unwrap(),
+        &t("meta.tar"),
+        &t("rootfs.tar"),
         "--alias",
         "ex-probe",
     ]);
-    lxd.lxc_ok(&["profile", "create", "ex-lxd"]);
-    lxd.sh_ok(&format!("lxc profile edit ex-lxd < {}", yaml.display()));
-    lxd.lxc_ok(&[
-        "launch", "ex-probe", "ex-lxd", "-p", "default", "-p", "ex-lxd",
-    ]);
-    let lxd_json = probe_from(&lxd.dir.join("logs/ex-lxd/console.log"));
+    let mut lxd_saw = Vec::new();
+    let mut lxc_confs = Vec::new();
+    for (name, _) in cases {
+        lxd.lxc_ok(&["profile", "create", name]);
+        lxd.sh_ok(&format!(
+            "lxc profile edit {name} < {}",
+            t(&format!("{name}.yaml"))
+        ));
+        lxd.lxc_ok(&["launch", "ex-probe", name, "-p", "default", "-p", name]);
+        lxd_saw.push(probe_from(
+            &lxd.dir.join(format!("logs/{name}/console.log")),
+        ));
+        lxc_confs.push(
+            std::fs::read_to_string(lxd.dir.join(format!("logs/{name}/lxc.conf")))
+                .unwrap_or_default(),
+        );
+    }
     let expanded = lxd.lxc_ok(&["config", "show", "--expanded", "ex-lxd"]);
-    let lxc_conf =
-        std::fs::read_to_string(lxd.dir.join("logs/ex-lxd/lxc.conf")).unwrap_or_default();
     drop(lxd);
 
     // The host as it was.
@@ -613,11 +627,7 @@ fn the_exported_profile_runs_on_a_real_lxd() {
         },
     )
     .unwrap();
-    assert!(
-        back.toml.contains("[devices.scratch]"),
-        "{}\n{lxc_conf}",
-        back.toml
-    );
+    assert!(back.toml.contains("[devices.scratch]"), "{}", back.toml);
     assert!(
         back.toml
             .contains("command = [\"/sbin/probe\", \"--sleep\"]"),
@@ -626,64 +636,73 @@ fn the_exported_profile_runs_on_a_real_lxd() {
     );
 
     // What the probe saw, side by side.
-    let e = seen(&envc_json);
-    let l = seen(&lxd_json);
-    assert_eq!(l.ids, e.ids, "ids");
-    assert_eq!(l.hostname, e.hostname, "hostname");
-    assert_eq!(l.caps, e.caps, "capabilities");
-    assert_eq!(l.namespaces, e.namespaces, "namespaces");
-    let mut problems = Vec::new();
-    let only_envc: Vec<_> = e.env.difference(&l.env).collect();
-    let only_lxd: Vec<_> = l.env.difference(&e.env).collect();
-    // LXD gives init a PATH; envc passes exactly the profile's environment.
-    problems.extend(
-        only_envc
-            .iter()
-            .map(|v| format!("env only under envc: {v}")),
-    );
-    problems.extend(
-        only_lxd
-            .iter()
-            .filter(|v| !v.starts_with("PATH="))
-            .map(|v| format!("env only under LXD: {v}")),
-    );
-    for (mp, fs) in e.mounts.difference(&l.mounts) {
-        let ok = MOUNTS_ONLY_ENVC.iter().any(|(p, f, _)| p == mp && f == fs)
-            || mp.starts_with(CGROUP_TREE);
-        if !ok {
-            problems.push(format!("mount only under envc: {mp} {fs}"));
+    for (i, (name, _)) in cases.iter().enumerate() {
+        let e = seen(&envc_saw[i]);
+        let l = seen(&lxd_saw[i]);
+        assert_eq!(l.ids, e.ids, "{name}: ids");
+        assert_eq!(l.hostname, e.hostname, "{name}: hostname");
+        assert_eq!(l.caps, e.caps, "{name}: capabilities");
+        assert_eq!(l.namespaces, e.namespaces, "{name}: namespaces");
+        eprintln!(
+            "{name}: mounts only under envc {:?}; only under LXD {:?}",
+            e.mounts.difference(&l.mounts).collect::<Vec<_>>(),
+            l.mounts.difference(&e.mounts).collect::<Vec<_>>()
+        );
+        let mut problems = Vec::new();
+        // LXD gives init a PATH; envc passes exactly the profile's environment.
+        problems.extend(
+            e.env
+                .difference(&l.env)
+                .map(|v| format!("env only under envc: {v}")),
+        );
+        problems.extend(
+            l.env
+                .difference(&e.env)
+                .filter(|v| !v.starts_with("PATH="))
+                .map(|v| format!("env only under LXD: {v}")),
+        );
+        for (mp, fs) in e.mounts.difference(&l.mounts) {
+            let ok = MOUNTS_ONLY_ENVC.iter().any(|(p, f, _)| p == mp && f == fs)
+                || mp.starts_with(CGROUP_TREE);
+            if !ok {
+                problems.push(format!("mount only under envc: {mp} {fs}"));
+            }
         }
-    }
-    for (mp, fs) in l.mounts.difference(&e.mounts) {
-        if !MOUNTS_ONLY_LXD.iter().any(|(p, f, _)| p == mp && f == fs) {
-            problems.push(format!("mount only under LXD: {mp} {fs}"));
+        for (mp, fs) in l.mounts.difference(&e.mounts) {
+            let ok = MOUNTS_ONLY_LXD.iter().any(|(p, f, _)| p == mp && f == fs);
+            if !ok {
+                problems.push(format!("mount only under LXD: {mp} {fs}"));
+            }
         }
-    }
-    problems.extend(allowed(
-        "/dev only under envc",
-        e.dev.difference(&l.dev),
-        DEV_ONLY_ENVC,
-    ));
-    problems.extend(allowed(
-        "/dev only under LXD",
-        l.dev.difference(&e.dev),
-        DEV_ONLY_LXD,
-    ));
-    for w in l.writable.difference(&e.writable) {
-        if !WRITABLE_DIFFERS
-            .iter()
-            .any(|(p, _)| w.starts_with(&format!("{p}=")))
-        {
-            problems.push(format!("write probe differs under LXD: {w}"));
+        problems.extend(allowed(
+            "/dev only under envc",
+            e.dev.difference(&l.dev),
+            DEV_ONLY_ENVC,
+        ));
+        problems.extend(allowed(
+            "/dev only under LXD",
+            l.dev.difference(&e.dev),
+            DEV_ONLY_LXD,
+        ));
+        for w in l.writable.difference(&e.writable) {
+            if !WRITABLE_DIFFERS
+                .iter()
+                .any(|(p, _)| w.starts_with(&format!("{p}=")))
+            {
+                problems.push(format!("write probe differs under LXD: {w}"));
+            }
         }
+        assert!(
+            problems.is_empty(),
+            "{name}: undocumented differences between envc and LXD:\n{}\n--- envc mounts {:?}\n--- LXD mounts {:?}\n--- envc dev {:?}\n--- LXD dev {:?}\n--- envc writes {:?}\n--- LXD writes {:?}\n--- lxc.conf\n{}",
+            problems.join("\n"),
+            e.mounts,
+            l.mounts,
+            e.dev,
+            l.dev,
+            e.writable,
+            l.writable,
+            lxc_confs[i]
+        );
     }
-    assert!(
-        problems.is_empty(),
-        "undocumented differences between envc and LXD:\n{}\n--- envc mounts {:?}\n--- LXD mounts {:?}\n--- envc dev {:?}\n--- LXD dev {:?}\n--- lxc.conf\n{lxc_conf}",
-        problems.join("\n"),
-        e.mounts,
-        l.mounts,
-        e.dev,
-        l.dev
-    );
 }
