@@ -11,6 +11,7 @@ pub mod compile;
 pub mod devlxd;
 pub mod diag;
 pub mod exec;
+pub mod export;
 pub mod idmap;
 pub mod info;
 pub mod lifecycle;

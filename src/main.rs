@@ -20,6 +20,12 @@ enum Format {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum ExportTarget {
+    Lxd,
+    Oci,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Validate profiles: TOML, schema and meaning. Exit 2 if any is invalid.
@@ -129,6 +135,37 @@ enum Command {
     },
     /// Remove what containers whose supervisor died left behind.
     Gc,
+    /// Export a profile for a cluster: an LXD/Incus profile (YAML) or an OCI bundle.
+    Export {
+        profile: PathBuf,
+        #[arg(long, value_enum)]
+        to: ExportTarget,
+        /// The OCI bundle's directory (with --to oci).
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Write the LXD profile to FILE instead of stdout (with --to lxd).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Fail, writing nothing, if any key cannot be exported.
+        #[arg(long)]
+        strict: bool,
+        /// Write the OCI bundle into a directory that is not empty.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Import an LXD profile or `lxc config show --expanded` output as a TOML profile.
+    Import {
+        file: PathBuf,
+        /// Write the profile to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The container's name (default: the YAML's `name`).
+        #[arg(long)]
+        name: Option<String>,
+        /// The rootfs directory the profile names (relative to the profile).
+        #[arg(long, value_name = "DIR", default_value = "rootfs")]
+        rootfs: String,
+    },
     /// Print the profile language's JSON Schema.
     Schema,
     /// Print shell completions.
@@ -232,6 +269,37 @@ fn main() -> ExitCode {
             syslog,
         } => envc::logs::logs(&name, follow, syslog),
         Command::Gc => envc::lifecycle::gc(),
+        Command::Export {
+            profile,
+            to,
+            dir,
+            output,
+            strict,
+            force,
+        } => match (to, dir) {
+            (ExportTarget::Lxd, None) if !force => {
+                envc::export::cli::export_lxd(&profile, output.as_deref(), strict)
+            }
+            (ExportTarget::Oci, Some(dir)) if output.is_none() => {
+                envc::export::cli::export_oci(&profile, &dir, strict, force)
+            }
+            (ExportTarget::Lxd, _) => {
+                eprintln!("envc: --to lxd takes -o FILE, not a directory or --force");
+                ExitCode::from(2)
+            }
+            (ExportTarget::Oci, _) => {
+                eprintln!(
+                    "envc: --to oci takes the bundle's directory: envc export PROFILE --to oci DIR"
+                );
+                ExitCode::from(2)
+            }
+        },
+        Command::Import {
+            file,
+            output,
+            name,
+            rootfs,
+        } => envc::export::cli::import(&file, output.as_deref(), name.as_deref(), &rootfs),
         Command::Schema => {
             print!("{}", envc::profile::raw::schema_text());
             ExitCode::SUCCESS

@@ -10,7 +10,7 @@ use crate::paths::{ContainerPath, HostPath};
 use std::path::Path;
 
 /// The `/proc` files LXCFS offers.
-const OFFERED: &[&str] = &[
+pub const OFFERED: &[&str] = &[
     "cpuinfo",
     "meminfo",
     "stat",

@@ -11,7 +11,7 @@ mod child;
 mod devices;
 pub mod kernel;
 pub mod linux;
-mod lxcfs;
+pub mod lxcfs;
 pub mod monitor;
 mod mounts;
 mod nic;

@@ -26,6 +26,12 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// True if the file named `file` sets the dotted `key` (`devices.fuse`).
+    pub fn sets(&self, file: &str, key: &str) -> bool {
+        self.files
+            .get(file)
+            .is_some_and(|(_, spans)| spans.key(key).is_some())
+    }
     /// A problem pointing at `origin` (its key, or its value with `on_value`).
     pub fn problem(
         &self,

@@ -24,4 +24,4 @@ pub use builtin::{BUILTIN_NAME, BUILTIN_TEXT, SCHEMA_TEXT};
 pub use layer::{Layer, parse_layer};
 pub use load::{MAX_PROBLEMS, Sources, load};
 pub use model::{Origin, Profile};
-pub use spans::Spans;
+pub use spans::{Spans, join};

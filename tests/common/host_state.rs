@@ -22,6 +22,36 @@ pub struct HostState {
     pub cgroups: Vec<String>,
     /// Everything under /run/envc (path, type, size), if it exists.
     pub run_envc: Vec<String>,
+    /// Owner, group and mode of the host's device nodes a container is
+    /// handed (bound over its own /dev): a container or runtime that chowns
+    /// or chmods its node changes the host's.
+    pub device_nodes: Vec<String>,
+}
+
+/// The host nodes containers get bound from the host.
+const HOST_NODES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+    "/dev/fuse",
+    "/dev/net/tun",
+    "/dev/ptmx",
+    "/dev/console",
+    "/dev/kmsg",
+];
+
+fn device_nodes() -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    HOST_NODES
+        .iter()
+        .filter_map(|p| {
+            let m = std::fs::symlink_metadata(p).ok()?;
+            Some(format!("{p} {}:{} {:o}", m.uid(), m.gid(), m.mode()))
+        })
+        .collect()
 }
 
 const WATCHED_NAMES: &[&str] = &["envc", "probe", "busybox"];
@@ -43,6 +73,7 @@ impl HostState {
                 list_tree(Path::new("/run/envc"), false, 0, &mut v);
                 v
             },
+            device_nodes: device_nodes(),
         }
     }
 
@@ -81,6 +112,7 @@ impl HostState {
             ),
             ("envc cgroups", &self.cgroups, &after.cgroups),
             ("/run/envc", &self.run_envc, &after.run_envc),
+            ("host device nodes", &self.device_nodes, &after.device_nodes),
         ] {
             let a_set: BTreeSet<&String> = a.iter().collect();
             let b_set: BTreeSet<&String> = b.iter().collect();
