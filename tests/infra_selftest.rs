@@ -483,15 +483,23 @@ fn host_state_diff_is_readable() {
         processes: vec![],
         cgroups: vec![],
         run_envc: vec![],
+        device_nodes: vec!["/dev/null 0:0 20666".into()],
     };
     let mut b = a.clone();
     b.mounts.push("/x root=/ type=tmpfs".into());
+    b.device_nodes = vec!["/dev/null 1000000:1000000 20666".into()];
     b.net_links.clear();
     b.cgroups.push("/sys/fs/cgroup/cpu/envc dir".into());
     let d = a.diff(&b);
     assert!(d.contains("--- mounts:\n  + /x root=/ type=tmpfs"), "{d}");
     assert!(d.contains("--- network links:\n  - lo"), "{d}");
     assert!(d.contains("+ /sys/fs/cgroup/cpu/envc dir"), "{d}");
+    assert!(
+        d.contains(
+            "--- host device nodes:\n  - /dev/null 0:0 20666\n  + /dev/null 1000000:1000000"
+        ),
+        "{d}"
+    );
     assert!(!d.contains("processes") && !d.contains("/run/envc"), "{d}");
     assert!(a.diff(&a).is_empty());
     assert!(std::panic::catch_unwind(|| a.assert_unchanged(&b)).is_err());
