@@ -300,6 +300,40 @@ fn exec_terminal_session() {
     before.assert_restored_within(SETTLE);
 }
 
+/// `-t` with a stdin that is not a terminal: the command reads it through
+/// the pty, and its end reaches the command as the terminal's end of file
+/// (Ctrl-D, which ends a read in line mode: `cat` here; busybox's
+/// interactive shell takes it as a key instead).
+#[test]
+fn exec_tty_with_piped_stdin_ends_at_eof() {
+    if !common::require_root("exec_tty_with_piped_stdin_ends_at_eof") {
+        return;
+    }
+    let _s = common::serial();
+    let w = world("xc-ttypipe");
+    let name = "xc-ttypipe";
+    let before = HostState::capture();
+    let g = w.guard(name);
+    start(&w, name, false, "");
+    let cmd = w.cmd(&[
+        "exec",
+        "-t",
+        name,
+        "--",
+        "sh",
+        "-c",
+        "tty; cat; echo cat-ended",
+    ]);
+    let out = Proc::spawn_feeding(cmd, b"via-pty\n").wait(CMD_TIMEOUT);
+    out.expect(0, "cat on a pty, stdin piped");
+    assert!(out.stdout.contains("/dev/pts/"), "{}", out.describe());
+    assert!(out.stdout.contains("via-pty"), "{}", out.describe());
+    assert!(out.stdout.contains("cat-ended"), "{}", out.describe());
+    stop(&w, name);
+    drop(g);
+    before.assert_restored_within(SETTLE);
+}
+
 /// SIGINT, SIGTERM and SIGHUP to envc reach the command; its exit status
 /// comes back.
 #[test]

@@ -76,6 +76,15 @@ fn join(e: &Entry<'_>) -> Result<std::convert::Infallible, Stop> {
         return Err(os("joining the container's namespaces"));
     }
     narrow_capabilities(e.target.bounding);
+    // Done with what we joined by: nothing of the host's is open while we
+    // look at the container's files.
+    // SAFETY: closing fds of ours that nothing uses after this.
+    unsafe {
+        libc::close(pidfd);
+        for f in &e.target.cgroup_procs {
+            libc::close(f.as_raw_fd());
+        }
+    }
     // The container's root from here on (in its user namespace, our host
     // ids mean nothing): what we make inside, the pty, is its.
     become_user(&Identity {
@@ -100,9 +109,9 @@ fn join(e: &Entry<'_>) -> Result<std::convert::Infallible, Stop> {
             }
         }
     }
-    // SAFETY: closing every fd above 2: ours (the pidfd, the cgroup files,
-    // the terminal's socket, the pipes' other copies) and whatever envc's
-    // caller left open; nothing of them is used after.
+    // SAFETY: closing every fd above 2: ours (the terminal's socket, the
+    // pipes' other copies) and whatever envc's caller left open; nothing
+    // of them is used after.
     unsafe { libc::close_range(3, libc::c_uint::MAX, 0) };
     // SAFETY: this process is single-threaded.
     match unsafe { libc::fork() } {

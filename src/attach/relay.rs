@@ -149,6 +149,7 @@ fn start_and_relay(
         sigfd,
         master: None,
         winch: false,
+        eof_to_terminal: false,
     };
     let mut pumps = Vec::new();
     match socks {
@@ -158,6 +159,7 @@ fn start_and_relay(
             if let Some(m) = &relay.master {
                 sys::set_nonblocking(m.as_raw_fd());
                 pumps.push(Pump::new(0, m.as_raw_fd(), None));
+                relay.eof_to_terminal = !io::stdin().is_terminal();
                 pumps.push(Pump::new(m.as_raw_fd(), 1, None));
             }
         }
@@ -201,6 +203,9 @@ struct Relay {
     sigfd: OwnedFd,
     master: Option<OwnedFd>,
     winch: bool,
+    /// The command has a terminal but our stdin is not one: when stdin
+    /// ends, the command gets the terminal's end of file (Ctrl-D).
+    eof_to_terminal: bool,
 }
 
 impl Relay {
@@ -285,6 +290,14 @@ impl Relay {
             }
             if pfds[0].revents != 0 {
                 self.signals();
+            }
+            // Once stdin has ended: the terminal's end of file, Ctrl-D.
+            if self.eof_to_terminal
+                && pumps.first().is_some_and(|p| p.done)
+                && let Some(m) = &self.master
+            {
+                let _ = sys::write(m.as_raw_fd(), &[0x04]);
+                self.eof_to_terminal = false;
             }
         }
     }
