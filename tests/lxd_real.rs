@@ -492,6 +492,7 @@ fn the_exported_profile_runs_on_a_real_lxd() {
             .env("ENVC_LOG_DIR", tmp.path().join("log"));
     };
     let mut envc_saw = Vec::new();
+    let mut envc_exec_saw = Vec::new();
     for (name, _) in cases {
         let profile = tmp.path().join(format!("{name}.toml"));
         let mut apply = Command::new(common::envc_bin());
@@ -502,6 +503,15 @@ fn the_exported_profile_runs_on_a_real_lxd() {
         envc_saw.push(probe_from(
             &tmp.path().join(format!("log/{name}/console.log")),
         ));
+        // A process started inside, as `lxc exec` starts one below.
+        let mut exec = Command::new(common::envc_bin());
+        exec.args(["exec", name, "--", "/sbin/probe"]);
+        envc_env(&mut exec);
+        let o = common::proc::run_cmd(exec, TIMEOUT);
+        assert!(o.status.success(), "{}", common::proc::show(&o));
+        envc_exec_saw.push(common::extract_probe_json(&String::from_utf8_lossy(
+            &o.stdout,
+        )));
         let mut stop = Command::new(common::envc_bin());
         stop.args(["stop", name, "--force"]);
         envc_env(&mut stop);
@@ -559,6 +569,7 @@ fn the_exported_profile_runs_on_a_real_lxd() {
         "ex-probe",
     ]);
     let mut lxd_saw = Vec::new();
+    let mut lxd_exec_saw = Vec::new();
     let mut lxc_confs = Vec::new();
     for (name, _) in cases {
         lxd.lxc_ok(&["profile", "create", name]);
@@ -570,6 +581,8 @@ fn the_exported_profile_runs_on_a_real_lxd() {
         lxd_saw.push(probe_from(
             &lxd.dir.join(format!("logs/{name}/console.log")),
         ));
+        let out = lxd.lxc_ok(&["exec", name, "--", "/sbin/probe"]);
+        lxd_exec_saw.push(common::extract_probe_json(&out));
         lxc_confs.push(
             std::fs::read_to_string(lxd.dir.join(format!("logs/{name}/lxc.conf")))
                 .unwrap_or_default(),
@@ -634,6 +647,26 @@ fn the_exported_profile_runs_on_a_real_lxd() {
         "{}",
         back.toml
     );
+
+    // What a process started by `envc exec` and by `lxc exec` sees: the
+    // same ids, working directory, capabilities, namespaces, environment
+    // (LXD's exec environment), fds 0-2 only, and a session of its own.
+    for (i, (name, _)) in cases.iter().enumerate() {
+        let (e, l) = (&envc_exec_saw[i], &lxd_exec_saw[i]);
+        let (es, ls) = (seen(e), seen(l));
+        assert_eq!(ls.ids, es.ids, "{name} exec: ids");
+        assert_eq!(l["cwd"], e["cwd"], "{name} exec: working directory");
+        assert_eq!(ls.caps, es.caps, "{name} exec: capabilities");
+        assert_eq!(ls.namespaces, es.namespaces, "{name} exec: namespaces");
+        assert_eq!(ls.env, es.env, "{name} exec: environment");
+        let fds = |v: &Value| -> Vec<i64> {
+            (v["fds"].as_array().unwrap().iter())
+                .map(|f| f["fd"].as_i64().unwrap())
+                .collect()
+        };
+        assert_eq!(fds(l), fds(e), "{name} exec: fds");
+        assert_eq!(e["sid"], e["pid"], "{name} exec: a session of its own");
+    }
 
     // What the probe saw, side by side.
     for (i, (name, _)) in cases.iter().enumerate() {

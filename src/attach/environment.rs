@@ -78,7 +78,7 @@ pub struct Identity {
 pub struct Request<'a> {
     pub user: UserSpec,
     pub cwd: Option<&'a str>,
-    /// `TERM`, when the process gets a terminal.
+    /// `TERM`: the caller's (`xterm` for a terminal when it has none).
     pub term: Option<&'a str>,
     /// `--env K=V`, in order (a later one wins).
     pub env: &'a [(String, String)],

@@ -68,21 +68,19 @@ fn run(opts: &ExecOptions, commands: &[Vec<String>]) -> u8 {
     let terminal = opts
         .terminal
         .unwrap_or_else(|| std::io::stdin().is_terminal() && std::io::stdout().is_terminal());
-    let term = std::env::var("TERM").ok().filter(|_| terminal);
-    // Init's `container=lxc` is init's alone: an exec's environment is
-    // the profile's `environment.*` and what the caller adds, as in LXD.
-    let init_env: Vec<String> = target
-        .info
-        .environment
-        .iter()
-        .filter(|e| e.as_str() != "container=lxc")
-        .cloned()
-        .collect();
+    // The caller's TERM, with a terminal or not, as `lxc exec` passes it;
+    // a terminal gets `xterm` when the caller has none.
+    let term = std::env::var("TERM")
+        .ok()
+        .or_else(|| terminal.then(|| "xterm".to_string()));
+    // Init's environment (`container=lxc` and the profile's
+    // `environment.*`) is where an exec's starts, as liblxc's attach has it.
+    let init_env = &target.info.environment;
     let request = Request {
         user: opts.user,
         cwd: opts.cwd.as_deref(),
-        term: Some(term.as_deref().unwrap_or("xterm")).filter(|_| terminal),
+        term: term.as_deref(),
         env: &opts.env,
     };
-    relay::run(&target, request, &init_env, commands, terminal)
+    relay::run(&target, request, init_env, commands, terminal)
 }
