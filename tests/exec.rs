@@ -163,13 +163,15 @@ fn basics(test: &str, name: &str, privileged: bool) {
         "for n in user mnt pid net uts ipc cgroup; do \
            [ \"$(readlink /proc/1/ns/$n)\" = \"$(readlink /proc/self/ns/$n)\" ] && echo same $n || echo differs $n; \
          done; \
-         [ \"$(cat /proc/1/cgroup)\" = \"$(cat /proc/self/cgroup)\" ] && echo same cgroup; \
+         [ \"$(grep -v ^0:: /proc/1/cgroup)\" = \"$(grep -v ^0:: /proc/self/cgroup)\" ] && echo same cgroup; \
+         grep ^0:: /proc/self/cgroup; \
          [ \"$(grep CapBnd /proc/1/status)\" = \"$(grep CapBnd /proc/self/status)\" ] && echo same bounding",
     );
     for n in ["user", "mnt", "pid", "net", "uts", "ipc", "cgroup"] {
         assert!(same.contains(&format!("same {n}\n")), "{same}");
     }
     assert!(same.contains("same cgroup\n"), "{same}");
+    assert!(same.contains("0::/.lxc\n"), "LXD's cgroup2 leaf: {same}");
     assert!(same.contains("same bounding\n"), "{same}");
     // PID 1's syscall filter, without no_new_privs, for root and a user.
     for user in ["0", "1000"] {

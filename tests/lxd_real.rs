@@ -650,7 +650,8 @@ fn the_exported_profile_runs_on_a_real_lxd() {
 
     // What a process started by `envc exec` and by `lxc exec` sees: the
     // same ids, working directory, capabilities, namespaces, environment
-    // (LXD's exec environment), fds 0-2 only, and a session of its own.
+    // (LXD's exec environment), cgroups (`.lxc` in cgroup2), fds 0-2 only,
+    // and a session of its own.
     for (i, (name, _)) in cases.iter().enumerate() {
         let (e, l) = (&envc_exec_saw[i], &lxd_exec_saw[i]);
         let (es, ls) = (seen(e), seen(l));
@@ -666,6 +667,7 @@ fn the_exported_profile_runs_on_a_real_lxd() {
         };
         assert_eq!(fds(l), fds(e), "{name} exec: fds");
         assert_eq!(e["sid"], e["pid"], "{name} exec: a session of its own");
+        assert_eq!(l["cgroup"], e["cgroup"], "{name} exec: cgroups");
     }
 
     // What the probe saw, side by side.

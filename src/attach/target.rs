@@ -25,9 +25,10 @@ pub const NAMESPACES: [(&str, i32); 8] = [
     ("time", libc::CLONE_NEWTIME),
 ];
 
-/// A cgroup2 leaf the process joins when the container's cgroup has
-/// controllers enabled for its children (cgroup2 then allows no process
-/// in it): LXD's name for it.
+/// The cgroup2 leaf below the container's cgroup that a process joins, as
+/// liblxc puts `lxc exec`'s processes (`0::/.lxc` inside): the container's
+/// own cgroup may not take processes (cgroup2 allows none in a cgroup that
+/// passes controllers down, as a systemd guest's does).
 pub const ATTACH_LEAF: &str = ".lxc";
 
 pub struct Target {
@@ -119,26 +120,24 @@ fn status_field(status: &str, field: &str) -> Option<u64> {
 }
 
 /// `cgroup.procs` of the cgroup to join in the container's cgroup `dir`:
-/// `dir` itself, or its attach leaf when `dir` passes controllers down
-/// (made on first use, owned like the container's cgroup).
+/// `dir` itself in a v1 hierarchy, its attach leaf in cgroup2 (made on
+/// first use, owned like the container's cgroup).
 fn open_procs(dir: &Path, idmap: Option<&crate::idmap::IdMap>) -> io::Result<File> {
-    let controllers = std::fs::read_to_string(dir.join("cgroup.subtree_control"));
-    let dir = match controllers {
-        Ok(c) if !c.trim().is_empty() => {
-            let leaf = dir.join(ATTACH_LEAF);
-            match std::fs::create_dir(&leaf) {
-                Ok(()) => {
-                    if let Some(m) = idmap {
-                        let (uid, gid) = (m.root_host_uid(), m.root_host_gid());
-                        std::os::unix::fs::chown(&leaf, uid, gid)?;
-                    }
+    let dir = if dir.join("cgroup.controllers").exists() {
+        let leaf = dir.join(ATTACH_LEAF);
+        match std::fs::create_dir(&leaf) {
+            Ok(()) => {
+                if let Some(m) = idmap {
+                    let (uid, gid) = (m.root_host_uid(), m.root_host_gid());
+                    std::os::unix::fs::chown(&leaf, uid, gid)?;
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e),
             }
-            leaf
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
         }
-        _ => dir.to_path_buf(),
+        leaf
+    } else {
+        dir.to_path_buf()
     };
     std::fs::OpenOptions::new()
         .write(true)
