@@ -443,7 +443,11 @@ fn logs_and_info() {
     let name = "xc-logs";
     let before = HostState::capture();
     let g = w.guard(name);
-    start(&w, name, false, "");
+    // A point-to-point NIC with an address, for info's interfaces.
+    let nic = "[devices.eth0]\ntype = \"nic\"\nnictype = \"p2p\"\nname = \"eth0\"\n\"ipv4.address\" = \"10.213.7.2/24\"\nhwaddr = \"00:16:3e:aa:bb:cc\"\n";
+    let p = w.profile(name, &format!("{}{nic}", body(false, "")));
+    w.apply_d(&p, name);
+    w.wait_console(name, "booted", 1, Duration::from_secs(10));
     let mut follow = Proc::spawn(w.cmd(&["logs", "-f", name]));
     follow.wait_stdout("booted", 1, Duration::from_secs(10));
 
@@ -474,13 +478,36 @@ fn logs_and_info() {
             .any(|a| a == "127.0.0.1/8"),
         "{info:#}"
     );
+    let eth0 = info["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "eth0")
+        .unwrap_or_else(|| panic!("no eth0: {info:#}"));
+    assert_eq!(eth0["mac"], "00:16:3e:aa:bb:cc", "{info:#}");
+    assert_eq!(eth0["up"], true, "{info:#}");
+    assert!(
+        eth0["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "10.213.7.2/24"),
+        "{info:#}"
+    );
     let r = &info["resources"];
     assert!(r["memory_bytes"].as_u64().unwrap() > 0, "{info:#}");
     assert!(r["processes"].as_u64().unwrap() >= 1, "{info:#}");
     assert!(r["cpu_usec"].as_u64().is_some(), "{info:#}");
     let text = w.envc(&["info", name]);
     text.expect(0, "envc info");
-    for want in ["Status: RUNNING", "Mode: unprivileged", "Id map: ", "lo:"] {
+    for want in [
+        "Status: RUNNING",
+        "Mode: unprivileged",
+        "Id map: ",
+        "lo:",
+        "eth0:",
+        "IP address: 10.213.7.2/24 (inet)",
+    ] {
         assert!(text.stdout.contains(want), "{}", text.stdout);
     }
 
