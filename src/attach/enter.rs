@@ -8,9 +8,10 @@
 //! does it fork the second, in the container's PID namespace: a process
 //! the guest can see is wholly inside and holds nothing of the host's.
 //! The second loads PID 1's syscall filter, becomes the user, enters the
-//! working directory and execs the command found on the container's `PATH`. The first, which the guest
-//! cannot see (it is not in the PID namespace), passes envc's signals on
-//! and exits with the command's status. Neither is dumpable (a guest can't
+//! working directory and execs the command found on the container's
+//! `PATH`. The first, which the guest cannot see (it is not in the PID
+//! namespace), passes envc's signals on and exits with the command's
+//! status. Neither is dumpable (a guest can't
 //! open their `/proc/PID/exe`, fds or memory).
 
 #![allow(unsafe_code)]
@@ -21,11 +22,6 @@ use std::ffi::CString;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
-
-const PR_CAP_AMBIENT: libc::c_int = 47;
-const PR_CAP_AMBIENT_CLEAR_ALL: libc::c_ulong = 4;
-/// `TIOCGPTPEER`: the slave of a pty master, opened without a path.
-const TIOCGPTPEER: libc::c_ulong = 0x5441;
 
 /// What the child is to do.
 pub struct Entry<'a> {
@@ -226,7 +222,15 @@ fn narrow_capabilities(bounding: u64) {
         }
     }
     // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
 }
 
 /// No supplementary groups, then the group, then the user (inside the
@@ -277,7 +281,7 @@ fn take_terminal(sock: RawFd, size: Option<libc::winsize>, uid: u32) -> Result<(
         if libc::ioctl(m, libc::TIOCSPTLCK, &unlock) < 0 {
             return Err(os("unlocking the pty"));
         }
-        let s = libc::ioctl(m, TIOCGPTPEER as _, libc::O_RDWR | libc::O_NOCTTY);
+        let s = libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY);
         if s < 0 {
             return Err(os("opening the pty's slave"));
         }

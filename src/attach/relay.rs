@@ -1,6 +1,6 @@
 //! The host side of `envc exec`: forks the child that joins the container
-//! (born in its PID namespace), then stays on the host with the caller's
-//! terminal and signals until the command ends. With a terminal it copies
+//! and starts the command there (`enter.rs`), then stays on the host with
+//! the caller's terminal and signals until the command ends. With a terminal it copies
 //! between the caller and the pty master the child sent back, in raw mode,
 //! forwarding window-size changes; without one the command has the
 //! caller's own stdin, stdout and stderr, except a terminal among them,
@@ -148,7 +148,6 @@ fn start_and_relay(
         status: None,
         sigfd,
         master: None,
-        winch: false,
         eof_to_terminal: false,
     };
     let mut pumps = Vec::new();
@@ -202,7 +201,6 @@ struct Relay {
     status: Option<sys::WaitStatus>,
     sigfd: OwnedFd,
     master: Option<OwnedFd>,
-    winch: bool,
     /// The command has a terminal but our stdin is not one: when stdin
     /// ends, the command gets the terminal's end of file (Ctrl-D).
     eof_to_terminal: bool,
@@ -215,13 +213,9 @@ impl Relay {
             let sig = sig as i32;
             if FORWARDED.contains(&sig) && self.status.is_none() {
                 sys::signal_child(self.child, None, sig);
-            } else if sig == libc::SIGWINCH {
-                self.winch = true;
-            }
-        }
-        if self.winch {
-            self.winch = false;
-            if let (Some(m), Some(ws)) = (&self.master, sys::window_size(0)) {
+            } else if sig == libc::SIGWINCH
+                && let (Some(m), Some(ws)) = (&self.master, sys::window_size(0))
+            {
                 sys::set_window_size(m.as_raw_fd(), &ws);
             }
         }
