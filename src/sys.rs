@@ -434,7 +434,7 @@ pub fn recv_fd(sock: RawFd) -> io::Result<Option<OwnedFd>> {
     Ok(received.pop())
 }
 
-/// The name of the sealed copy [`exec_sealed_copy`] runs from.
+/// The name of the sealed copy [`exec_self_from`] runs from.
 const SEALED_COPY: &str = "envc-sealed-copy";
 
 /// Whether this process runs from a sealed in-memory copy of envc.
@@ -445,13 +445,10 @@ pub fn running_from_sealed_copy() -> bool {
     })
 }
 
-/// Runs envc again, same arguments and environment, from a sealed
-/// in-memory copy of its binary: what a process in a privileged container
-/// finds behind `/proc/PID/exe` of it is then that copy, never the host's
-/// file. Returns only on failure.
-pub fn exec_sealed_copy() -> io::Error {
+/// A sealed in-memory copy of envc's binary: it can never be written,
+/// grown or shrunk, nor its seals taken off.
+pub fn sealed_copy_of_self() -> io::Result<File> {
     use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
     const MFD_EXEC: libc::c_uint = 0x10;
     let name = CString::new(SEALED_COPY).expect("no NUL");
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
@@ -462,20 +459,23 @@ pub fn exec_sealed_copy() -> io::Error {
         // SAFETY: as above.
         fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
     }
-    if fd < 0 {
-        return io::Error::last_os_error();
-    }
+    check(fd)?;
     // SAFETY: memfd_create returned a new fd that nothing else owns.
     let mut copy = unsafe { File::from_raw_fd(fd) };
-    let copied = File::open("/proc/self/exe").and_then(|mut me| io::copy(&mut me, &mut copy));
-    if let Err(e) = copied {
-        return e;
-    }
+    io::copy(&mut File::open("/proc/self/exe")?, &mut copy)?;
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     // SAFETY: fcntl on the memfd we own.
-    if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) } < 0 {
-        return io::Error::last_os_error();
-    }
+    check(unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) })?;
+    Ok(copy)
+}
+
+/// Runs envc again, same arguments and environment, from `copy` (see
+/// [`sealed_copy_of_self`]): what a process in a privileged container
+/// finds behind `/proc/PID/exe` of it is then that copy, never the host's
+/// file. Returns only on failure.
+pub fn exec_self_from(copy: &File) -> io::Error {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
     let to_c = |s: &std::ffi::OsStr| CString::new(s.as_bytes()).ok();
     let argv: Option<Vec<CString>> = std::env::args_os().map(|a| to_c(&a)).collect();
     let envp: Option<Vec<CString>> = std::env::vars_os()
@@ -494,6 +494,6 @@ pub fn exec_sealed_copy() -> io::Error {
     let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
     e.push(std::ptr::null());
     // SAFETY: fexecve with our memfd and null-terminated arrays of valid C strings.
-    unsafe { libc::fexecve(fd, a.as_ptr(), e.as_ptr()) };
+    unsafe { libc::fexecve(copy.as_raw_fd(), a.as_ptr(), e.as_ptr()) };
     io::Error::last_os_error()
 }

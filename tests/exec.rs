@@ -219,6 +219,13 @@ fn basics(test: &str, name: &str, privileged: bool) {
     };
     if privileged {
         assert_ne!(host_bnd(pid1), host_bnd(std::process::id() as i32));
+        // The sealed copy of envc the execs ran from: the supervisor's.
+        let sup = w.info(name)["supervisor"].as_i64().unwrap();
+        let held = std::fs::read_dir(format!("/proc/{sup}/fd"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .any(|l| l.to_string_lossy().starts_with("/memfd:envc-sealed-copy"));
+        assert!(held, "the supervisor keeps no sealed copy of envc");
     }
 
     stop(&w, name);

@@ -47,14 +47,32 @@ pub fn shell(name: &str) -> u8 {
     run(&opts, &commands)
 }
 
+/// The sealed copy of envc that `name`'s supervisor keeps.
+fn supervisors_copy(name: &str) -> std::io::Result<std::fs::File> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let path = crate::state::run_dir().join(name).join("control");
+    let mut s = crate::sys::connect_unix(&path)?;
+    s.write_all(b"exe\n")?;
+    match crate::sys::recv_fd(s.as_raw_fd())? {
+        Some(fd) => Ok(std::fs::File::from(fd)),
+        None => Err(std::io::Error::other("the supervisor sent no copy")),
+    }
+}
+
 fn run(opts: &ExecOptions, commands: &[Vec<String>]) -> u8 {
     // A privileged container's root may open any process's
     // `/proc/PID/exe`, ours too while we join it: it finds a sealed copy
     // of envc there, never the host's binary. (An unprivileged one can't:
-    // the joining process is not dumpable.)
+    // the joining process is not dumpable.) The supervisor keeps one for
+    // the container's execs; without it we make our own.
     let privileged = read_info(&opts.name).is_some_and(|i| i.idmap.is_none());
     if privileged && !crate::sys::running_from_sealed_copy() {
-        let e = crate::sys::exec_sealed_copy();
+        let copy = supervisors_copy(&opts.name).or_else(|_| crate::sys::sealed_copy_of_self());
+        let e = match copy {
+            Ok(f) => crate::sys::exec_self_from(&f),
+            Err(e) => e,
+        };
         eprintln!("envc: cannot run from a sealed copy of envc: {e}");
         return 125;
     }

@@ -170,6 +170,9 @@ struct Monitor<'a> {
     stdin_open: bool,
     /// The console hung up: it is left out of the poll set until then.
     console_muted_until: Option<Instant>,
+    /// A sealed copy of envc's binary, made at the first `exe` request and
+    /// handed to every `envc exec` into a privileged container.
+    sealed_exe: Option<std::fs::File>,
 }
 
 impl<'a> Monitor<'a> {
@@ -198,6 +201,7 @@ impl<'a> Monitor<'a> {
             clients: Vec::new(),
             buf: vec![0u8; 64 * 1024],
             escape: false,
+            sealed_exe: None,
             console_muted_until: None,
         }
     }
@@ -371,7 +375,13 @@ impl<'a> Monitor<'a> {
         let mut drop_idx = Vec::new();
         for (i, cl) in self.clients.iter_mut().enumerate() {
             let ready = ready.get(i).copied().unwrap_or(false);
-            if !serve_client(cl, ready, &self.io.console, &mut self.stop) {
+            if !serve_client(
+                cl,
+                ready,
+                &self.io.console,
+                &mut self.stop,
+                &mut self.sealed_exe,
+            ) {
                 drop_idx.push(i);
             }
         }
@@ -437,6 +447,7 @@ fn serve_client(
     ready: bool,
     console: &Option<OwnedFd>,
     stop: &mut Stopper<'_>,
+    sealed_exe: &mut Option<std::fs::File>,
 ) -> bool {
     if !ready {
         return !(cl.kind == ClientKind::New && cl.since.elapsed() > Duration::from_secs(5));
@@ -462,7 +473,7 @@ fn serve_client(
                 };
                 let line = String::from_utf8_lossy(&cl.buf[..nl]).trim().to_string();
                 let rest = cl.buf[nl + 1..].to_vec();
-                handle_request(cl, &line, &rest, console, stop)
+                handle_request(cl, &line, &rest, console, stop, sealed_exe)
             }
         },
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
@@ -471,14 +482,16 @@ fn serve_client(
 }
 
 /// A client's request line: `stop TIMEOUT FORCE` (it then waits for the
-/// end), `reboot`, or `console [ROWS COLS]` (`rest`, what it sent after
-/// the line, goes to the console). Returns false when the client is done.
+/// end), `reboot`, `console [ROWS COLS]` (`rest`, what it sent after the
+/// line, goes to the console), or `exe` (a sealed copy of envc's binary,
+/// passed as an fd). Returns false when the client is done.
 fn handle_request(
     cl: &mut Client,
     line: &str,
     rest: &[u8],
     console: &Option<OwnedFd>,
     stop: &mut Stopper<'_>,
+    sealed_exe: &mut Option<std::fs::File>,
 ) -> bool {
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.as_slice() {
@@ -515,6 +528,20 @@ fn handle_request(
                 write_all_raw(c.as_raw_fd(), rest);
             }
             true
+        }
+        ["exe"] => {
+            if sealed_exe.is_none() {
+                *sealed_exe = crate::sys::sealed_copy_of_self().ok();
+            }
+            match sealed_exe {
+                Some(f) => {
+                    let _ = crate::sys::send_fd(cl.stream.as_raw_fd(), f.as_raw_fd());
+                }
+                None => {
+                    let _ = cl.stream.write_all(b"error no copy\n");
+                }
+            }
+            false
         }
         _ => {
             let _ = cl.stream.write_all(b"error unknown request\n");
