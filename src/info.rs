@@ -77,8 +77,7 @@ pub fn info(name: &str, json: bool) -> ExitCode {
 
 /// What `info` shows of `name`; `None` when envc knows nothing of it.
 pub fn show(name: &str) -> Option<Shown> {
-    let plain = !name.is_empty() && !name.starts_with('.') && !name.contains('/');
-    if !plain {
+    if !crate::state::is_container_name(name) {
         return None;
     }
     let logs = log_dir().join(name);
@@ -111,7 +110,7 @@ pub fn show(name: &str) -> Option<Shown> {
         name: name.to_string(),
         state: state.into(),
         pid: info.as_ref().map(|i| i.pid).filter(|p| *p > 0),
-        uptime_secs: live.map(|i| now().saturating_sub(i.started)),
+        uptime_secs: live.map(|i| crate::lifecycle::now().saturating_sub(i.started)),
         rootfs: info.as_ref().map(|i| i.rootfs.clone()),
         privileged: info.as_ref().is_some_and(|i| i.idmap.is_none()),
         idmap: info.as_ref().and_then(|i| i.idmap.clone()),
@@ -120,12 +119,6 @@ pub fn show(name: &str) -> Option<Shown> {
         last_outcome: None,
         console_log,
     })
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {

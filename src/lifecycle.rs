@@ -75,7 +75,8 @@ fn cgroup_parent(plan: &Plan) -> Option<String> {
     })
 }
 
-fn now() -> u64 {
+/// Seconds since the epoch.
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -16,10 +16,9 @@ const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
 
 /// `envc logs`.
 pub fn logs(name: &str, follow: bool, syslog: bool) -> ExitCode {
-    let plain = !name.is_empty() && !name.starts_with('.') && !name.contains('/');
     let file = if syslog { "syslog.log" } else { "console.log" };
     let path = log_dir().join(name).join(file);
-    let opened = if plain {
+    let opened = if crate::state::is_container_name(name) {
         File::open(&path)
     } else {
         Err(io::ErrorKind::NotFound.into())

@@ -224,6 +224,12 @@ impl Drop for State {
     }
 }
 
+/// Whether `name`, given on the command line, can name a container: one
+/// path component that is not hidden (`.idmap` and the like are envc's).
+pub fn is_container_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && !name.contains('/')
+}
+
 /// Whether a state directory exists for `name`.
 pub fn exists(name: &str) -> bool {
     Path::new(&run_dir()).join(name).exists()

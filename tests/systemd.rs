@@ -18,6 +18,7 @@
 mod common;
 
 use common::proc::{Out, Proc};
+use common::world::{cgroup_tree_populated, wait_until};
 use common::{HostState, TempDir};
 use serde_json::Value;
 
@@ -71,31 +72,6 @@ fn inside(name: &str, args: &[&str], timeout: Duration) -> Out {
     let mut cmd = Command::new(common::envc_bin());
     cmd.args(["exec", name, "--"]).args(args);
     run(cmd, timeout)
-}
-
-/// Whether a process is in the cgroup at `path` or below it.
-fn cgroup_tree_populated(path: &Path) -> bool {
-    if std::fs::read_to_string(path.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty()) {
-        return true;
-    }
-    std::fs::read_dir(path).is_ok_and(|rd| {
-        rd.filter_map(|e| e.ok())
-            .any(|e| e.path().is_dir() && cgroup_tree_populated(&e.path()))
-    })
-}
-
-fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 // ------------------------------------------------------------------ the rootfs

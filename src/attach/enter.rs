@@ -315,14 +315,18 @@ fn exec_first_found(commands: &[Vec<String>], env: &[String]) -> Stop {
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or(environment::DEFAULT_PATH);
-    let Ok(envp) = env.iter().map(|e| cstr(e)).collect::<Result<Vec<_>, _>>() else {
+    let Ok(envp) = env
+        .iter()
+        .map(|e| CString::new(e.as_str()))
+        .collect::<Result<Vec<_>, _>>()
+    else {
         return Stop(125, "an environment entry holds a NUL byte".into());
     };
     let mut last = Stop(127, "no command".into());
     for command in commands {
         let Ok(argv) = command
             .iter()
-            .map(|a| cstr(a))
+            .map(|a| CString::new(a.as_str()))
             .collect::<Result<Vec<_>, _>>()
         else {
             return Stop(125, "an argument holds a NUL byte".into());
@@ -337,7 +341,9 @@ fn exec_first_found(commands: &[Vec<String>], env: &[String]) -> Stop {
         };
         let mut denied = None;
         for c in candidates {
-            let Ok(file) = cstr(&c) else { continue };
+            let Ok(file) = CString::new(c.as_str()) else {
+                continue;
+            };
             let err = execve(&file, &argv, &envp);
             match err.raw_os_error() {
                 Some(libc::ENOENT) | Some(libc::ENOTDIR) => {}
@@ -350,10 +356,6 @@ fn exec_first_found(commands: &[Vec<String>], env: &[String]) -> Stop {
         };
     }
     last
-}
-
-fn cstr(s: &str) -> Result<CString, std::ffi::NulError> {
-    CString::new(s)
 }
 
 /// `execve(2)`; returns only on failure.

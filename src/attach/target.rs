@@ -50,8 +50,7 @@ pub struct NotJoinable(pub String);
 /// The running container `name`, ready to be joined.
 pub fn find(name: &str) -> Result<Target, NotJoinable> {
     let fail = |m: String| Err(NotJoinable(m));
-    let plain = !name.is_empty() && !name.starts_with('.') && !name.contains('/');
-    if !plain || !run_dir().join(name).is_dir() {
+    if !crate::state::is_container_name(name) || !run_dir().join(name).is_dir() {
         return fail(format!("no container named `{name}` is running"));
     }
     if !is_running(name) {
